@@ -1,0 +1,194 @@
+"""Actions: the work a node does, and the registry that names them.
+
+An action is anything with a ``name`` and an ``async def execute(ctx) -> NodeOutput``.
+Most users write a plain function and decorate it with ``@registry.action()``: async
+functions run in the Trio task, sync functions in a worker thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, Protocol, TypeVar, overload, runtime_checkable
+
+import trio
+
+from ._errors import UnknownActionError
+from ._spec import NodeCtx, NodeOutput
+
+__all__ = ["ActionRegistry", "FunctionAction", "NodeAction"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@runtime_checkable
+class NodeAction(Protocol):
+    """The protocol every action follows.
+
+    ``execute`` runs one attempt. Return a `NodeOutput` (``success=False`` fails the
+    attempt) or raise to fail it; it is cancelled through its node's cancel scope on
+    timeout, branch cancellation or shutdown, like any Trio code.
+    """
+
+    name: str
+
+    async def execute(self, ctx: NodeCtx) -> NodeOutput:
+        """Run one attempt of the node described by ``ctx``."""
+        ...
+
+
+def _is_async_callable(fn: Callable[..., Any]) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - objects with an async __call__
+    )
+
+
+class FunctionAction:
+    """A `NodeAction` made from a plain function of ``ctx``.
+
+    An ``async def`` runs in the node's Trio task. A sync function runs in a worker
+    thread (``trio.to_thread.run_sync``) under the registry's thread limiter, so a
+    blocking call never stalls the coordinator. When such a node is cancelled or times
+    out, Trio *abandons* the thread: the node ends at once and frees its
+    ``max_parallel`` slot, but Python cannot stop a running thread, so the function runs
+    on to its end in the background (its result is dropped) and keeps its thread-limiter
+    token until then.
+
+    A return value that is not a `NodeOutput` becomes ``NodeOutput.ok(value)``.
+    """
+
+    __slots__ = ("_call", "fn", "is_async", "name")
+
+    def __init__(
+        self, fn: Callable[[NodeCtx], Any], name: str, limiter: trio.CapacityLimiter | None
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.is_async = _is_async_callable(fn)
+        self._call: Callable[[NodeCtx], Awaitable[Any]]
+        if self.is_async:
+            self._call = fn
+        else:
+            self._call = functools.partial(
+                _run_in_thread, fn, limiter, f"dagtrio action {name}"
+            )
+
+    async def execute(self, ctx: NodeCtx) -> NodeOutput:
+        """Run the function on ``ctx`` and wrap a plain return value in `NodeOutput.ok`."""
+        result = await self._call(ctx)
+        if type(result) is NodeOutput:
+            return result
+        return NodeOutput.ok(result)
+
+    def __repr__(self) -> str:
+        kind = "async" if self.is_async else "sync"
+        return f"<FunctionAction {self.name!r} ({kind}) {self.fn!r}>"
+
+
+async def _run_in_thread(
+    fn: Callable[[NodeCtx], Any],
+    limiter: trio.CapacityLimiter | None,
+    thread_name: str,
+    ctx: NodeCtx,
+) -> Any:
+    return await trio.to_thread.run_sync(
+        fn, ctx, abandon_on_cancel=True, limiter=limiter, thread_name=thread_name
+    )
+
+
+class ActionRegistry:
+    """Names the actions a DAG may use.
+
+    Specs refer to actions by name, so a graph can be described as data (JSON, YAML, a
+    planner's output) and checked before it runs: a spec naming an unregistered action
+    is refused before anything starts.
+
+    ``max_threads`` bounds how many sync actions run in worker threads at once (default:
+    Trio's default thread limiter, 40).
+
+    >>> registry = ActionRegistry()
+    >>> @registry.action()
+    ... async def double(ctx):
+    ...     return ctx.inputs["x"] * 2
+    >>> "double" in registry
+    True
+    """
+
+    def __init__(self, *, max_threads: int | None = None) -> None:
+        if max_threads is not None and (
+            isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1
+        ):
+            raise ValueError(f"max_threads must be an int >= 1 or None, got {max_threads!r}")
+        self._actions: dict[str, NodeAction] = {}
+        self._limiter = trio.CapacityLimiter(max_threads) if max_threads is not None else None
+
+    def register(self, action: NodeAction, *, replace: bool = False) -> NodeAction:
+        """Add ``action`` under ``action.name`` and return it.
+
+        Registering a second action under a taken name is a `ValueError` (it is almost
+        always a mistake); pass ``replace=True`` to swap one on purpose.
+        """
+        name = getattr(action, "name", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"action {action!r} needs a non-empty string `name`")
+        execute = getattr(action, "execute", None)
+        if not callable(execute):
+            raise TypeError(f"action {name!r} has no `execute(ctx)` method")
+        if not inspect.iscoroutinefunction(execute):
+            raise TypeError(f"action {name!r}: `execute` must be an async method")
+        if name in self._actions and not replace:
+            raise ValueError(f"an action named {name!r} is already registered")
+        self._actions[name] = action
+        return action
+
+    @overload
+    def action(self, fn: F, /) -> F: ...
+    @overload
+    def action(
+        self, name: str | None = None, *, replace: bool = False
+    ) -> Callable[[F], F]: ...
+
+    def action(self, name: Any = None, *, replace: bool = False) -> Any:
+        """Decorator: register a function of ``ctx`` as an action, under its own name by default.
+
+        Works as ``@registry.action``, ``@registry.action()`` and
+        ``@registry.action("name")``. The function itself is returned unchanged, so it
+        stays callable in unit tests.
+        """
+        if callable(name):
+            return self.action()(name)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"action name must be a non-empty string, got {name!r}")
+
+        def decorate(fn: F) -> F:
+            if not callable(fn):
+                raise TypeError(f"@action needs a function, got {fn!r}")
+            action_name = name or getattr(fn, "__name__", None)
+            if not action_name:
+                raise TypeError(f"cannot tell the name of {fn!r}; pass name=")
+            self.register(FunctionAction(fn, action_name, self._limiter), replace=replace)
+            return fn
+
+        return decorate
+
+    def get(self, name: str) -> NodeAction:
+        """The action registered as ``name``; `UnknownActionError` (a `KeyError`) if none."""
+        try:
+            return self._actions[name]
+        except KeyError:
+            raise UnknownActionError(name, tuple(self._actions)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._actions
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._actions)
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+    def __repr__(self) -> str:
+        return f"<ActionRegistry {sorted(self._actions)}>"

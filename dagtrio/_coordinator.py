@@ -1,0 +1,655 @@
+"""The coordinator: owns a run's graph, starts workers, applies commands, feeds hooks.
+
+One coordinator task per run receives every message from one bounded inbox and is the
+only caller of `RunState`. It never blocks on anything but that inbox, so workers, hook
+stages and applications can always get their messages to it (see `_pipeline` for why
+the event flow cannot deadlock).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import types
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal
+
+import attrs
+import trio
+
+from ._actions import ActionRegistry
+from ._commands import ExecutorCommand
+from ._errors import CommandRejectedError, RunFinishedError
+from ._events import ExecutionEvent, HookFailed, RunIdle
+from ._hooks import EventHook, HookContext, HookLike, as_hook, command_list, hook_name
+from ._messages import (
+    AttemptDone,
+    EventsDone,
+    GraceOver,
+    HookCommands,
+    HookCrashed,
+    HooksStarted,
+    RetryDue,
+    Shutdown,
+    Submitted,
+)
+from ._pipeline import ChannelSource, EventStream, Outbox, run_stage, run_tail
+from ._report import RunReport
+from ._spec import NodeCtx, NodeOutput, NodeSpec, NodeStatus, iter_specs
+from ._state import Node, Rejected, RunState
+from ._view import GraphView
+
+__all__ = ["Coordinator", "Run", "RunStatistics", "run_dag", "run_dag_sync"]
+
+logger = logging.getLogger("dagtrio")
+
+#: how long hooks' ``on_complete`` may take when the run was cancelled from outside
+CLEANUP_GRACE = 5.0
+
+OnFailure = Literal["skip", "fail_fast"]
+HookErrors = Literal["fail", "isolate"]
+
+
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Coordinator:
+    """Runs DAGs of registered actions, in parallel, with hooks that can grow them.
+
+    A coordinator holds configuration only; every `run` / `open_run` gets its own
+    graph, so one coordinator can serve many runs, one after another or at once.
+
+    - ``registry``: the actions specs may name.
+    - ``hooks``: `EventHook` objects or ``async def hook(ctx, event)`` functions, run as a
+      pipeline in this order.
+    - ``max_parallel``: at most this many actions run at any moment.
+    - ``event_capacity``: capacity of each channel of the event pipeline (hooks and
+      ``run.events()`` readers); at most this many events (at least one) wait in it
+      before the coordinator stops starting nodes. 0 makes every hand-over a rendezvous.
+    - ``command_capacity``: capacity of the coordinator's inbox (worker results, hook
+      commands, submitted commands).
+    - ``on_failure``: ``"skip"`` (dependents of a failed node are skipped, the rest goes
+      on) or ``"fail_fast"`` (the first final failure cancels the run).
+    - ``hook_errors``: ``"fail"`` (a hook that raises fails the run with its exception)
+      or ``"isolate"`` (a `HookFailed` event is emitted and the hook goes on receiving).
+    - ``app_data``: anything; handed to actions (``ctx.app_data``) and hooks.
+    """
+
+    def __init__(
+        self,
+        registry: ActionRegistry,
+        hooks: Iterable[HookLike] = (),
+        *,
+        max_parallel: int = 64,
+        event_capacity: int = 100,
+        command_capacity: int = 100,
+        on_failure: OnFailure = "skip",
+        hook_errors: HookErrors = "fail",
+        app_data: Any = None,
+    ) -> None:
+        if not isinstance(registry, ActionRegistry):
+            raise TypeError(f"registry must be an ActionRegistry, got {type(registry).__name__}")
+        self.registry = registry
+        self.hooks: tuple[EventHook, ...] = tuple(as_hook(hook) for hook in hooks)
+        self.max_parallel = _check_int("max_parallel", max_parallel, 1)
+        self.event_capacity = _check_int("event_capacity", event_capacity, 0)
+        self.command_capacity = _check_int("command_capacity", command_capacity, 0)
+        if on_failure not in ("skip", "fail_fast"):
+            raise ValueError(f"on_failure must be 'skip' or 'fail_fast', got {on_failure!r}")
+        if hook_errors not in ("fail", "isolate"):
+            raise ValueError(f"hook_errors must be 'fail' or 'isolate', got {hook_errors!r}")
+        self.on_failure: OnFailure = on_failure
+        self.hook_errors: HookErrors = hook_errors
+        self.app_data = app_data
+
+    @asynccontextmanager
+    async def open_run(
+        self, specs: Iterable[NodeSpec], *, dag_name: str = "dag", run_id: str | None = None
+    ) -> AsyncIterator[Run]:
+        """Start a run and hand it over while it goes on.
+
+        ``async with coordinator.open_run(specs) as run:`` — the body can submit
+        commands, read ``run.events()`` or watch ``run.graph``. Leaving the block waits
+        for the run to end; cancelling the enclosing scope cancels the run. The initial
+        specs are checked before anything starts (`InvalidGraphError` names the node and
+        the problem). A hook that fails the run makes leaving the block raise its
+        exception; an exception in the body cancels the run and propagates as it is.
+        """
+        run = Run(self, specs, dag_name=dag_name, run_id=run_id)
+        body_error: BaseException | None = None
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run._serve)
+            try:
+                yield run
+            except BaseException as exc:
+                # Re-raised below, outside the nursery, so the body's own exception
+                # reaches the caller as it is rather than inside an ExceptionGroup.
+                body_error = exc
+                run.cancel()
+        if body_error is not None:
+            raise body_error
+        if run._failure is not None:
+            raise run._failure
+
+    async def run(
+        self, specs: Iterable[NodeSpec], *, dag_name: str = "dag", run_id: str | None = None
+    ) -> RunReport:
+        """Run ``specs`` (and whatever hooks add) to the end and return the report."""
+        async with self.open_run(specs, dag_name=dag_name, run_id=run_id) as run:
+            pass
+        return run.report()
+
+
+@attrs.frozen
+class RunStatistics:
+    """A snapshot of a run's queues, for monitoring and for tests of boundedness."""
+
+    nodes: int
+    unfinished: int
+    running: int
+    ready: int
+    held: int
+    delayed: int
+    #: events emitted but not yet through every hook and reader
+    events_in_flight: int
+    #: events waiting in the coordinator's outbox for the first stage
+    outbox: int
+    inbox_buffered: int
+    readers: int
+
+
+class Run:
+    """A run in progress, handed out by `Coordinator.open_run`.
+
+    Talk to it from your application: `submit` commands (an approval, a UI action),
+    read `events`, look at `graph`, `shutdown` or `cancel` it, and `wait` for its report.
+    """
+
+    def __init__(
+        self,
+        coordinator: Coordinator,
+        specs: Iterable[NodeSpec],
+        *,
+        dag_name: str,
+        run_id: str | None,
+    ) -> None:
+        if not isinstance(dag_name, str) or not dag_name:
+            raise ValueError(f"dag_name must be a non-empty string, got {dag_name!r}")
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise ValueError(f"run_id must be a non-empty string or None, got {run_id!r}")
+        self._coordinator = coordinator
+        self.run_id: str = run_id or uuid.uuid4().hex
+        self.dag_name: str = dag_name
+        self._hooks = coordinator.hooks
+        self._max_parallel = coordinator.max_parallel
+        self._event_limit = max(1, coordinator.event_capacity)
+        self._fail_fast = coordinator.on_failure == "fail_fast"
+        self._isolate = coordinator.hook_errors == "isolate"
+        self._app_data = coordinator.app_data
+        # Times in reports are epoch seconds that advance with Trio's clock (a MockClock
+        # in tests), so durations are exact and reports stay meaningful.
+        offset = time.time() - trio.current_time()
+        self._outbox = Outbox()
+        self._readers: list[trio.MemorySendChannel[ExecutionEvent]] = []
+        self._unacked = 0
+        self._state = RunState(
+            coordinator.registry,
+            dag_name=dag_name,
+            run_id=self.run_id,
+            emit=self._emit,
+            retry_later=self._retry_later,
+            now=lambda: trio.current_time() + offset,
+        )
+        self._state.add_initial(iter_specs(specs))
+        self.graph = GraphView(self._state)
+        """A live read-only view of the graph."""
+        self._hook_ctx = HookContext(self.run_id, dag_name, self._app_data, self.graph)
+        self._cache = types.MappingProxyType(self._state.outputs)
+        self._inbox_send, self._inbox = trio.open_memory_channel[Any](
+            coordinator.command_capacity
+        )
+        self._nursery: trio.Nursery | None = None
+        self._grace_scope: trio.CancelScope | None = None
+        self._hooks_started = not self._hooks
+        self._stopping: str | None = None
+        self._idle_announced = False
+        self._failure: BaseException | None = None
+        self._error: str | None = None
+        self._finished = False
+        self._done = trio.Event()
+        self._report: RunReport | None = None
+
+    # ----------------------------------------------------------------- public API
+
+    async def submit(self, command: ExecutorCommand) -> None:
+        """Apply ``command`` to the run, through the same path as hook commands.
+
+        Returns once the coordinator has applied it. A command it rejects raises
+        `CommandRejectedError` (a `CommandRejected` event is emitted too, and the run
+        goes on unchanged); a run that has ended raises `RunFinishedError`.
+        """
+        if not isinstance(command, ExecutorCommand):
+            raise TypeError(f"submit() takes an ExecutorCommand, got {command!r}")
+        if self._finished:
+            raise RunFinishedError(f"run {self.run_id} has ended")
+        message = Submitted(command, trio.Event())
+        try:
+            await self._inbox_send.send(message)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            raise RunFinishedError(f"run {self.run_id} has ended") from None
+        await message.reply.wait()
+        if message.reason is not None:
+            if message.reason is _FINISHED:
+                raise RunFinishedError(f"run {self.run_id} ended before the command applied")
+            raise CommandRejectedError(command, message.reason)
+
+    def events(self) -> EventStream:
+        """A stream of every event from now on, in the run's order; it ends with the run.
+
+        Subscribing happens in this call (not at the first read), so nothing emitted
+        after it is missed. Each stream holds at most ``event_capacity`` events; a slow
+        reader slows the run down.
+        """
+        send, receive = trio.open_memory_channel[ExecutionEvent](
+            self._coordinator.event_capacity
+        )
+        if self._finished:
+            send.close()
+        else:
+            self._readers.append(send)
+        return EventStream(receive)
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop the run gracefully: start no new node, give running ones ``grace`` seconds.
+
+        Nodes that never started end ``CANCELLED`` at once; actions still running when
+        ``grace`` runs out are cancelled (``None``: wait for them however long they take).
+        Returns once the shutdown is in force; ``await run.wait()`` for the end. Calling
+        it again, or after the run ended, does nothing.
+        """
+        if grace is not None:
+            if isinstance(grace, bool) or not isinstance(grace, int | float):
+                raise TypeError(f"grace must be a number of seconds or None, got {grace!r}")
+            if math.isnan(grace) or grace < 0:
+                raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+        if self._finished:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await self._inbox_send.send(
+                Shutdown(math.inf if grace is None else float(grace), "shutdown requested")
+            )
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+    def cancel(self) -> None:
+        """Cancel the run now: running actions are cancelled, nothing else starts.
+
+        Unlike `shutdown` there is no grace and hooks see no more events; every node
+        not yet final ends ``CANCELLED``. The report is still available from `wait`.
+        """
+        if self._finished:
+            return
+        if self._error is None:
+            self._error = "run was cancelled"
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def wait(self) -> RunReport:
+        """Wait for the run to end and return its report.
+
+        Raises the hook's exception if a hook failed the run (``hook_errors="fail"``).
+        """
+        await self._done.wait()
+        if self._failure is not None:
+            raise self._failure
+        return self.report()
+
+    def report(self) -> RunReport:
+        """The report now: final once the run has ended, a snapshot before."""
+        if self._report is not None:
+            return self._report
+        return self._state.report(success=False if not self._finished else None)
+
+    @property
+    def finished(self) -> bool:
+        """True once the run has ended."""
+        return self._finished
+
+    def statistics(self) -> RunStatistics:
+        """Sizes of the run's queues right now (see `RunStatistics`)."""
+        state = self._state
+        return RunStatistics(
+            nodes=len(state.nodes),
+            unfinished=state.unfinished,
+            running=state.running,
+            ready=len(state.ready),
+            held=len(state.held),
+            delayed=state.delayed,
+            events_in_flight=self._unacked,
+            outbox=len(self._outbox),
+            inbox_buffered=self._inbox.statistics().current_buffer_used,
+            readers=len(self._readers),
+        )
+
+    def __repr__(self) -> str:
+        status = "finished" if self._finished else "running"
+        return f"<Run {self.dag_name!r} {self.run_id} {status}, {len(self._state.nodes)} nodes>"
+
+    # ----------------------------------------------------------------- the run's tasks
+
+    async def _serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self._start_pipeline, nursery)
+                task_status.started()
+                await self._coordinate()
+        except BaseException:
+            self._conclude()
+            with trio.move_on_after(CLEANUP_GRACE, shield=True):
+                await self._complete_hooks()
+            raise
+        else:
+            self._conclude()
+            await self._complete_hooks()
+        finally:
+            self._done.set()
+
+    async def _start_pipeline(self, nursery: trio.Nursery) -> None:
+        """Run every hook's ``on_start`` in order, then the pipeline's stages."""
+        inbox = self._inbox_send
+        for hook in self._hooks:
+            name = hook_name(hook)
+            try:
+                commands = command_list(await hook.on_start(self._hook_ctx), name)
+            except Exception as exc:
+                await inbox.send(HookCrashed(name, exc))
+                if not self._isolate:
+                    return
+            else:
+                if commands:
+                    await inbox.send(HookCommands(name, commands))
+        await inbox.send(HooksStarted())
+        source: Any = self._outbox
+        capacity = self._coordinator.event_capacity
+        for hook in self._hooks:
+            sink, receive = trio.open_memory_channel[ExecutionEvent](capacity)
+            nursery.start_soon(
+                run_stage,
+                hook,
+                hook_name(hook),
+                self._hook_ctx,
+                source,
+                sink,
+                inbox,
+                self._isolate,
+            )
+            source = ChannelSource(receive)
+        nursery.start_soon(run_tail, source, self._readers, inbox)
+
+    async def _coordinate(self) -> None:
+        inbox = self._inbox
+        handle = self._handle
+        while True:
+            if self._hooks_started and self._stopping is None:
+                self._dispatch()
+            if self._is_finished():
+                break
+            handle(await inbox.receive())
+            # Apply whatever else is already queued before dispatching again: fewer
+            # checkpoints, and each dispatch sees the most recent state.
+            for _ in range(256):
+                try:
+                    message = inbox.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                handle(message)
+        self._finished = True
+        self._outbox.close()
+        if self._grace_scope is not None:
+            self._grace_scope.cancel()
+
+    def _dispatch(self) -> None:
+        state = self._state
+        limit = self._max_parallel
+        event_limit = self._event_limit
+        nursery = self._nursery
+        assert nursery is not None
+        while state.running < limit and self._unacked < event_limit:
+            node = state.next_ready()
+            if node is None:
+                return
+            scope = trio.CancelScope()
+            self._emit(state.start(node, scope))
+            self._idle_announced = False
+            ctx = NodeCtx(
+                state.dag_name,
+                node.id,
+                state.run_id,
+                node.spec.inputs,
+                state.upstream(node),
+                node.attempts,
+                self._cache,
+                self._app_data,
+                node.branch,
+            )
+            nursery.start_soon(self._work, node, scope, ctx)
+
+    def _is_finished(self) -> bool:
+        state = self._state
+        if state.running or state.delayed or self._unacked or not self._hooks_started:
+            return False
+        if state.ready:
+            state.ready = type(state.ready)(n for n in state.ready if n.status is NodeStatus.READY)
+            if state.ready:
+                return False
+        if state.held:
+            state.held = [node for node in state.held if node.status is NodeStatus.READY]
+            if state.held and self._stopping is None:
+                # Only paused work is left: a person (or a hook answering RunIdle) must
+                # resume it, so stay alive and say so once.
+                if not self._idle_announced:
+                    self._idle_announced = True
+                    self._emit(RunIdle(tuple(state.paused)))
+                return False
+        stats = self._inbox.statistics()
+        # Someone is still trying to reach us (a submit in flight): hear them out first.
+        return not (stats.current_buffer_used or stats.tasks_waiting_send)
+
+    def _handle(self, message: Any) -> None:
+        state = self._state
+        kind = type(message)
+        if kind is AttemptDone:
+            node = message.node
+            state.attempt_done(node, message.output, message.error, message.cancelled)
+            if self._fail_fast and node.status is NodeStatus.FAILED and self._stopping is None:
+                self._error = f"fail_fast: node {node.id!r} failed: {node.error}"
+                self._begin_shutdown(0.0, self._error)
+        elif kind is EventsDone:
+            self._unacked -= message.count
+        elif kind is HookCommands:
+            for command in message.commands:
+                self._apply(command)
+        elif kind is Submitted:
+            try:
+                state.apply(message.command)
+            except Rejected as exc:
+                state.reject(message.command, exc.reason)
+                message.reason = exc.reason
+            message.reply.set()
+        elif kind is RetryDue:
+            state.retry_due(message.node)
+        elif kind is HooksStarted:
+            self._hooks_started = True
+        elif kind is HookCrashed:
+            self._hook_crashed(message.hook, message.error)
+        elif kind is Shutdown:
+            self._begin_shutdown(message.grace, message.reason)
+        elif kind is GraceOver:
+            state.cancel_nodes(
+                lambda node: node.status is NodeStatus.RUNNING,
+                "cancelled: shutdown grace period ran out",
+            )
+        else:  # pragma: no cover - a bug in dagtrio, not in user code
+            raise AssertionError(f"unexpected message {message!r}")
+
+    def _apply(self, command: ExecutorCommand) -> None:
+        try:
+            self._state.apply(command)
+        except Rejected as exc:
+            self._state.reject(command, exc.reason)
+
+    def _hook_crashed(self, name: str, error: BaseException) -> None:
+        if self._isolate:
+            self._emit(HookFailed(name, _describe(error)))
+            return
+        if self._failure is None:
+            self._failure = error
+            self._error = f"hook {name} raised {_describe(error)}"
+        assert self._nursery is not None
+        self._nursery.cancel_scope.cancel()
+
+    def _begin_shutdown(self, grace: float, reason: str) -> None:
+        state = self._state
+        if self._stopping is not None:
+            if grace == 0:
+                self._cancel_running()
+            return
+        self._stopping = reason
+        if self._error is None:
+            self._error = reason
+        state.stop(f"cancelled: {reason}")
+        if grace == 0:
+            self._cancel_running()
+        elif state.running and not math.isinf(grace):
+            assert self._nursery is not None
+            self._grace_scope = trio.CancelScope()
+            self._nursery.start_soon(self._grace_timer, self._grace_scope, grace)
+
+    def _cancel_running(self) -> None:
+        self._state.cancel_nodes(
+            lambda node: node.status is NodeStatus.RUNNING, f"cancelled: {self._stopping}"
+        )
+
+    async def _grace_timer(self, scope: trio.CancelScope, grace: float) -> None:
+        with scope:
+            await trio.sleep(grace)
+            await self._inbox_send.send(GraceOver())
+
+    def _emit(self, event: ExecutionEvent) -> None:
+        # Nobody listening (no hooks, no readers): nothing to deliver or wait for.
+        if self._hooks or self._readers:
+            self._outbox.put(event)
+            self._unacked += 1
+
+    def _retry_later(self, node: Node, delay: float) -> None:
+        assert self._nursery is not None
+        scope = trio.CancelScope()
+        node.scope = scope
+        self._nursery.start_soon(self._retry_timer, node, scope, delay)
+
+    async def _retry_timer(self, node: Node, scope: trio.CancelScope, delay: float) -> None:
+        with scope:
+            await trio.sleep(delay)
+        if not scope.cancelled_caught:
+            await self._inbox_send.send(RetryDue(node))
+
+    async def _work(self, node: Node, scope: trio.CancelScope, ctx: NodeCtx) -> None:
+        output: Any = None
+        error: str | None = None
+        timeout = node.spec.timeout
+        with scope:
+            try:
+                if timeout is None:
+                    output = await node.action.execute(ctx)
+                else:
+                    with trio.move_on_after(timeout) as limit:
+                        output = await node.action.execute(ctx)
+                    if limit.cancelled_caught:
+                        error = f"timed out after {timeout:g}s (attempt {ctx.attempt})"
+            except Exception as exc:
+                error = _describe(exc)
+        if error is None and not isinstance(output, NodeOutput):
+            output = NodeOutput.ok(output)
+        await self._inbox_send.send(AttemptDone(node, output, error, scope.cancelled_caught))
+
+    def _conclude(self) -> None:
+        """Fix the final state: whatever is not final now never will be."""
+        self._finished = True
+        state = self._state
+        reason = self._error or "run ended before the node finished"
+        state.emit = _drop  # the pipeline is gone; the report still records everything
+        state.cancel_nodes(lambda node: True, f"cancelled: {reason}")
+        state.finished_at = state.now()
+        success = (
+            self._failure is None
+            and self._stopping is None
+            and self._error is None
+            and all(node.status is NodeStatus.SUCCEEDED for node in state.nodes.values())
+        )
+        self._report = state.report(success=success, error=self._error)
+        # Anyone whose command was queued but never applied hears that the run ended;
+        # closing right after (no checkpoint between) turns away everyone later.
+        while True:
+            try:
+                message = self._inbox.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            if type(message) is Submitted:
+                message.reason = _FINISHED
+                message.reply.set()
+        self._inbox.close()
+        for reader in self._readers:
+            reader.close()
+        self._readers.clear()
+
+    async def _complete_hooks(self) -> None:
+        success = self._report.success if self._report is not None else False
+        for hook in self._hooks:
+            name = hook_name(hook)
+            try:
+                await hook.on_complete(self._hook_ctx, success)
+            except Exception as exc:
+                if self._isolate:
+                    logger.warning("hook %s raised in on_complete: %s", name, _describe(exc))
+                elif self._failure is None:
+                    self._failure = exc
+
+
+#: marks a submitted command that the run ended before applying
+_FINISHED = "\0run finished"
+
+
+def _drop(event: ExecutionEvent) -> None:
+    pass
+
+
+async def run_dag(
+    specs: Iterable[NodeSpec], registry: ActionRegistry, **options: Any
+) -> RunReport:
+    """Run a DAG to its end in one call: ``await run_dag(specs, registry, max_parallel=8)``.
+
+    ``options`` are the `Coordinator` options (``hooks=``, ``max_parallel=``, …) plus
+    ``dag_name=`` and ``run_id=``.
+    """
+    run_options = {key: options.pop(key) for key in ("dag_name", "run_id") if key in options}
+    return await Coordinator(registry, **options).run(specs, **run_options)
+
+
+def run_dag_sync(
+    specs: Sequence[NodeSpec] | Iterable[NodeSpec], registry: ActionRegistry, **options: Any
+) -> RunReport:
+    """`run_dag` for scripts: starts Trio (``trio.run``) and returns the report."""
+    return trio.run(lambda: run_dag(specs, registry, **options))

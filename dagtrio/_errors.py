@@ -1,0 +1,81 @@
+"""Every exception dagtrio raises, in one place (the httpcore habit)."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CommandRejectedError",
+    "DagtrioError",
+    "InvalidGraphError",
+    "InvalidSpecError",
+    "RunFinishedError",
+    "UnknownActionError",
+]
+
+
+class DagtrioError(Exception):
+    """Base class of every error dagtrio raises on purpose.
+
+    Catch it to tell dagtrio's own complaints apart from exceptions raised by your
+    actions or hooks, which dagtrio passes through unchanged.
+    """
+
+
+class InvalidSpecError(DagtrioError, ValueError):
+    """A `NodeSpec` field has a bad value (``try_count=0``, inputs that are not a mapping…).
+
+    Raised while the spec is built, so a bad spec never reaches a coordinator.
+    ``node`` is the spec's id (``None`` when it has none yet) and ``reason`` says what
+    is wrong.
+    """
+
+    def __init__(self, node: str | None, reason: str) -> None:
+        self.node = node
+        self.reason = reason
+        where = f"node {node!r}" if node is not None else "node spec"
+        super().__init__(f"{where}: {reason}")
+
+
+class InvalidGraphError(DagtrioError, ValueError):
+    """The specs do not form a valid graph: unknown action or dep, duplicate id, a cycle.
+
+    Raised before a run starts for the initial specs. During a run the same checks
+    reject a command with a `CommandRejected` event instead, and the run goes on.
+    ``node`` names the offending node and ``reason`` says what is wrong with it.
+    """
+
+    def __init__(self, node: str | None, reason: str) -> None:
+        self.node = node
+        self.reason = reason
+        where = f"node {node!r}" if node is not None else "graph"
+        super().__init__(f"{where}: {reason}")
+
+
+class UnknownActionError(DagtrioError, KeyError):
+    """`ActionRegistry.get` was asked for a name nobody registered."""
+
+    def __init__(self, name: str, known: tuple[str, ...] = ()) -> None:
+        self.name = name
+        hint = f"; registered: {', '.join(sorted(known))}" if known else "; none registered"
+        self.message = f"no action named {name!r}{hint}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        # KeyError.__str__ would repr() the message and wrap it in quotes.
+        return self.message
+
+
+class CommandRejectedError(DagtrioError):
+    """`Run.submit` was given a command the coordinator rejected.
+
+    The run also emitted a `CommandRejected` event with the same reason and went on,
+    unchanged. ``command`` is the rejected command.
+    """
+
+    def __init__(self, command: object, reason: str) -> None:
+        self.command = command
+        self.reason = reason
+        super().__init__(f"{type(command).__name__} rejected: {reason}")
+
+
+class RunFinishedError(DagtrioError):
+    """A command was submitted to a run that has already ended."""

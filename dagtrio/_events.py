@@ -1,0 +1,163 @@
+"""Events: what happened in a run, in the one order every hook and reader sees.
+
+Only the coordinator creates lifecycle events; a hook can add a `CustomEvent` to the
+stream with the `EmitEvent` command. Every event is a frozen attrs class and round-trips
+through `dagtrio.converter` as a tagged union (a ``type`` field names the class).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from ._spec import NodeOutput, NodeRef, NodeSpec
+
+if TYPE_CHECKING:
+    from ._commands import ExecutorCommand
+
+__all__ = [
+    "BranchCancelled",
+    "BranchPaused",
+    "BranchResumed",
+    "CommandRejected",
+    "CustomEvent",
+    "ExecutionEvent",
+    "HookFailed",
+    "NodeAdded",
+    "NodeCancelled",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeRetrying",
+    "NodeSkipped",
+    "NodeStarted",
+    "RunIdle",
+    "RunResumed",
+]
+
+
+@attrs.frozen(slots=True)
+class ExecutionEvent:
+    """Base class of every event. Hooks receive them; ``run.events()`` yields them."""
+
+
+@attrs.frozen(slots=True)
+class NodeAdded(ExecutionEvent):
+    """A node joined the graph (initial spec or growth); ``spec`` has its final id.
+
+    Every node gets exactly one, before any other event about it. ``branch`` is the
+    branch the node was placed on (its spec's, its first dep's, or ``"main"``).
+    """
+
+    node: NodeRef
+    spec: NodeSpec
+    branch: str
+
+
+@attrs.frozen(slots=True)
+class NodeStarted(ExecutionEvent):
+    """An attempt of the node's action began (one event per attempt)."""
+
+    node: NodeRef
+    attempt: int
+
+
+@attrs.frozen(slots=True)
+class NodeCompleted(ExecutionEvent):
+    """The node succeeded; ``outcome.outputs`` is what its dependents receive."""
+
+    node: NodeRef
+    outcome: NodeOutput
+
+
+@attrs.frozen(slots=True)
+class NodeFailed(ExecutionEvent):
+    """The node failed for good: its last attempt failed (emitted once per node)."""
+
+    node: NodeRef
+    error: str
+
+
+@attrs.frozen(slots=True)
+class NodeRetrying(ExecutionEvent):
+    """Attempt ``attempt`` failed with ``error``; the next starts after ``delay`` seconds."""
+
+    node: NodeRef
+    attempt: int
+    error: str
+    delay: float
+
+
+@attrs.frozen(slots=True)
+class NodeCancelled(ExecutionEvent):
+    """The node was cancelled (branch cancel, shutdown or run failure) before it ended."""
+
+    node: NodeRef
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class NodeSkipped(ExecutionEvent):
+    """The node will never run because a dep did not succeed; ``reason`` names the dep."""
+
+    node: NodeRef
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class BranchPaused(ExecutionEvent):
+    """No node of ``branch`` (or below it) starts until it is resumed."""
+
+    branch: str
+    reason: str | None = None
+
+
+@attrs.frozen(slots=True)
+class BranchResumed(ExecutionEvent):
+    """A paused branch may start nodes again."""
+
+    branch: str
+
+
+@attrs.frozen(slots=True)
+class BranchCancelled(ExecutionEvent):
+    """``branch`` and everything below it was cancelled."""
+
+    branch: str
+    reason: str | None = None
+
+
+@attrs.frozen(slots=True)
+class CommandRejected(ExecutionEvent):
+    """``command`` was not applied, not even in part; ``reason`` says why. The run goes on."""
+
+    command: ExecutorCommand
+    reason: str
+
+
+@attrs.frozen(slots=True)
+class HookFailed(ExecutionEvent):
+    """With ``hook_errors="isolate"``: ``hook`` raised ``error`` and keeps receiving events."""
+
+    hook: str
+    error: str
+
+
+@attrs.frozen(slots=True)
+class RunIdle(ExecutionEvent):
+    """Nothing can progress until a paused branch is resumed from outside."""
+
+    branches: tuple[str, ...] = ()
+
+
+@attrs.frozen(slots=True)
+class RunResumed(ExecutionEvent):
+    """A run was resumed from its journal; earlier events may be delivered again."""
+
+
+@attrs.frozen(slots=True)
+class CustomEvent(ExecutionEvent):
+    """An application event placed in the stream by a hook (`EmitEvent`) or from outside."""
+
+    name: str
+    payload: Any = None

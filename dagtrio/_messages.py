@@ -1,0 +1,110 @@
+"""Messages into the coordinator's inbox (internal).
+
+The coordinator task is the only receiver of one bounded inbox. Workers, hook stages,
+timers and `Run` methods send these; the coordinator never sends to any of them while
+they might be waiting on it, which is what keeps the message flow free of cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._commands import ExecutorCommand
+from ._spec import NodeOutput
+
+if TYPE_CHECKING:
+    import trio
+
+    from ._state import Node
+
+
+class AttemptDone:
+    """A worker's attempt ended: with an output, an error, or cancelled."""
+
+    __slots__ = ("cancelled", "error", "node", "output")
+
+    def __init__(
+        self, node: Node, output: NodeOutput | None, error: str | None, cancelled: bool
+    ) -> None:
+        self.node = node
+        self.output = output
+        self.error = error
+        self.cancelled = cancelled
+
+
+class RetryDue:
+    """A retry delay has passed."""
+
+    __slots__ = ("node",)
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+
+class HookCommands:
+    """Commands a hook returned, to apply in order."""
+
+    __slots__ = ("commands", "hook")
+
+    def __init__(self, hook: str, commands: Sequence[ExecutorCommand]) -> None:
+        self.hook = hook
+        self.commands = commands
+
+
+class HookCrashed:
+    """A hook raised; the coordinator applies the ``hook_errors`` policy."""
+
+    __slots__ = ("error", "hook")
+
+    def __init__(self, hook: str, error: BaseException) -> None:
+        self.hook = hook
+        self.error = error
+
+
+class HooksStarted:
+    """Every hook's ``on_start`` has run and its commands are ahead in the inbox."""
+
+    __slots__ = ()
+
+
+class EventsDone:
+    """``count`` more events have passed every hook and reader."""
+
+    __slots__ = ("count",)
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+
+class Submitted:
+    """A command from outside the run; ``reply`` is set once it was applied or rejected."""
+
+    __slots__ = ("command", "reason", "reply")
+
+    def __init__(self, command: ExecutorCommand, reply: trio.Event) -> None:
+        self.command = command
+        self.reply = reply
+        self.reason: str | None = None
+
+
+class Shutdown:
+    """Stop starting nodes; cancel running ones after ``grace`` seconds."""
+
+    __slots__ = ("grace", "reason")
+
+    def __init__(self, grace: float, reason: str) -> None:
+        self.grace = grace
+        self.reason = reason
+
+
+class GraceOver:
+    """The shutdown grace period ended: cancel what still runs."""
+
+    __slots__ = ()
+
+
+class Wake:
+    """Nothing to apply; look at the run's state again (a reader subscribed)."""
+
+    __slots__ = ()

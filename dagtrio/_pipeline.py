@@ -1,0 +1,204 @@
+"""The event pipeline: coordinator → hook 1 → … → hook N → readers → acknowledgement.
+
+Why it cannot deadlock: the coordinator never waits on the pipeline. It puts events
+into an `Outbox` without blocking and learns that they have passed every hook and
+reader from `EventsDone` messages in its own inbox, which it alone drains. Every stage
+forwards downstream over a bounded channel or sends upstream to that inbox, so there is
+no cycle of tasks waiting on each other. Memory stays bounded because the coordinator
+starts no new node while more than ``event_capacity`` events are unacknowledged
+("admit new work only while the pipeline has room").
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from types import TracebackType
+from typing import Any, Protocol
+
+import trio
+
+from ._events import ExecutionEvent
+from ._hooks import EventHook, HookContext, command_list
+from ._messages import EventsDone, HookCommands, HookCrashed
+
+__all__ = ["EventStream", "Outbox", "run_stage", "run_tail"]
+
+#: how many queued events a stage takes in one go (fewer checkpoints, same order)
+BATCH = 128
+
+
+class _Source(Protocol):
+    async def receive_batch(self) -> list[ExecutionEvent]: ...
+
+
+class Outbox:
+    """The coordinator's end of the pipeline: `put` never blocks.
+
+    Its length is bounded by the coordinator's admission rule, not by the outbox
+    itself, which is what lets the coordinator stay ready to receive at all times.
+    """
+
+    def __init__(self) -> None:
+        self._items: deque[ExecutionEvent] = deque()
+        self._wakeup: trio.Event | None = None
+        self._closed = False
+
+    def put(self, event: ExecutionEvent) -> None:
+        self._items.append(event)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def receive_batch(self) -> list[ExecutionEvent]:
+        """Up to `BATCH` events in order; `trio.EndOfChannel` once closed and empty."""
+        items = self._items
+        if items:
+            await trio.lowlevel.checkpoint()
+        while not items:
+            if self._closed:
+                raise trio.EndOfChannel
+            self._wakeup = wakeup = trio.Event()
+            await wakeup.wait()
+        count = min(len(items), BATCH)
+        return [items.popleft() for _ in range(count)]
+
+
+class ChannelSource:
+    """Batched reads from a memory channel: one blocking receive, then what is queued."""
+
+    def __init__(self, channel: trio.MemoryReceiveChannel[ExecutionEvent]) -> None:
+        self.channel = channel
+
+    async def receive_batch(self) -> list[ExecutionEvent]:
+        channel = self.channel
+        batch = [await channel.receive()]
+        while len(batch) < BATCH:
+            try:
+                batch.append(channel.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+        return batch
+
+
+async def run_stage(
+    hook: EventHook,
+    name: str,
+    ctx: HookContext,
+    source: _Source,
+    sink: trio.MemorySendChannel[ExecutionEvent],
+    inbox: trio.MemorySendChannel[Any],
+    isolate: bool,
+) -> None:
+    """Feed every event to one hook, pass its commands to the coordinator, forward the event.
+
+    Commands go to the inbox *before* the event moves on, so by the time the coordinator
+    hears that an event passed every hook, every command it caused is ahead of that news
+    in the inbox.
+    """
+    with sink:
+        while True:
+            try:
+                batch = await source.receive_batch()
+            except trio.EndOfChannel:
+                return
+            for event in batch:
+                try:
+                    commands = command_list(await hook.handle(ctx, event), name)
+                except Exception as exc:
+                    await inbox.send(HookCrashed(name, exc))
+                    if not isolate:
+                        # The coordinator fails the run and cancels us; see nothing more.
+                        await trio.sleep_forever()
+                    commands = []
+                if commands:
+                    await inbox.send(HookCommands(name, commands))
+                await sink.send(event)
+
+
+async def run_tail(
+    source: _Source,
+    readers: list[trio.MemorySendChannel[ExecutionEvent]],
+    inbox: trio.MemorySendChannel[Any],
+) -> None:
+    """Hand each event to every `run.events()` reader, then acknowledge it to the coordinator."""
+    try:
+        while True:
+            try:
+                batch = await source.receive_batch()
+            except trio.EndOfChannel:
+                return
+            if readers:
+                for event in batch:
+                    for reader in tuple(readers):
+                        try:
+                            await reader.send(event)
+                        except (trio.BrokenResourceError, trio.ClosedResourceError):
+                            # The reader went away; it must not hold the run back.
+                            readers.remove(reader)
+            await inbox.send(EventsDone(len(batch)))
+    finally:
+        for reader in readers:
+            reader.close()
+        readers.clear()
+
+
+class EventStream:
+    """Every event of a run from the moment it was opened, in the run's one order.
+
+    Returned by `Run.events`. Iterate it with ``async for``; it ends when the run ends.
+    The stream is bounded: a reader that falls behind slows the run down rather than
+    letting events pile up. Use it as ``async with run.events() as events:`` (or call
+    `aclose`) to stop reading early; a stream that is dropped is closed too, so an
+    abandoned reader never stalls the run.
+    """
+
+    def __init__(self, channel: trio.MemoryReceiveChannel[ExecutionEvent]) -> None:
+        self._channel = channel
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> ExecutionEvent:
+        try:
+            return await self._channel.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def receive(self) -> ExecutionEvent:
+        """The next event; `trio.EndOfChannel` once the run has ended."""
+        return await self._channel.receive()
+
+    def close(self) -> None:
+        """Stop receiving; the run no longer waits for this reader."""
+        self._channel.close()
+
+    async def aclose(self) -> None:
+        """Async form of `close`, for ``contextlib.aclosing`` and friends."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        channel = getattr(self, "_channel", None)
+        if channel is not None:
+            channel.close()

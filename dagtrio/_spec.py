@@ -1,0 +1,230 @@
+"""The data a node is made of: its spec, its identity, its outcome and its status."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from ._errors import InvalidSpecError
+
+__all__ = [
+    "MAIN_BRANCH",
+    "NodeCtx",
+    "NodeOutput",
+    "NodeRef",
+    "NodeSpec",
+    "NodeStatus",
+    "validate_branch",
+]
+
+#: The branch of a node that names none and has no deps.
+MAIN_BRANCH = "main"
+
+
+def validate_branch(branch: object, *, node: str | None = None) -> str:
+    """Return ``branch`` if it is a valid branch path, else raise `InvalidSpecError`.
+
+    Branch names are ``/``-separated paths (``"main/tool-3"``); a command on a branch
+    covers every branch below it, so empty segments would make "below" ambiguous.
+    """
+    if not isinstance(branch, str):
+        raise InvalidSpecError(node, f"branch must be a string, got {type(branch).__name__}")
+    if not branch or any(not part for part in branch.split("/")):
+        raise InvalidSpecError(
+            node, f"branch {branch!r} is not a path of non-empty names joined by '/'"
+        )
+    return branch
+
+
+def _check_number(node: str | None, name: str, value: object, *, allow_zero: bool) -> float:
+    # bool is an int subclass; `timeout=True` is a bug, not one second.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSpecError(node, f"{name} must be a number, got {type(value).__name__}")
+    if math.isnan(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InvalidSpecError(node, f"{name} must be {bound}, got {value!r}")
+    return float(value)
+
+
+@attrs.frozen(slots=True)
+class NodeSpec:
+    """What a node is: the action to run, its deps, inputs and execution policy.
+
+    Build specs and hand them to a `Coordinator` (the initial graph) or to `AddNode` /
+    `AddNodes` (growth during a run). Every field is checked here, so a bad spec fails
+    where it is written, naming the node and the problem.
+
+    - ``action``: name of an action in the `ActionRegistry`.
+    - ``id``: unique node id; ``None`` lets the coordinator assign one.
+    - ``deps``: ids of nodes that must *succeed* before this one starts (any iterable;
+      repeated ids are kept once).
+    - ``inputs``: a mapping with string keys handed to the action as ``ctx.inputs``
+      (copied, so later changes to your dict do not reach the run).
+    - ``timeout``: seconds per attempt, ``None`` for no limit.
+    - ``try_count``: total attempts, at least 1.
+    - ``retry_delay``: seconds before the 2nd attempt; doubles for each later one.
+    - ``branch``: branch path; ``None`` means the first dep's branch, else ``"main"``.
+    """
+
+    action: str
+    id: str | None = None
+    deps: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    inputs: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    timeout: float | None = None
+    try_count: int = 1
+    retry_delay: float = 0.0
+    branch: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # Validation lives here rather than in per-field validators so every message can
+        # name the node, whatever field is wrong.
+        node = self.id if isinstance(self.id, str) else None
+        if self.id is not None and (not isinstance(self.id, str) or not self.id):
+            raise InvalidSpecError(None, f"id must be a non-empty string or None, got {self.id!r}")
+        if not isinstance(self.action, str) or not self.action:
+            raise InvalidSpecError(node, f"action must be a non-empty string, got {self.action!r}")
+        deps: list[str] = []
+        for dep in self.deps:
+            if not isinstance(dep, str) or not dep:
+                raise InvalidSpecError(node, f"deps must be non-empty strings, got {dep!r}")
+            if dep not in deps:
+                deps.append(dep)
+        if len(deps) != len(self.deps):
+            object.__setattr__(self, "deps", tuple(deps))
+        if not isinstance(self.inputs, Mapping):
+            raise InvalidSpecError(
+                node, f"inputs must be a mapping, got {type(self.inputs).__name__}"
+            )
+        for key in self.inputs:
+            if not isinstance(key, str):
+                raise InvalidSpecError(node, f"input names must be strings, got {key!r}")
+        object.__setattr__(self, "inputs", dict(self.inputs))
+        if self.timeout is not None:
+            object.__setattr__(
+                self, "timeout", _check_number(node, "timeout", self.timeout, allow_zero=False)
+            )
+        if isinstance(self.try_count, bool) or not isinstance(self.try_count, int):
+            raise InvalidSpecError(
+                node, f"try_count must be an int, got {type(self.try_count).__name__}"
+            )
+        if self.try_count < 1:
+            raise InvalidSpecError(
+                node, f"try_count must be >= 1 (it counts attempts), got {self.try_count}"
+            )
+        delay = _check_number(node, "retry_delay", self.retry_delay, allow_zero=True)
+        if math.isinf(delay):
+            raise InvalidSpecError(node, "retry_delay must be finite")
+        object.__setattr__(self, "retry_delay", delay)
+        if self.branch is not None:
+            validate_branch(self.branch, node=node)
+
+
+@attrs.frozen(slots=True)
+class NodeRef:
+    """Names one node of one run's DAG; events carry it so a listener knows where."""
+
+    dag: str
+    node: str
+
+    def __str__(self) -> str:
+        return f"{self.dag}:{self.node}"
+
+
+@attrs.frozen(slots=True)
+class NodeOutput:
+    """What one attempt of an action produced.
+
+    ``success=False`` makes the attempt a failure (retried while attempts remain).
+    Return `NodeOutput.ok` / `NodeOutput.failed` from actions that want to attach
+    ``metadata``; a plain return value ``v`` is taken as ``NodeOutput.ok(v)``.
+    """
+
+    outputs: Any = None
+    success: bool = True
+    metadata: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+
+    @classmethod
+    def ok(cls, outputs: Any = None, **metadata: Any) -> NodeOutput:
+        """A successful outcome carrying ``outputs`` (what dependents see upstream)."""
+        return cls(outputs, True, metadata or None)
+
+    @classmethod
+    def failed(cls, error: str, **metadata: Any) -> NodeOutput:
+        """A failed attempt that says why, without raising an exception."""
+        return cls(None, False, {"error": str(error), **metadata})
+
+    @property
+    def error(self) -> str | None:
+        """The error message of a failed outcome, else ``None``."""
+        if self.success:
+            return None
+        message = (self.metadata or {}).get("error")
+        return str(message) if message is not None else "action reported failure"
+
+
+class NodeStatus(enum.StrEnum):
+    """Where a node stands. ``SUCCEEDED``, ``FAILED``, ``CANCELLED`` and ``SKIPPED`` are final.
+
+    ``PENDING``: waiting for deps (or for a retry's delay to pass); ``READY``: may start
+    as soon as a slot is free; ``RUNNING``: an attempt is in progress.
+    """
+
+    PENDING = "pending"
+    READY = "ready"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the node can never change again."""
+        return self in _FINAL
+
+
+_FINAL = frozenset(
+    {NodeStatus.SUCCEEDED, NodeStatus.FAILED, NodeStatus.CANCELLED, NodeStatus.SKIPPED}
+)
+
+
+@attrs.frozen(slots=True)
+class NodeCtx:
+    """Everything an action may read about the attempt it runs. Read-only.
+
+    ``upstream`` maps each dep's id to that dep's ``outputs``; ``cache`` maps every
+    node of the run that has succeeded so far to its outputs; ``attempt`` counts from 1;
+    ``app_data`` is whatever the application passed to the `Coordinator`.
+    """
+
+    dag_name: str
+    node_id: str
+    run_id: str
+    inputs: Mapping[str, Any]
+    upstream: Mapping[str, Any]
+    attempt: int
+    cache: Mapping[str, Any]
+    app_data: Any = None
+    branch: str = MAIN_BRANCH
+
+    @property
+    def ref(self) -> NodeRef:
+        """This node as a `NodeRef`."""
+        return NodeRef(self.dag_name, self.node_id)
+
+
+def iter_specs(specs: Iterable[NodeSpec], *, what: str = "specs") -> list[NodeSpec]:
+    """Materialise ``specs``, refusing anything that is not a `NodeSpec`."""
+    if isinstance(specs, NodeSpec):
+        return [specs]
+    if isinstance(specs, str | bytes | Mapping) or not isinstance(specs, Iterable):
+        raise TypeError(f"{what} must be an iterable of NodeSpec, got {type(specs).__name__}")
+    out = list(specs)
+    for spec in out:
+        if not isinstance(spec, NodeSpec):
+            raise TypeError(f"{what} must contain NodeSpec objects, got {spec!r}")
+    return out

@@ -1,0 +1,565 @@
+"""The state of one run: the only code that changes the graph.
+
+`RunState` is owned by the coordinator task. Workers, hooks and applications never
+touch it; they send messages that the coordinator turns into calls here. Methods are
+synchronous and never block, so one command is applied whole before anything else
+happens (no half-applied `AddNodes`). Each change announces itself through ``emit``, in
+the order it happens, which is the run's one event order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from ._actions import ActionRegistry, NodeAction
+from ._commands import (
+    AddNode,
+    AddNodes,
+    CancelBranch,
+    EmitEvent,
+    ExecutorCommand,
+    PauseBranch,
+    ResumeBranch,
+    SetNodeInputs,
+)
+from ._errors import InvalidGraphError, InvalidSpecError
+from ._events import (
+    BranchCancelled,
+    BranchPaused,
+    BranchResumed,
+    CommandRejected,
+    CustomEvent,
+    ExecutionEvent,
+    NodeAdded,
+    NodeCancelled,
+    NodeCompleted,
+    NodeFailed,
+    NodeRetrying,
+    NodeSkipped,
+    NodeStarted,
+)
+from ._graph import batch_order
+from ._report import NodeRecord, RunReport
+from ._spec import MAIN_BRANCH, NodeOutput, NodeRef, NodeSpec, NodeStatus, validate_branch
+
+__all__ = ["Node", "RunState"]
+
+PENDING = NodeStatus.PENDING
+READY = NodeStatus.READY
+RUNNING = NodeStatus.RUNNING
+SUCCEEDED = NodeStatus.SUCCEEDED
+FAILED = NodeStatus.FAILED
+CANCELLED = NodeStatus.CANCELLED
+SKIPPED = NodeStatus.SKIPPED
+
+
+class Node:
+    """Mutable bookkeeping for one node. Only `RunState` writes to it."""
+
+    __slots__ = (
+        "action",
+        "attempts",
+        "branch",
+        "dependents",
+        "error",
+        "finished_at",
+        "id",
+        "outputs",
+        "ref",
+        "scope",
+        "spec",
+        "started_at",
+        "status",
+        "waiting",
+    )
+
+    def __init__(self, spec: NodeSpec, ref: NodeRef, branch: str, action: NodeAction) -> None:
+        self.id: str = ref.node
+        self.spec = spec
+        self.ref = ref
+        self.branch = branch
+        self.action = action
+        self.status = PENDING
+        #: deps that have not succeeded yet
+        self.waiting = 0
+        self.dependents: list[Node] = []
+        self.attempts = 0
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.error: str | None = None
+        self.outputs: Any = None
+        #: cancel scope of the running attempt or of the retry-delay timer
+        self.scope: trio.CancelScope | None = None
+
+    def record(self) -> NodeRecord:
+        return NodeRecord(
+            id=self.id,
+            action=self.spec.action,
+            branch=self.branch,
+            deps=self.spec.deps,
+            status=self.status,
+            attempts=self.attempts,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=self.error,
+            outputs=self.outputs,
+        )
+
+
+def _ancestors(branch: str) -> Iterator[str]:
+    """``"a/b/c"`` → ``"a"``, ``"a/b"``, ``"a/b/c"``: every branch a command on it covers."""
+    end = branch.find("/")
+    while end != -1:
+        yield branch[:end]
+        end = branch.find("/", end + 1)
+    yield branch
+
+
+def _under(branch: str, root: str) -> bool:
+    return branch == root or branch.startswith(root + "/")
+
+
+class Rejected(Exception):
+    """A command cannot be applied; ``reason`` goes into `CommandRejected`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@attrs.define(slots=True)
+class _Prepared:
+    """A validated batch: specs with final ids, in dependency order, with branches."""
+
+    specs: list[NodeSpec]
+    order: list[int]
+    branches: list[str]
+    #: the auto-id counter after this batch; committed only if the batch is added
+    next_auto_id: int
+
+
+class RunState:
+    """Graph, statuses, ready queue and branch states of one run.
+
+    ``emit`` receives every event as it happens. ``retry_later`` is called with a node
+    whose next attempt must wait ``delay`` seconds; the coordinator owns timers.
+    """
+
+    def __init__(
+        self,
+        registry: ActionRegistry,
+        *,
+        dag_name: str,
+        run_id: str,
+        emit: Callable[[ExecutionEvent], None],
+        retry_later: Callable[[Node, float], None],
+        now: Callable[[], float],
+    ) -> None:
+        self.registry = registry
+        self.dag_name = dag_name
+        self.run_id = run_id
+        self.emit = emit
+        self.retry_later = retry_later
+        self.now = now
+        self.nodes: dict[str, Node] = {}
+        #: outputs of every succeeded node: ``ctx.cache``
+        self.outputs: dict[str, Any] = {}
+        #: nodes that may start now, in the order they became ready
+        self.ready: deque[Node] = deque()
+        #: ready nodes held back by a paused branch
+        self.held: list[Node] = []
+        self.running = 0
+        #: nodes waiting out a retry delay
+        self.delayed = 0
+        #: nodes not yet in a final state
+        self.unfinished = 0
+        self.paused: dict[str, str | None] = {}
+        self.cancelled: dict[str, str | None] = {}
+        #: why the run stopped starting nodes (shutdown, fail_fast), once it has
+        self.stopped: str | None = None
+        self.started_at = now()
+        self.finished_at: float | None = None
+        self._next_auto_id = 0
+
+    # ------------------------------------------------------------------ growth
+
+    def prepare(self, specs: Sequence[NodeSpec]) -> _Prepared:
+        """Check a batch against the graph; raise `InvalidGraphError` if any part is bad.
+
+        Changes nothing, so a rejected batch leaves no trace.
+        """
+        registry = self.registry
+        nodes = self.nodes
+        final: list[NodeSpec] = []
+        batch_ids: set[str] = set()
+        auto = self._next_auto_id
+        for spec in specs:
+            if spec.action not in registry:
+                known = ", ".join(sorted(registry)) or "none"
+                raise InvalidGraphError(
+                    spec.id, f"unknown action {spec.action!r} (registered: {known})"
+                )
+            if spec.id is None:
+                while True:
+                    auto += 1
+                    node_id = f"{spec.action}-{auto}"
+                    if node_id not in nodes and node_id not in batch_ids:
+                        break
+                spec = attrs.evolve(spec, id=node_id)
+            elif spec.id in nodes:
+                raise InvalidGraphError(spec.id, "id is already in the graph")
+            elif spec.id in batch_ids:
+                raise InvalidGraphError(spec.id, "id appears twice in the batch")
+            batch_ids.add(spec.id)  # type: ignore[arg-type]
+            final.append(spec)
+        for spec in final:
+            for dep in spec.deps:
+                if dep == spec.id:
+                    raise InvalidGraphError(spec.id, "depends on itself")
+                if dep not in nodes and dep not in batch_ids:
+                    raise InvalidGraphError(spec.id, f"dep {dep!r} is not in the graph")
+        order = batch_order(final)
+        if order and isinstance(order[0], str):
+            # batch_order walks dep -> dependent; say it as "x depends on y".
+            cycle = list(reversed(order))
+            raise InvalidGraphError(
+                str(cycle[0]), "deps form a cycle: " + " -> ".join(map(str, cycle))
+            )
+        branches: list[str] = [MAIN_BRANCH] * len(final)
+        batch_branch: dict[str, str] = {}
+        for i in order:
+            spec = final[i]  # type: ignore[index]
+            if spec.branch is not None:
+                branch = spec.branch
+            elif spec.deps:
+                first = spec.deps[0]
+                branch = batch_branch[first] if first in batch_branch else nodes[first].branch
+            else:
+                branch = MAIN_BRANCH
+            branches[i] = branch  # type: ignore[index]
+            batch_branch[spec.id] = branch  # type: ignore[index]
+        return _Prepared(final, order, branches, auto)  # type: ignore[arg-type]
+
+    def add(self, prepared: _Prepared) -> None:
+        """Insert a batch checked by `prepare` (with no change to the graph in between)."""
+        self._next_auto_id = prepared.next_auto_id
+        nodes = self.nodes
+        dag = self.dag_name
+        registry = self.registry
+        emit = self.emit
+        batch: list[Node] = []
+        for spec, branch in zip(prepared.specs, prepared.branches, strict=True):
+            node = Node(spec, NodeRef(dag, spec.id), branch, registry.get(spec.action))  # type: ignore[arg-type]
+            nodes[node.id] = node
+            batch.append(node)
+            emit(NodeAdded(node.ref, spec, branch))
+        self.unfinished += len(batch)
+        for i in prepared.order:
+            node = batch[i]
+            cancelled = self._cancelled_root(node.branch)
+            if cancelled is not None or self.stopped is not None:
+                why = self.stopped or f"branch {cancelled!r} was cancelled"
+                self._finish(node, CANCELLED, why)
+                emit(NodeCancelled(node.ref, why))
+                continue
+            doomed: Node | None = None
+            for dep_id in node.spec.deps:
+                dep = nodes[dep_id]
+                if dep.status.is_final and dep.status is not SUCCEEDED:
+                    doomed = dep
+                    break
+            if doomed is not None:
+                self._skip(node, doomed)
+                continue
+            for dep_id in node.spec.deps:
+                dep = nodes[dep_id]
+                if dep.status is not SUCCEEDED:
+                    node.waiting += 1
+                    dep.dependents.append(node)
+            if node.waiting == 0:
+                self._make_ready(node)
+
+    def add_initial(self, specs: Sequence[NodeSpec]) -> None:
+        """Validate and insert the run's first specs; `InvalidGraphError` before anything runs."""
+        self.add(self.prepare(specs))
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _make_ready(self, node: Node) -> None:
+        node.status = READY
+        if self.paused and self._paused_root(node.branch) is not None:
+            self.held.append(node)
+        else:
+            self.ready.append(node)
+
+    def next_ready(self) -> Node | None:
+        """Pop the next node allowed to start now, moving paused ones aside."""
+        ready = self.ready
+        while ready:
+            node = ready.popleft()
+            if node.status is not READY:
+                continue  # cancelled while queued
+            if self.paused and self._paused_root(node.branch) is not None:
+                self.held.append(node)
+                continue
+            return node
+        return None
+
+    def start(self, node: Node, scope: trio.CancelScope) -> NodeStarted:
+        """Mark ``node`` running under ``scope``; returns the event for the coordinator to emit."""
+        node.status = RUNNING
+        node.attempts += 1
+        node.scope = scope
+        if node.started_at is None:
+            node.started_at = self.now()
+        self.running += 1
+        return NodeStarted(node.ref, node.attempts)
+
+    def upstream(self, node: Node) -> dict[str, Any]:
+        outputs = self.outputs
+        return {dep: outputs[dep] for dep in node.spec.deps}
+
+    def attempt_done(
+        self, node: Node, output: NodeOutput | None, error: str | None, cancelled: bool
+    ) -> None:
+        """Apply the end of one attempt reported by a worker."""
+        self.running -= 1
+        node.scope = None
+        if node.status is not RUNNING:
+            # Already final: its branch (or the run) was cancelled while it ran, and that
+            # decision stands even if the action managed to finish first.
+            return
+        if cancelled:
+            self._finish(node, CANCELLED, "cancelled")
+            self.emit(NodeCancelled(node.ref, "cancelled"))
+            self._skip_dependents(node)
+            return
+        if error is None and output is not None and output.success:
+            self._finish(node, SUCCEEDED, None)
+            node.outputs = output.outputs
+            self.outputs[node.id] = output.outputs
+            self.emit(NodeCompleted(node.ref, output))
+            for dependent in node.dependents:
+                dependent.waiting -= 1
+                if dependent.waiting == 0 and dependent.status is PENDING:
+                    self._make_ready(dependent)
+            node.dependents = []
+            return
+        if error is None:
+            error = output.error if output is not None else "action returned nothing"
+        spec = node.spec
+        if node.attempts < spec.try_count and self.stopped is not None:
+            self._finish(node, CANCELLED, f"{self.stopped} (before retrying: {error})")
+            self.emit(NodeCancelled(node.ref, node.error))  # type: ignore[arg-type]
+            self._skip_dependents(node)
+            return
+        if node.attempts < spec.try_count:
+            delay = spec.retry_delay * 2 ** (node.attempts - 1)
+            node.error = error
+            self.emit(NodeRetrying(node.ref, node.attempts, error, delay))
+            if delay > 0 and not math.isinf(delay):
+                node.status = PENDING
+                self.delayed += 1
+                self.retry_later(node, delay)
+            else:
+                self._make_ready(node)
+            return
+        self._finish(node, FAILED, error)
+        self.emit(NodeFailed(node.ref, error))
+        self._skip_dependents(node)
+
+    def retry_due(self, node: Node) -> None:
+        """A retry delay ended (timer fired); the node may start again."""
+        if node.status is not PENDING:
+            return  # cancelled while the timer's message was on its way; counted then
+        self.delayed -= 1
+        node.scope = None
+        self._make_ready(node)
+
+    def _finish(self, node: Node, status: NodeStatus, error: str | None) -> None:
+        node.status = status
+        node.error = error
+        node.finished_at = self.now()
+        self.unfinished -= 1
+
+    def _skip(self, node: Node, cause: Node) -> None:
+        self._finish(node, SKIPPED, f"dep {cause.id!r} {_PAST[cause.status]}")
+        self.emit(NodeSkipped(node.ref, node.error))  # type: ignore[arg-type]
+        self._skip_dependents(node)
+
+    def _skip_dependents(self, root: Node) -> None:
+        # Iterative: a long chain under a failed node must not hit the recursion limit.
+        stack = [root]
+        while stack:
+            cause = stack.pop()
+            dependents, cause.dependents = cause.dependents, []
+            for node in dependents:
+                if node.status.is_final:
+                    continue
+                self._finish(node, SKIPPED, f"dep {cause.id!r} {_PAST[cause.status]}")
+                self.emit(NodeSkipped(node.ref, node.error))  # type: ignore[arg-type]
+                stack.append(node)
+
+    # ------------------------------------------------------------------ branches
+
+    def _paused_root(self, branch: str) -> str | None:
+        paused = self.paused
+        for name in _ancestors(branch):
+            if name in paused:
+                return name
+        return None
+
+    def _cancelled_root(self, branch: str) -> str | None:
+        cancelled = self.cancelled
+        if not cancelled:
+            return None
+        for name in _ancestors(branch):
+            if name in cancelled:
+                return name
+        return None
+
+    def _release_held(self) -> None:
+        held, self.held = self.held, []
+        for node in held:
+            if node.status is READY:
+                self._make_ready(node)
+
+    def cancel_nodes(self, select: Callable[[Node], bool], reason: str) -> None:
+        """End every unfinished node ``select`` picks as CANCELLED; running ones via their scope."""
+        for node in list(self.nodes.values()):
+            status = node.status
+            if status.is_final or not select(node):
+                continue
+            if node.scope is not None:
+                node.scope.cancel()
+                if status is PENDING:
+                    # A retry timer's scope: it will not fire, so count it out now.
+                    self.delayed -= 1
+                    node.scope = None
+            self._finish(node, CANCELLED, reason)
+            self.emit(NodeCancelled(node.ref, reason))
+            self._skip_dependents(node)
+
+    def stop(self, reason: str) -> None:
+        """Start nothing more: every node that is not running ends CANCELLED, now or when added."""
+        self.stopped = reason
+        self.cancel_nodes(lambda node: node.status is not RUNNING, reason)
+
+    # ------------------------------------------------------------------ commands
+
+    def apply(self, command: ExecutorCommand) -> None:
+        """Apply one command whole, or raise `Rejected` having changed nothing."""
+        if command.dag_name is not None and command.dag_name != self.dag_name:
+            raise Rejected(
+                f"command is for DAG {command.dag_name!r}, this run is DAG {self.dag_name!r}"
+            )
+        match command:
+            case AddNode(spec=spec):
+                self._apply_add([spec])
+            case AddNodes(specs=specs):
+                if not specs:
+                    return
+                self._apply_add(specs)
+            case SetNodeInputs(node_id=node_id, inputs=inputs):
+                self._set_inputs(node_id, inputs)
+            case PauseBranch(branch=branch, reason=reason):
+                branch = self._branch_arg(branch)
+                if self._cancelled_root(branch) is not None:
+                    raise Rejected(f"branch {branch!r} is cancelled")
+                self.paused[branch] = reason
+                self.emit(BranchPaused(branch, reason))
+            case ResumeBranch(branch=branch):
+                branch = self._branch_arg(branch)
+                root = self._cancelled_root(branch)
+                if root is not None:
+                    raise Rejected(f"branch {branch!r} was cancelled (as part of {root!r})")
+                # Resuming a branch lifts pauses on it and on every branch below it; a
+                # pause on a branch above it still holds (resume that one instead).
+                for name in [name for name in self.paused if _under(name, branch)]:
+                    del self.paused[name]
+                self.emit(BranchResumed(branch))
+                self._release_held()
+            case CancelBranch(branch=branch, reason=reason):
+                branch = self._branch_arg(branch)
+                self.cancelled[branch] = reason
+                for name in [name for name in self.paused if _under(name, branch)]:
+                    del self.paused[name]
+                self.emit(BranchCancelled(branch, reason))
+                why = f"branch {branch!r} was cancelled" + (f": {reason}" if reason else "")
+                self.cancel_nodes(lambda node: _under(node.branch, branch), why)
+            case EmitEvent(event=event):
+                if not isinstance(event, CustomEvent):
+                    raise Rejected(
+                        f"only CustomEvent can be emitted, not {type(event).__name__}: "
+                        "lifecycle events come from the coordinator alone"
+                    )
+                self.emit(event)
+            case _:
+                raise Rejected(f"{type(command).__name__} is not a command this run knows")
+
+    def reject(self, command: ExecutorCommand, reason: str) -> None:
+        self.emit(CommandRejected(command, reason))
+
+    def _apply_add(self, specs: Sequence[NodeSpec]) -> None:
+        try:
+            prepared = self.prepare(specs)
+        except InvalidGraphError as exc:
+            raise Rejected(str(exc)) from None
+        self.add(prepared)
+
+    def _set_inputs(self, node_id: str, inputs: object) -> None:
+        node = self.nodes.get(node_id) if isinstance(node_id, str) else None
+        if node is None:
+            raise Rejected(f"node {node_id!r} is not in the graph")
+        if node.attempts or node.status.is_final:
+            raise Rejected(f"node {node_id!r} has already started ({node.status.value})")
+        if not isinstance(inputs, Mapping):
+            raise Rejected(
+                f"node {node_id!r}: inputs must be a mapping, got {type(inputs).__name__}"
+            )
+        try:
+            spec = attrs.evolve(node.spec, inputs=inputs)
+        except InvalidSpecError as exc:
+            raise Rejected(str(exc)) from None
+        node.spec = spec
+
+    @staticmethod
+    def _branch_arg(branch: object) -> str:
+        try:
+            return validate_branch(branch)
+        except InvalidSpecError as exc:
+            raise Rejected(exc.reason) from None
+
+    # ------------------------------------------------------------------ reporting
+
+    @property
+    def can_progress(self) -> bool:
+        """True while some node may still start or finish without outside help."""
+        return bool(self.running or self.delayed or self.ready)
+
+    def report(self, *, success: bool | None = None, error: str | None = None) -> RunReport:
+        nodes = {node_id: node.record() for node_id, node in self.nodes.items()}
+        if success is None:
+            success = all(node.status is SUCCEEDED for node in self.nodes.values())
+        return RunReport(
+            run_id=self.run_id,
+            dag_name=self.dag_name,
+            success=success,
+            nodes=nodes,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            error=error,
+        )
+
+
+_PAST = {
+    FAILED: "failed",
+    CANCELLED: "was cancelled",
+    SKIPPED: "was skipped",
+}
