@@ -72,9 +72,7 @@ class FunctionAction:
         if self.is_async:
             self._call = fn
         else:
-            self._call = functools.partial(
-                _run_in_thread, fn, limiter, f"dagtrio action {name}"
-            )
+            self._call = functools.partial(_run_in_thread, fn, limiter, f"dagtrio action {name}")
 
     async def execute(self, ctx: NodeCtx) -> NodeOutput:
         """Run the function on ``ctx`` and wrap a plain return value in `NodeOutput.ok`."""
@@ -147,9 +145,7 @@ class ActionRegistry:
     @overload
     def action(self, fn: F, /) -> F: ...
     @overload
-    def action(
-        self, name: str | None = None, *, replace: bool = False
-    ) -> Callable[[F], F]: ...
+    def action(self, name: str | None = None, *, replace: bool = False) -> Callable[[F], F]: ...
 
     def action(self, name: Any = None, *, replace: bool = False) -> Any:
         """Decorator: register a function of ``ctx`` as an action, under its own name by default.

@@ -130,6 +130,7 @@ class Coordinator:
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             await nursery.start(run._serve)
+            run._go.set()
             try:
                 yield run
             except BaseException as exc:
@@ -211,14 +212,18 @@ class Run:
             retry_later=self._retry_later,
             now=lambda: trio.current_time() + offset,
         )
+        # Announce the initial nodes only once the run starts, so a reader subscribing
+        # first thing in the open_run body sees the same events with or without hooks.
+        self._initial_events: list[ExecutionEvent] = []
+        self._state.emit = self._initial_events.append
         self._state.add_initial(iter_specs(specs))
+        self._state.emit = self._emit
+        self._go = trio.Event()
         self.graph = GraphView(self._state)
         """A live read-only view of the graph."""
         self._hook_ctx = HookContext(self.run_id, dag_name, self._app_data, self.graph)
         self._cache = types.MappingProxyType(self._state.outputs)
-        self._inbox_send, self._inbox = trio.open_memory_channel[Any](
-            coordinator.command_capacity
-        )
+        self._inbox_send, self._inbox = trio.open_memory_channel[Any](coordinator.command_capacity)
         self._nursery: trio.Nursery | None = None
         self._grace_scope: trio.CancelScope | None = None
         self._hooks_started = not self._hooks
@@ -261,9 +266,7 @@ class Run:
         after it is missed. Each stream holds at most ``event_capacity`` events; a slow
         reader slows the run down.
         """
-        send, receive = trio.open_memory_channel[ExecutionEvent](
-            self._coordinator.event_capacity
-        )
+        send, receive = trio.open_memory_channel[ExecutionEvent](self._coordinator.event_capacity)
         if self._finished:
             send.close()
         else:
@@ -349,12 +352,21 @@ class Run:
 
     # ----------------------------------------------------------------- the run's tasks
 
-    async def _serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def _serve(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._start_pipeline, nursery)
                 task_status.started()
+                # open_run sets this right before handing the run to its body, and the
+                # body runs on up to its first checkpoint before we do: a reader that
+                # subscribes there misses nothing.
+                await self._go.wait()
+                for event in self._initial_events:
+                    self._emit(event)
+                self._initial_events = []
+                nursery.start_soon(self._start_pipeline, nursery)
                 await self._coordinate()
         except BaseException:
             self._conclude()
@@ -380,7 +392,9 @@ class Run:
                     return
             else:
                 if commands:
-                    await inbox.send(HookCommands(name, commands))
+                    applied = trio.Event()
+                    await inbox.send(HookCommands(name, commands, applied))
+                    await applied.wait()
         await inbox.send(HooksStarted())
         source: Any = self._outbox
         capacity = self._coordinator.event_capacity
@@ -482,6 +496,7 @@ class Run:
         elif kind is HookCommands:
             for command in message.commands:
                 self._apply(command)
+            message.applied.set()
         elif kind is Submitted:
             try:
                 state.apply(message.command)
@@ -636,9 +651,7 @@ def _drop(event: ExecutionEvent) -> None:
     pass
 
 
-async def run_dag(
-    specs: Iterable[NodeSpec], registry: ActionRegistry, **options: Any
-) -> RunReport:
+async def run_dag(specs: Iterable[NodeSpec], registry: ActionRegistry, **options: Any) -> RunReport:
     """Run a DAG to its end in one call: ``await run_dag(specs, registry, max_parallel=8)``.
 
     ``options`` are the `Coordinator` options (``hooks=``, ``max_parallel=``, …) plus

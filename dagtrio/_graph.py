@@ -24,9 +24,7 @@ def batch_order(specs: Sequence[NodeSpec]) -> list[int] | list[str]:
         spec = specs[0]
         return [spec.id, spec.id] if spec.id in spec.deps else [0]  # type: ignore[list-item]
     index = {spec.id: i for i, spec in enumerate(specs)}
-    edges = [
-        (index[dep], i) for i, spec in enumerate(specs) for dep in spec.deps if dep in index
-    ]
+    edges = [(index[dep], i) for i, spec in enumerate(specs) for dep in spec.deps if dep in index]
     if not edges:
         return list(range(len(specs)))
     graph = igraph.Graph(n=len(specs), edges=edges, directed=True)

@@ -110,8 +110,7 @@ def command_list(result: object, hook: str) -> list[ExecutorCommand]:
         return [result]
     if isinstance(result, str | bytes) or not isinstance(result, Iterable):
         raise TypeError(
-            f"hook {hook} returned {result!r}; return commands (an iterable), one command,"
-            " or None"
+            f"hook {hook} returned {result!r}; return commands (an iterable), one command, or None"
         )
     commands = list(result)
     for command in commands:

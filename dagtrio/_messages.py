@@ -43,13 +43,14 @@ class RetryDue:
 
 
 class HookCommands:
-    """Commands a hook returned, to apply in order."""
+    """Commands a hook returned, to apply in order; ``applied`` is set once they were."""
 
-    __slots__ = ("commands", "hook")
+    __slots__ = ("applied", "commands", "hook")
 
-    def __init__(self, hook: str, commands: Sequence[ExecutorCommand]) -> None:
+    def __init__(self, hook: str, commands: Sequence[ExecutorCommand], applied: trio.Event) -> None:
         self.hook = hook
         self.commands = commands
+        self.applied = applied
 
 
 class HookCrashed:

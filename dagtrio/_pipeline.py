@@ -99,11 +99,11 @@ async def run_stage(
     inbox: trio.MemorySendChannel[Any],
     isolate: bool,
 ) -> None:
-    """Feed every event to one hook, pass its commands to the coordinator, forward the event.
+    """Feed every event to one hook, have its commands applied, then forward the event.
 
-    Commands go to the inbox *before* the event moves on, so by the time the coordinator
-    hears that an event passed every hook, every command it caused is ahead of that news
-    in the inbox.
+    An event moves on only after the commands it caused were applied, so by the time the
+    coordinator hears that an event passed every hook, everything it caused is in the
+    graph, and the run cannot end in between.
     """
     with sink:
         while True:
@@ -121,8 +121,17 @@ async def run_stage(
                         await trio.sleep_forever()
                     commands = []
                 if commands:
-                    await inbox.send(HookCommands(name, commands))
-                await sink.send(event)
+                    # Wait until they are applied: the hook then sees its own changes in
+                    # ctx.graph at its next event, and later hooks see this event only
+                    # after them. The coordinator never waits on us, so this cannot
+                    # close a cycle.
+                    applied = trio.Event()
+                    await inbox.send(HookCommands(name, commands, applied))
+                    await applied.wait()
+                try:
+                    sink.send_nowait(event)
+                except trio.WouldBlock:
+                    await sink.send(event)
 
 
 async def run_tail(

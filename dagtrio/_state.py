@@ -431,11 +431,17 @@ class RunState:
                 self._make_ready(node)
 
     def cancel_nodes(self, select: Callable[[Node], bool], reason: str) -> None:
-        """End every unfinished node ``select`` picks as CANCELLED; running ones via their scope."""
-        for node in list(self.nodes.values()):
+        """End every unfinished node ``select`` picks as CANCELLED; running ones via their scope.
+
+        All of them are cancelled before any dependent is skipped, so a waiting node
+        inside the selection ends CANCELLED (as it should) even when its dep is cancelled
+        first; only dependents outside the selection end SKIPPED.
+        """
+        victims = [
+            node for node in self.nodes.values() if not node.status.is_final and select(node)
+        ]
+        for node in victims:
             status = node.status
-            if status.is_final or not select(node):
-                continue
             if node.scope is not None:
                 node.scope.cancel()
                 if status is PENDING:
@@ -444,6 +450,7 @@ class RunState:
                     node.scope = None
             self._finish(node, CANCELLED, reason)
             self.emit(NodeCancelled(node.ref, reason))
+        for node in victims:
             self._skip_dependents(node)
 
     def stop(self, reason: str) -> None:

@@ -1,0 +1,216 @@
+"""Helpers for testing graphs and hooks: hypothesis strategies, a recording hook, checks.
+
+dagtrio's own property tests use these, and so can yours: generate DAGs with
+`dags`, watch a run with `RecordingHook`, and let `check_run` assert the lifecycle
+rules of DESIGN.md §2 on what was recorded. Needs hypothesis
+(``pip install dagtrio[testing]``) for `dags` only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._events import (
+    ExecutionEvent,
+    NodeAdded,
+    NodeCancelled,
+    NodeCompleted,
+    NodeFailed,
+    NodeRetrying,
+    NodeSkipped,
+    NodeStarted,
+)
+from ._hooks import EventHook, HookContext
+from ._report import RunReport
+from ._spec import NodeSpec, NodeStatus
+
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+__all__ = ["RecordingHook", "check_run", "dags"]
+
+
+def dags(
+    *,
+    action: str | Sequence[str] = "noop",
+    min_nodes: int = 1,
+    max_nodes: int = 20,
+    max_deps: int = 3,
+    id_prefix: str = "n",
+    inputs: SearchStrategy[Mapping[str, Any]] | None = None,
+) -> SearchStrategy[list[NodeSpec]]:
+    """A hypothesis strategy for acyclic lists of specs, in shuffled order.
+
+    Node ``i`` may depend on up to ``max_deps`` of the nodes before it, so the graph is
+    acyclic by construction; the list is then shuffled, because a coordinator must not
+    rely on specs arriving in dependency order. ``action`` is one name or several to
+    pick from; ``inputs`` a strategy for each node's inputs (default: none).
+    """
+    from hypothesis import strategies as st
+
+    actions = [action] if isinstance(action, str) else list(action)
+    if not actions:
+        raise ValueError("dags() needs at least one action name")
+    if not 0 <= min_nodes <= max_nodes:
+        raise ValueError(f"need 0 <= min_nodes <= max_nodes, got {min_nodes}, {max_nodes}")
+
+    @st.composite
+    def build(draw: st.DrawFn) -> list[NodeSpec]:
+        count = draw(st.integers(min_nodes, max_nodes))
+        specs = []
+        for i in range(count):
+            deps = (
+                draw(st.lists(st.integers(0, i - 1), max_size=max_deps, unique=True)) if i else []
+            )
+            specs.append(
+                NodeSpec(
+                    draw(st.sampled_from(actions)),
+                    id=f"{id_prefix}{i}",
+                    deps=[f"{id_prefix}{d}" for d in deps],
+                    inputs=draw(inputs) if inputs is not None else {},
+                )
+            )
+        return draw(st.permutations(specs))
+
+    return build()
+
+
+class RecordingHook(EventHook):
+    """A hook that records every event it sees, optionally taking its time over each.
+
+    ``latency`` seconds of ``trio.sleep`` per event make a slow hook, to test
+    backpressure. ``on_start`` / ``on_complete`` calls are counted.
+    """
+
+    def __init__(self, latency: float = 0.0, name: str | None = None) -> None:
+        self.latency = latency
+        self.events: list[ExecutionEvent] = []
+        self.started = 0
+        self.completed: list[bool] = []
+        if name is not None:
+            self.name = name
+
+    async def on_start(self, ctx: HookContext) -> None:
+        self.started += 1
+
+    async def handle(self, ctx: HookContext, event: ExecutionEvent) -> None:
+        self.events.append(event)
+        if self.latency:
+            await trio.sleep(self.latency)
+
+    async def on_complete(self, ctx: HookContext, success: bool) -> None:
+        self.completed.append(success)
+
+
+def _node_of(event: ExecutionEvent) -> str | None:
+    ref = getattr(event, "node", None)
+    return ref.node if ref is not None else None
+
+
+def check_run(
+    report: RunReport,
+    events: Iterable[ExecutionEvent] | None = None,
+    *,
+    try_counts: Mapping[str, int] | None = None,
+) -> None:
+    """Assert DESIGN.md §2's lifecycle rules on a finished run; `AssertionError` says which.
+
+    On the report: every node is final; a node that started had every dep succeed, and
+    started after they finished; ``success`` holds exactly when every node succeeded;
+    a node that has a failed, cancelled or skipped dep never started. With ``events``
+    (every event of the run, in order, e.g. from a `RecordingHook`): each node has one
+    `NodeAdded` before anything else about it, one `NodeStarted` per attempt, starts
+    only after each dep's `NodeCompleted`, never has two attempts running at once, gets
+    `NodeRetrying` only between attempts, and ends with exactly one final event that
+    matches its status. ``try_counts`` (node → try_count) also bounds the attempts.
+    """
+    nodes = report.nodes
+    for node_id, record in nodes.items():
+        assert record.status.is_final, f"{node_id} ended the run {record.status.value}"
+        deps = [nodes[dep] for dep in record.deps]
+        if record.attempts:
+            for dep in deps:
+                assert dep.status is NodeStatus.SUCCEEDED, (
+                    f"{node_id} started though its dep {dep.id} is {dep.status.value}"
+                )
+                assert dep.finished_at is not None
+                assert record.started_at is not None
+                assert dep.finished_at <= record.started_at, (
+                    f"{node_id} started before its dep {dep.id} finished"
+                )
+        if any(dep.status is not NodeStatus.SUCCEEDED for dep in deps):
+            assert record.status in (NodeStatus.SKIPPED, NodeStatus.CANCELLED), (
+                f"{node_id} is {record.status.value} though a dep did not succeed"
+            )
+        if record.status is NodeStatus.SUCCEEDED:
+            assert record.attempts >= 1, f"{node_id} succeeded without an attempt"
+        if record.status is NodeStatus.SKIPPED:
+            assert record.attempts == 0, f"{node_id} was skipped after starting"
+        if try_counts is not None and node_id in try_counts:
+            assert record.attempts <= try_counts[node_id], (
+                f"{node_id} made {record.attempts} attempts, try_count {try_counts[node_id]}"
+            )
+    all_ok = all(r.status is NodeStatus.SUCCEEDED for r in nodes.values())
+    if report.success:
+        assert all_ok, "report.success is true but not every node succeeded"
+    if events is None:
+        return
+    _check_events(report, list(events))
+
+
+_FINAL_EVENT = {
+    NodeCompleted: NodeStatus.SUCCEEDED,
+    NodeFailed: NodeStatus.FAILED,
+    NodeCancelled: NodeStatus.CANCELLED,
+    NodeSkipped: NodeStatus.SKIPPED,
+}
+
+
+def _check_events(report: RunReport, events: list[ExecutionEvent]) -> None:
+    nodes = report.nodes
+    seen: dict[str, list[ExecutionEvent]] = defaultdict(list)
+    completed_at: dict[str, int] = {}
+    for index, event in enumerate(events):
+        node = _node_of(event)
+        if node is None:
+            continue
+        history = seen[node]
+        if not history:
+            assert type(event) is NodeAdded, f"first event about {node} is {event!r}"
+        else:
+            assert type(event) is not NodeAdded, f"{node} was added twice"
+            assert type(history[-1]) not in _FINAL_EVENT, f"{event!r} came after {node} had ended"
+        if type(event) is NodeStarted:
+            assert not history or type(history[-1]) is not NodeStarted, (
+                f"{node} started attempt {event.attempt} while one was running"
+            )
+            for dep in nodes[node].deps:
+                assert completed_at.get(dep, index) < index, (
+                    f"{node} started before its dep {dep} completed"
+                )
+        if type(event) is NodeRetrying:
+            assert history, f"{node} retried before it was added"
+            assert type(history[-1]) is NodeStarted, f"{node} retried without a failed attempt"
+        if type(event) is NodeCompleted:
+            completed_at[node] = index
+        history.append(event)
+    for node, history in seen.items():
+        counts = Counter(type(event) for event in history)
+        record = nodes[node]
+        assert counts[NodeStarted] == record.attempts, (
+            f"{node}: {counts[NodeStarted]} NodeStarted events, {record.attempts} attempts"
+        )
+        finals = [event for event in history if type(event) in _FINAL_EVENT]
+        assert len(finals) <= 1, f"{node} ended more than once: {finals}"
+        if finals:
+            assert _FINAL_EVENT[type(finals[0])] is record.status, (
+                f"{node} ended with {finals[0]!r} but the report says {record.status.value}"
+            )
+        if record.status is NodeStatus.FAILED:
+            assert counts[NodeRetrying] == record.attempts - 1, (
+                f"{node}: {counts[NodeRetrying]} NodeRetrying for {record.attempts} attempts"
+            )
