@@ -8,14 +8,47 @@ from pathlib import Path
 
 import dagtrio
 
-DESIGN_NAMES = """
-NodeSpec NodeRef NodeOutput NodeCtx NodeStatus RunReport NodeRecord ExecutionEvent
-NodeAdded NodeStarted NodeCompleted NodeFailed NodeRetrying NodeCancelled NodeSkipped
-BranchPaused BranchResumed BranchCancelled CommandRejected HookFailed RunIdle RunResumed
-CustomEvent ExecutorCommand AddNode AddNodes SetNodeInputs PauseBranch ResumeBranch
-CancelBranch EmitEvent NodeAction ActionRegistry EventHook HookContext Coordinator Run
-run_dag run_dag_sync
-""".split()
+DESIGN_NAMES = [
+    "NodeSpec",
+    "NodeRef",
+    "NodeOutput",
+    "NodeCtx",
+    "NodeStatus",
+    "RunReport",
+    "NodeRecord",
+    "ExecutionEvent",
+    "NodeAdded",
+    "NodeStarted",
+    "NodeCompleted",
+    "NodeFailed",
+    "NodeRetrying",
+    "NodeCancelled",
+    "NodeSkipped",
+    "BranchPaused",
+    "BranchResumed",
+    "BranchCancelled",
+    "CommandRejected",
+    "HookFailed",
+    "RunIdle",
+    "RunResumed",
+    "CustomEvent",
+    "ExecutorCommand",
+    "AddNode",
+    "AddNodes",
+    "SetNodeInputs",
+    "PauseBranch",
+    "ResumeBranch",
+    "CancelBranch",
+    "EmitEvent",
+    "NodeAction",
+    "ActionRegistry",
+    "EventHook",
+    "HookContext",
+    "Coordinator",
+    "Run",
+    "run_dag",
+    "run_dag_sync",
+]
 
 
 def test_every_design_name_is_exported() -> None:
