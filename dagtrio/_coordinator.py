@@ -13,6 +13,8 @@ import math
 import time
 import types
 import uuid
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -36,7 +38,7 @@ from ._messages import (
     Shutdown,
     Submitted,
 )
-from ._pipeline import ChannelSource, EventStream, Outbox, run_stage, run_tail
+from ._pipeline import ChannelSource, EventStream, Outbox, Reader, TaskSet, run_stage, run_tail
 from ._report import RunReport
 from ._spec import NodeCtx, NodeOutput, NodeSpec, NodeStatus, iter_specs
 from ._state import Node, Rejected, RunState
@@ -57,6 +59,13 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
+
+
+def _is_cancellation(exc: BaseException) -> bool:
+    """True for `trio.Cancelled`, or a group holding nothing else (how a nursery ends)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
 
 
 def _describe(exc: BaseException) -> str:
@@ -130,7 +139,7 @@ class Coordinator:
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             await nursery.start(run._serve)
-            run._go.set()
+            run._enter_body()
             try:
                 yield run
             except BaseException as exc:
@@ -138,6 +147,8 @@ class Coordinator:
                 # reaches the caller as it is rather than inside an ExceptionGroup.
                 body_error = exc
                 run.cancel()
+            finally:
+                run._leave_body()
         if body_error is not None:
             raise body_error
         if run._failure is not None:
@@ -202,8 +213,16 @@ class Run:
         # in tests), so durations are exact and reports stay meaningful.
         offset = time.time() - trio.current_time()
         self._outbox = Outbox()
-        self._readers: list[trio.MemorySendChannel[ExecutionEvent]] = []
+        self._readers: list[Reader] = []
+        #: events put into the pipeline so far (a reader starts at the current count)
+        self._pipelined = 0
+        #: events in the pipeline that have not passed every hook and reader yet
         self._unacked = 0
+        #: hook stages and event readers: tasks the run may be waiting on
+        self._pipeline_tasks: TaskSet = weakref.WeakSet()
+        #: streams the open_run body opened in its own task; closed when it leaves
+        self._body_streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
+        self._body_task: trio.lowlevel.Task | None = None
         self._state = RunState(
             coordinator.registry,
             dag_name=dag_name,
@@ -224,11 +243,16 @@ class Run:
         self._hook_ctx = HookContext(self.run_id, dag_name, self._app_data, self.graph)
         self._cache = types.MappingProxyType(self._state.outputs)
         self._inbox_send, self._inbox = trio.open_memory_channel[Any](coordinator.command_capacity)
+        #: outside commands held back while the pipeline is full
+        self._deferred: deque[Submitted] = deque()
         self._nursery: trio.Nursery | None = None
         self._grace_scope: trio.CancelScope | None = None
-        self._hooks_started = not self._hooks
+        self._grace_deadline = math.inf
+        self._hooks_started = False
+        #: set once no node may start any more: cancel(), a failing hook, the end
+        self._halted = False
         self._stopping: str | None = None
-        self._idle_announced = False
+        self._idle = False
         self._failure: BaseException | None = None
         self._error: str | None = None
         self._finished = False
@@ -242,13 +266,16 @@ class Run:
 
         Returns once the coordinator has applied it. A command it rejects raises
         `CommandRejectedError` (a `CommandRejected` event is emitted too, and the run
-        goes on unchanged); a run that has ended raises `RunFinishedError`.
+        goes on unchanged); a run that has ended raises `RunFinishedError`. While the
+        event pipeline is full the command waits (backpressure), unless it comes from a
+        task that reads this run's events, which the run may itself be waiting on.
         """
         if not isinstance(command, ExecutorCommand):
             raise TypeError(f"submit() takes an ExecutorCommand, got {command!r}")
         if self._finished:
             raise RunFinishedError(f"run {self.run_id} has ended")
-        message = Submitted(command, trio.Event())
+        exempt = trio.lowlevel.current_task() in self._pipeline_tasks
+        message = Submitted(command, trio.Event(), exempt)
         try:
             await self._inbox_send.send(message)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -263,15 +290,22 @@ class Run:
         """A stream of every event from now on, in the run's order; it ends with the run.
 
         Subscribing happens in this call (not at the first read), so nothing emitted
-        after it is missed. Each stream holds at most ``event_capacity`` events; a slow
-        reader slows the run down.
+        after it is missed, and nothing emitted before it is shown. Each stream holds at
+        most ``event_capacity`` events, so a slow reader slows the run down. A stream
+        opened by the ``open_run`` body's own task stops receiving when the body ends
+        (what it already holds can still be read): that task can no longer read while
+        the run goes on, and the run must not wait on it. To follow a run past the
+        body, call ``run.events()`` in the task that reads.
         """
         send, receive = trio.open_memory_channel[ExecutionEvent](self._coordinator.event_capacity)
+        stream = EventStream(receive, self._pipeline_tasks, send)
         if self._finished:
             send.close()
         else:
-            self._readers.append(send)
-        return EventStream(receive)
+            self._readers.append(Reader(send, self._pipelined))
+            if self._body_task is not None and trio.lowlevel.current_task() is self._body_task:
+                self._body_streams.add(stream)
+        return stream
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop the run gracefully: start no new node, give running ones ``grace`` seconds.
@@ -279,7 +313,7 @@ class Run:
         Nodes that never started end ``CANCELLED`` at once; actions still running when
         ``grace`` runs out are cancelled (``None``: wait for them however long they take).
         Returns once the shutdown is in force; ``await run.wait()`` for the end. Calling
-        it again, or after the run ended, does nothing.
+        it again only ever shortens the grace; after the run ended it does nothing.
         """
         if grace is not None:
             if isinstance(grace, bool) or not isinstance(grace, int | float):
@@ -289,12 +323,14 @@ class Run:
         if self._finished:
             await trio.lowlevel.checkpoint()
             return
+        message = Shutdown(
+            math.inf if grace is None else float(grace), "shutdown requested", trio.Event()
+        )
         try:
-            await self._inbox_send.send(
-                Shutdown(math.inf if grace is None else float(grace), "shutdown requested")
-            )
+            await self._inbox_send.send(message)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
+        await message.reply.wait()
 
     def cancel(self) -> None:
         """Cancel the run now: running actions are cancelled, nothing else starts.
@@ -306,11 +342,10 @@ class Run:
             return
         if self._error is None:
             self._error = "run was cancelled"
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
+        self._halt()
 
     async def wait(self) -> RunReport:
-        """Wait for the run to end and return its report.
+        """Wait for the run to end (hooks' ``on_complete`` included); return its report.
 
         Raises the hook's exception if a hook failed the run (``hook_errors="fail"``).
         """
@@ -320,15 +355,20 @@ class Run:
         return self.report()
 
     def report(self) -> RunReport:
-        """The report now: final once the run has ended, a snapshot before."""
+        """The report: final once the run has ended, a snapshot (``success=False``) before."""
         if self._report is not None:
             return self._report
-        return self._state.report(success=False if not self._finished else None)
+        return self._state.report(success=False)
 
     @property
     def finished(self) -> bool:
-        """True once the run has ended."""
-        return self._finished
+        """True once the run has ended and its hooks' ``on_complete`` have run."""
+        return self._done.is_set()
+
+    @property
+    def idle(self) -> bool:
+        """True while the run waits for a paused branch to be resumed (see `RunIdle`)."""
+        return self._idle
 
     def statistics(self) -> RunStatistics:
         """Sizes of the run's queues right now (see `RunStatistics`)."""
@@ -337,8 +377,8 @@ class Run:
             nodes=len(state.nodes),
             unfinished=state.unfinished,
             running=state.running,
-            ready=len(state.ready),
-            held=len(state.held),
+            ready=sum(node.status is NodeStatus.READY for node in state.ready),
+            held=sum(node.status is NodeStatus.READY for node in state.held),
             delayed=state.delayed,
             events_in_flight=self._unacked,
             outbox=len(self._outbox),
@@ -349,6 +389,17 @@ class Run:
     def __repr__(self) -> str:
         status = "finished" if self._finished else "running"
         return f"<Run {self.dag_name!r} {self.run_id} {status}, {len(self._state.nodes)} nodes>"
+
+    # ----------------------------------------------------------------- open_run's side
+
+    def _enter_body(self) -> None:
+        self._body_task = trio.lowlevel.current_task()
+        self._go.set()
+
+    def _leave_body(self) -> None:
+        self._body_task = None
+        for stream in list(self._body_streams):
+            stream.detach()
 
     # ----------------------------------------------------------------- the run's tasks
 
@@ -368,20 +419,26 @@ class Run:
                 self._initial_events = []
                 nursery.start_soon(self._start_pipeline, nursery)
                 await self._coordinate()
-        except BaseException:
+        except BaseException as exc:
+            if self._error is None:
+                self._error = (
+                    "run was cancelled"
+                    if _is_cancellation(exc)
+                    else f"run crashed: {_describe(exc)}"
+                )
             self._conclude()
-            with trio.move_on_after(CLEANUP_GRACE, shield=True):
-                await self._complete_hooks()
+            await self._complete_hooks(cancelled=True)
             raise
         else:
             self._conclude()
-            await self._complete_hooks()
+            await self._complete_hooks(cancelled=False)
         finally:
             self._done.set()
 
     async def _start_pipeline(self, nursery: trio.Nursery) -> None:
         """Run every hook's ``on_start`` in order, then the pipeline's stages."""
         inbox = self._inbox_send
+        self._pipeline_tasks.add(trio.lowlevel.current_task())
         for hook in self._hooks:
             name = hook_name(hook)
             try:
@@ -409,6 +466,7 @@ class Run:
                 sink,
                 inbox,
                 self._isolate,
+                self._pipeline_tasks,
             )
             source = ChannelSource(receive)
         nursery.start_soon(run_tail, source, self._readers, inbox)
@@ -417,7 +475,7 @@ class Run:
         inbox = self._inbox
         handle = self._handle
         while True:
-            if self._hooks_started and self._stopping is None:
+            if self._hooks_started and self._stopping is None and not self._halted:
                 self._dispatch()
             if self._is_finished():
                 break
@@ -430,7 +488,7 @@ class Run:
                 except trio.WouldBlock:
                     break
                 handle(message)
-        self._finished = True
+        self._conclude()
         self._outbox.close()
         if self._grace_scope is not None:
             self._grace_scope.cancel()
@@ -447,12 +505,12 @@ class Run:
                 return
             scope = trio.CancelScope()
             self._emit(state.start(node, scope))
-            self._idle_announced = False
+            self._idle = False
             ctx = NodeCtx(
                 state.dag_name,
                 node.id,
                 state.run_id,
-                node.spec.inputs,
+                types.MappingProxyType(node.spec.inputs),
                 state.upstream(node),
                 node.attempts,
                 self._cache,
@@ -463,21 +521,24 @@ class Run:
 
     def _is_finished(self) -> bool:
         state = self._state
-        if state.running or state.delayed or self._unacked or not self._hooks_started:
+        if (
+            state.running
+            or state.delayed
+            or self._unacked
+            or self._deferred
+            or not self._hooks_started
+        ):
             return False
-        if state.ready:
-            state.ready = type(state.ready)(n for n in state.ready if n.status is NodeStatus.READY)
-            if state.ready:
-                return False
-        if state.held:
-            state.held = [node for node in state.held if node.status is NodeStatus.READY]
-            if state.held and self._stopping is None:
-                # Only paused work is left: a person (or a hook answering RunIdle) must
-                # resume it, so stay alive and say so once.
-                if not self._idle_announced:
-                    self._idle_announced = True
-                    self._emit(RunIdle(tuple(state.paused)))
-                return False
+        state.purge()
+        if state.ready and not self._halted:
+            return False
+        if state.held and self._stopping is None and not self._halted:
+            # Only paused work is left: a person (or a hook answering RunIdle) must
+            # resume it, so stay alive and say so once.
+            if not self._idle:
+                self._idle = True
+                self._emit(RunIdle(tuple(state.paused)))
+            return False
         stats = self._inbox.statistics()
         # Someone is still trying to reach us (a submit in flight): hear them out first.
         return not (stats.current_buffer_used or stats.tasks_waiting_send)
@@ -493,30 +554,32 @@ class Run:
                 self._begin_shutdown(0.0, self._error)
         elif kind is EventsDone:
             self._unacked -= message.count
+            deferred = self._deferred
+            while deferred and self._unacked < self._event_limit:
+                self._apply_submitted(deferred.popleft())
         elif kind is HookCommands:
             for command in message.commands:
                 self._apply(command)
             message.applied.set()
         elif kind is Submitted:
-            try:
-                state.apply(message.command)
-            except Rejected as exc:
-                state.reject(message.command, exc.reason)
-                message.reason = exc.reason
-            message.reply.set()
+            if self._unacked >= self._event_limit and not message.exempt:
+                # Backpressure for outside commands: each one may add events, and
+                # applying them regardless would let a busy submitter grow the queue
+                # without bound.
+                self._deferred.append(message)
+            else:
+                self._apply_submitted(message)
         elif kind is RetryDue:
             state.retry_due(message.node)
         elif kind is HooksStarted:
             self._hooks_started = True
         elif kind is HookCrashed:
-            self._hook_crashed(message.hook, message.error)
+            self._hook_crashed(message.hook, message.error, message.echo)
         elif kind is Shutdown:
             self._begin_shutdown(message.grace, message.reason)
+            message.reply.set()
         elif kind is GraceOver:
-            state.cancel_nodes(
-                lambda node: node.status is NodeStatus.RUNNING,
-                "cancelled: shutdown grace period ran out",
-            )
+            self._cancel_running()
         else:  # pragma: no cover - a bug in dagtrio, not in user code
             raise AssertionError(f"unexpected message {message!r}")
 
@@ -526,36 +589,59 @@ class Run:
         except Rejected as exc:
             self._state.reject(command, exc.reason)
 
-    def _hook_crashed(self, name: str, error: BaseException) -> None:
+    def _apply_submitted(self, message: Submitted) -> None:
+        try:
+            self._state.apply(message.command)
+        except Rejected as exc:
+            self._state.reject(message.command, exc.reason)
+            message.reason = exc.reason
+        message.reply.set()
+
+    def _hook_crashed(self, name: str, error: BaseException, echo: bool) -> None:
         if self._isolate:
-            self._emit(HookFailed(name, _describe(error)))
+            if echo:
+                logger.warning("hook %s raised on a HookFailed event: %s", name, _describe(error))
+            else:
+                self._emit(HookFailed(name, _describe(error)))
             return
         if self._failure is None:
             self._failure = error
             self._error = f"hook {name} raised {_describe(error)}"
-        assert self._nursery is not None
-        self._nursery.cancel_scope.cancel()
+        self._halt()
+
+    def _halt(self) -> None:
+        """Start nothing more and cancel every task of the run."""
+        self._halted = True
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
 
     def _begin_shutdown(self, grace: float, reason: str) -> None:
-        state = self._state
-        if self._stopping is not None:
-            if grace == 0:
-                self._cancel_running()
-            return
-        self._stopping = reason
-        if self._error is None:
-            self._error = reason
-        state.stop(f"cancelled: {reason}")
+        now = trio.current_time()
+        if self._stopping is None:
+            self._stopping = reason
+            if self._error is None:
+                self._error = reason
+            self._state.stop(f"cancelled: {reason}")
+        deadline = now + grace
+        if deadline >= self._grace_deadline:
+            return  # a later shutdown never extends an earlier one's grace
+        self._grace_deadline = deadline
+        if self._grace_scope is not None:
+            self._grace_scope.cancel()
+            self._grace_scope = None
         if grace == 0:
             self._cancel_running()
-        elif state.running and not math.isinf(grace):
+        elif self._state.running and not math.isinf(grace):
             assert self._nursery is not None
             self._grace_scope = trio.CancelScope()
             self._nursery.start_soon(self._grace_timer, self._grace_scope, grace)
 
     def _cancel_running(self) -> None:
         self._state.cancel_nodes(
-            lambda node: node.status is NodeStatus.RUNNING, f"cancelled: {self._stopping}"
+            lambda node: node.status is NodeStatus.RUNNING,
+            f"cancelled: {self._stopping} (grace period over)"
+            if self._grace_deadline > 0 and not math.isinf(self._grace_deadline)
+            else f"cancelled: {self._stopping}",
         )
 
     async def _grace_timer(self, scope: trio.CancelScope, grace: float) -> None:
@@ -567,6 +653,7 @@ class Run:
         # Nobody listening (no hooks, no readers): nothing to deliver or wait for.
         if self._hooks or self._readers:
             self._outbox.put(event)
+            self._pipelined += 1
             self._unacked += 1
 
     def _retry_later(self, node: Node, delay: float) -> None:
@@ -601,13 +688,38 @@ class Run:
         await self._inbox_send.send(AttemptDone(node, output, error, scope.cancelled_caught))
 
     def _conclude(self) -> None:
-        """Fix the final state: whatever is not final now never will be."""
+        """Fix the final state (idempotent): whatever is not final now never will be."""
+        if self._finished:
+            return
         self._finished = True
+        self._halted = True
         state = self._state
         reason = self._error or "run ended before the node finished"
-        state.emit = _drop  # the pipeline is gone; the report still records everything
-        state.cancel_nodes(lambda node: True, f"cancelled: {reason}")
+        if state.unfinished:
+            # Whatever the pipeline can no longer deliver, the report still records.
+            state.emit = _drop
+            state.cancel_nodes(lambda node: True, f"cancelled: {reason}")
         state.finished_at = state.now()
+        self._set_report()
+        # Anyone whose command was queued but never applied hears that the run ended;
+        # closing right after (no checkpoint between) turns away everyone later.
+        pending = list(self._deferred)
+        self._deferred.clear()
+        while True:
+            try:
+                pending.append(self._inbox.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+        self._inbox.close()
+        for message in pending:
+            if type(message) is Submitted:
+                message.reason = _FINISHED
+                message.reply.set()
+            elif type(message) in (Shutdown, HookCommands):
+                getattr(message, "reply", getattr(message, "applied", None)).set()
+
+    def _set_report(self) -> None:
+        state = self._state
         success = (
             self._failure is None
             and self._stopping is None
@@ -615,32 +727,31 @@ class Run:
             and all(node.status is NodeStatus.SUCCEEDED for node in state.nodes.values())
         )
         self._report = state.report(success=success, error=self._error)
-        # Anyone whose command was queued but never applied hears that the run ended;
-        # closing right after (no checkpoint between) turns away everyone later.
-        while True:
-            try:
-                message = self._inbox.receive_nowait()
-            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
-                break
-            if type(message) is Submitted:
-                message.reason = _FINISHED
-                message.reply.set()
-        self._inbox.close()
-        for reader in self._readers:
-            reader.close()
-        self._readers.clear()
 
-    async def _complete_hooks(self) -> None:
+    async def _complete_hooks(self, *, cancelled: bool) -> None:
+        """Call every hook's ``on_complete`` once, each on its own, whatever the others do."""
         success = self._report.success if self._report is not None else False
+        interrupted: trio.Cancelled | None = None
         for hook in self._hooks:
             name = hook_name(hook)
+            shielded = cancelled or interrupted is not None
             try:
-                await hook.on_complete(self._hook_ctx, success)
+                # After a cancellation, cleanup gets a bounded, shielded window per hook,
+                # so one slow or cancelled hook cannot rob the others of theirs.
+                limit = CLEANUP_GRACE if shielded else math.inf
+                with trio.move_on_after(limit, shield=shielded):
+                    await hook.on_complete(self._hook_ctx, success)
+            except trio.Cancelled as exc:
+                interrupted = exc
             except Exception as exc:
                 if self._isolate:
                     logger.warning("hook %s raised in on_complete: %s", name, _describe(exc))
                 elif self._failure is None:
                     self._failure = exc
+                    self._error = f"hook {name} raised in on_complete: {_describe(exc)}"
+                    self._set_report()
+        if interrupted is not None:
+            raise interrupted
 
 
 #: marks a submitted command that the run ended before applying

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -93,6 +93,10 @@ def as_hook(hook: HookLike) -> EventHook:
     """Accept an `EventHook` or a function of ``(ctx, event)``; refuse anything else."""
     if isinstance(hook, EventHook):
         return hook
+    if isinstance(hook, type):
+        # A class is callable, but calling it with (ctx, event) would only fail at the
+        # first event; say so now.
+        raise TypeError(f"pass a hook instance, not the class {hook.__name__}")
     if callable(hook):
         return _FunctionHook(hook)
     raise TypeError(f"a hook must be an EventHook or a function (ctx, event), got {hook!r}")
@@ -117,7 +121,3 @@ def command_list(result: object, hook: str) -> list[ExecutorCommand]:
         if not isinstance(command, ExecutorCommand):
             raise TypeError(f"hook {hook} returned {command!r}, which is not a command")
     return commands
-
-
-async def call_hook(fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-    return await fn(*args)

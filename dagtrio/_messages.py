@@ -54,13 +54,18 @@ class HookCommands:
 
 
 class HookCrashed:
-    """A hook raised; the coordinator applies the ``hook_errors`` policy."""
+    """A hook raised; the coordinator applies the ``hook_errors`` policy.
 
-    __slots__ = ("error", "hook")
+    ``echo`` marks a crash while handling a `HookFailed` event: announcing it with yet
+    another `HookFailed` could feed a hook that always raises its own failures forever.
+    """
 
-    def __init__(self, hook: str, error: BaseException) -> None:
+    __slots__ = ("echo", "error", "hook")
+
+    def __init__(self, hook: str, error: BaseException, echo: bool = False) -> None:
         self.hook = hook
         self.error = error
+        self.echo = echo
 
 
 class HooksStarted:
@@ -79,33 +84,33 @@ class EventsDone:
 
 
 class Submitted:
-    """A command from outside the run; ``reply`` is set once it was applied or rejected."""
+    """A command from outside the run; ``reply`` is set once it was applied or rejected.
 
-    __slots__ = ("command", "reason", "reply")
+    ``exempt`` marks a submitter the run may itself be waiting on (a reader of its
+    events, a hook): holding its command back for backpressure could close a cycle.
+    """
 
-    def __init__(self, command: ExecutorCommand, reply: trio.Event) -> None:
+    __slots__ = ("command", "exempt", "reason", "reply")
+
+    def __init__(self, command: ExecutorCommand, reply: trio.Event, exempt: bool) -> None:
         self.command = command
         self.reply = reply
+        self.exempt = exempt
         self.reason: str | None = None
 
 
 class Shutdown:
-    """Stop starting nodes; cancel running ones after ``grace`` seconds."""
+    """Stop starting nodes; cancel running ones after ``grace`` seconds; ``reply`` once in force."""
 
-    __slots__ = ("grace", "reason")
+    __slots__ = ("grace", "reason", "reply")
 
-    def __init__(self, grace: float, reason: str) -> None:
+    def __init__(self, grace: float, reason: str, reply: trio.Event) -> None:
         self.grace = grace
         self.reason = reason
+        self.reply = reply
 
 
 class GraceOver:
     """The shutdown grace period ended: cancel what still runs."""
-
-    __slots__ = ()
-
-
-class Wake:
-    """Nothing to apply; look at the run's state again (a reader subscribed)."""
 
     __slots__ = ()

@@ -11,17 +11,21 @@ starts no new node while more than ``event_capacity`` events are unacknowledged
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from types import TracebackType
 from typing import Any, Protocol
 
 import trio
 
-from ._events import ExecutionEvent
+from ._events import ExecutionEvent, HookFailed
 from ._hooks import EventHook, HookContext, command_list
 from ._messages import EventsDone, HookCommands, HookCrashed
 
-__all__ = ["EventStream", "Outbox", "run_stage", "run_tail"]
+__all__ = ["EventStream", "Outbox", "Reader", "run_stage", "run_tail"]
+
+#: tasks a run's pipeline may be waiting on (hook stages, event readers)
+TaskSet = weakref.WeakSet[trio.lowlevel.Task]
 
 #: how many queued events a stage takes in one go (fewer checkpoints, same order)
 BATCH = 128
@@ -98,6 +102,7 @@ async def run_stage(
     sink: trio.MemorySendChannel[ExecutionEvent],
     inbox: trio.MemorySendChannel[Any],
     isolate: bool,
+    pipeline_tasks: TaskSet,
 ) -> None:
     """Feed every event to one hook, have its commands applied, then forward the event.
 
@@ -105,6 +110,7 @@ async def run_stage(
     coordinator hears that an event passed every hook, everything it caused is in the
     graph, and the run cannot end in between.
     """
+    pipeline_tasks.add(trio.lowlevel.current_task())
     with sink:
         while True:
             try:
@@ -115,7 +121,7 @@ async def run_stage(
                 try:
                     commands = command_list(await hook.handle(ctx, event), name)
                 except Exception as exc:
-                    await inbox.send(HookCrashed(name, exc))
+                    await inbox.send(HookCrashed(name, exc, type(event) is HookFailed))
                     if not isolate:
                         # The coordinator fails the run and cancels us; see nothing more.
                         await trio.sleep_forever()
@@ -134,12 +140,28 @@ async def run_stage(
                     await sink.send(event)
 
 
+class Reader:
+    """A `run.events()` subscription: where to send, and from which event on.
+
+    ``start`` is the pipeline position of the first event emitted after subscribing;
+    events still in flight when the reader subscribed went out before it and are not
+    its business, however slow the hooks ahead of the tail are.
+    """
+
+    __slots__ = ("channel", "start")
+
+    def __init__(self, channel: trio.MemorySendChannel[ExecutionEvent], start: int) -> None:
+        self.channel = channel
+        self.start = start
+
+
 async def run_tail(
     source: _Source,
-    readers: list[trio.MemorySendChannel[ExecutionEvent]],
+    readers: list[Reader],
     inbox: trio.MemorySendChannel[Any],
 ) -> None:
     """Hand each event to every `run.events()` reader, then acknowledge it to the coordinator."""
+    position = 0
     try:
         while True:
             try:
@@ -147,17 +169,20 @@ async def run_tail(
             except trio.EndOfChannel:
                 return
             if readers:
-                for event in batch:
+                for offset, event in enumerate(batch, position):
                     for reader in tuple(readers):
+                        if offset < reader.start:
+                            continue
                         try:
-                            await reader.send(event)
+                            await reader.channel.send(event)
                         except (trio.BrokenResourceError, trio.ClosedResourceError):
                             # The reader went away; it must not hold the run back.
                             readers.remove(reader)
+            position += len(batch)
             await inbox.send(EventsDone(len(batch)))
     finally:
         for reader in readers:
-            reader.close()
+            reader.channel.close()
         readers.clear()
 
 
@@ -171,20 +196,35 @@ class EventStream:
     abandoned reader never stalls the run.
     """
 
-    def __init__(self, channel: trio.MemoryReceiveChannel[ExecutionEvent]) -> None:
+    def __init__(
+        self,
+        channel: trio.MemoryReceiveChannel[ExecutionEvent],
+        pipeline_tasks: TaskSet,
+        feed: trio.MemorySendChannel[ExecutionEvent] | None = None,
+    ) -> None:
         self._channel = channel
+        self._pipeline_tasks = pipeline_tasks
+        self._feed = feed
+
+    def detach(self) -> None:
+        """Stop feeding this stream: what it holds can still be read, then it ends."""
+        if self._feed is not None:
+            self._feed.close()
 
     def __aiter__(self) -> EventStream:
         return self
 
     async def __anext__(self) -> ExecutionEvent:
         try:
-            return await self._channel.receive()
+            return await self.receive()
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise StopAsyncIteration from None
 
     async def receive(self) -> ExecutionEvent:
         """The next event; `trio.EndOfChannel` once the run has ended."""
+        # The run may wait on whoever reads: mark them, so their own submits are never
+        # held back for backpressure (that would be a cycle).
+        self._pipeline_tasks.add(trio.lowlevel.current_task())
         return await self._channel.receive()
 
     def close(self) -> None:

@@ -9,7 +9,6 @@ the order it happens, which is the run's one event order.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -198,6 +197,9 @@ class RunState:
         nodes = self.nodes
         final: list[NodeSpec] = []
         batch_ids: set[str] = set()
+        # Ids the batch names itself, wherever they stand in it: an auto id must not take
+        # one that a later spec of the same batch claims.
+        explicit = {spec.id for spec in specs if spec.id is not None}
         auto = self._next_auto_id
         for spec in specs:
             if spec.action not in registry:
@@ -209,9 +211,10 @@ class RunState:
                 while True:
                     auto += 1
                     node_id = f"{spec.action}-{auto}"
-                    if node_id not in nodes and node_id not in batch_ids:
+                    if node_id not in nodes and node_id not in explicit:
                         break
                 spec = attrs.evolve(spec, id=node_id)
+                explicit.add(node_id)
             elif spec.id in nodes:
                 raise InvalidGraphError(spec.id, "id is already in the graph")
             elif spec.id in batch_ids:
@@ -360,10 +363,13 @@ class RunState:
             self._skip_dependents(node)
             return
         if node.attempts < spec.try_count:
-            delay = spec.retry_delay * 2 ** (node.attempts - 1)
+            # 2.0 ** 1023 is the largest finite power of two: past it both int and float
+            # powers raise OverflowError. The product may still saturate to inf, which
+            # honestly means "wait forever", not a crash of the whole run.
+            delay = spec.retry_delay and spec.retry_delay * 2.0 ** min(node.attempts - 1, 1023)
             node.error = error
             self.emit(NodeRetrying(node.ref, node.attempts, error, delay))
-            if delay > 0 and not math.isinf(delay):
+            if delay > 0:
                 node.status = PENDING
                 self.delayed += 1
                 self.retry_later(node, delay)
@@ -545,10 +551,12 @@ class RunState:
 
     # ------------------------------------------------------------------ reporting
 
-    @property
-    def can_progress(self) -> bool:
-        """True while some node may still start or finish without outside help."""
-        return bool(self.running or self.delayed or self.ready)
+    def purge(self) -> None:
+        """Drop nodes from the ready queue and the held list that were cancelled there."""
+        if any(node.status is not READY for node in self.ready):
+            self.ready = deque(node for node in self.ready if node.status is READY)
+        if any(node.status is not READY for node in self.held):
+            self.held = [node for node in self.held if node.status is READY]
 
     def report(self, *, success: bool | None = None, error: str | None = None) -> RunReport:
         nodes = {node_id: node.record() for node_id, node in self.nodes.items()}

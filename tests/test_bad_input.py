@@ -166,9 +166,9 @@ async def test_submitted_bad_commands_raise_for_the_submitter_and_change_nothing
     autojump_clock: Any,
 ) -> None:
     specs = [NodeSpec("work", id="root", inputs={"delay": 10})]
-    coordinator = Coordinator(REGISTRY, app_data=Probe())
+    recorder = RecordingHook()
+    coordinator = Coordinator(REGISTRY, [recorder], app_data=Probe())
     async with coordinator.open_run(specs) as run:
-        events = run.events()
         for command, message in BAD_COMMANDS[:8]:
             with pytest.raises(CommandRejectedError, match=message.split("'")[0]) as info:
                 await run.submit(command)
@@ -177,8 +177,7 @@ async def test_submitted_bad_commands_raise_for_the_submitter_and_change_nothing
         await run.submit(AddNode(NodeSpec("work", id="late", deps=["root"])))
         with pytest.raises(TypeError, match="ExecutorCommand"):
             await run.submit("AddNode")  # type: ignore[arg-type]
-    seen = [e async for e in events]
-    assert sum(isinstance(e, CommandRejected) for e in seen) == 8
+    assert sum(isinstance(e, CommandRejected) for e in recorder.events) == 8
     report = run.report()
     assert report.success and set(report.nodes) == {"root", "late"}
     with pytest.raises(RunFinishedError):
