@@ -199,6 +199,11 @@ class NodeCtx:
     ``upstream`` maps each dep's id to that dep's ``outputs``; ``cache`` maps every
     node of the run that has succeeded so far to its outputs; ``attempt`` counts from 1;
     ``app_data`` is whatever the application passed to the `Coordinator`.
+
+    ``inputs`` and ``cache`` are read-only views, not copies (copying every output for
+    every node would cost O(nodes) per start). ``cache`` is live: a sync action running
+    in a worker thread should look up the keys it needs rather than iterate it, since
+    the run may add entries meanwhile.
     """
 
     dag_name: str
