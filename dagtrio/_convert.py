@@ -52,28 +52,20 @@ def _configure(conv: cattrs.Converter) -> None:
     # is configured first would see the other as a plain base class. Those two fields
     # therefore look their union's hook up when they are converted, not when built.
     events, commands = _events.ExecutionEvent, _commands.ExecutorCommand
-    include_subclasses(
-        commands,
-        conv,
-        union_strategy=union,
-        overrides={
-            "event": override(
-                unstruct_hook=lambda v: conv.unstructure(v, unstructure_as=events),
-                struct_hook=lambda v, _: conv.structure(v, events),
-            )
-        },
-    )
-    include_subclasses(
-        events,
-        conv,
-        union_strategy=union,
-        overrides={
-            "command": override(
-                unstruct_hook=lambda v: conv.unstructure(v, unstructure_as=commands),
-                struct_hook=lambda v, _: conv.structure(v, commands),
-            )
-        },
-    )
+    for base, field, other in ((commands, "event", events), (events, "command", commands)):
+        lazy = override(
+            unstruct_hook=partial(_unstructure_as, conv, other),
+            struct_hook=partial(_structure_as, conv, other),
+        )
+        include_subclasses(base, conv, union_strategy=union, overrides={field: lazy})
+
+
+def _unstructure_as(conv: cattrs.Converter, base: type, value: Any) -> Any:
+    return conv.unstructure(value, unstructure_as=base)
+
+
+def _structure_as(conv: cattrs.Converter, base: type, value: Any, _type: Any) -> Any:
+    return conv.structure(value, base)
 
 
 _configure(converter)

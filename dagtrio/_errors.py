@@ -20,7 +20,19 @@ class DagtrioError(Exception):
     """
 
 
-class InvalidSpecError(DagtrioError, ValueError):
+class _NodeProblem(DagtrioError, ValueError):
+    """An error about one node (or none in particular), saying what is wrong with it."""
+
+    _subject = "graph"
+
+    def __init__(self, node: str | None, reason: str) -> None:
+        self.node = node
+        self.reason = reason
+        where = f"node {node!r}" if node is not None else self._subject
+        super().__init__(f"{where}: {reason}")
+
+
+class InvalidSpecError(_NodeProblem):
     """A `NodeSpec` field has a bad value (``try_count=0``, inputs that are not a mapping…).
 
     Raised while the spec is built, so a bad spec never reaches a coordinator.
@@ -28,26 +40,16 @@ class InvalidSpecError(DagtrioError, ValueError):
     is wrong.
     """
 
-    def __init__(self, node: str | None, reason: str) -> None:
-        self.node = node
-        self.reason = reason
-        where = f"node {node!r}" if node is not None else "node spec"
-        super().__init__(f"{where}: {reason}")
+    _subject = "node spec"
 
 
-class InvalidGraphError(DagtrioError, ValueError):
+class InvalidGraphError(_NodeProblem):
     """The specs do not form a valid graph: unknown action or dep, duplicate id, a cycle.
 
     Raised before a run starts for the initial specs. During a run the same checks
     reject a command with a `CommandRejected` event instead, and the run goes on.
     ``node`` names the offending node and ``reason`` says what is wrong with it.
     """
-
-    def __init__(self, node: str | None, reason: str) -> None:
-        self.node = node
-        self.reason = reason
-        where = f"node {node!r}" if node is not None else "graph"
-        super().__init__(f"{where}: {reason}")
 
 
 class UnknownActionError(DagtrioError, KeyError):
