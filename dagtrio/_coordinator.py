@@ -14,7 +14,6 @@ import time
 import types
 import uuid
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
@@ -38,7 +37,7 @@ from ._messages import (
     Shutdown,
     Submitted,
 )
-from ._pipeline import ChannelSource, EventStream, Outbox, Reader, TaskSet, run_stage, run_tail
+from ._pipeline import ChannelSource, EventStream, Outbox, Reader, run_stage, run_tail
 from ._report import RunReport
 from ._spec import NodeCtx, NodeOutput, NodeSpec, NodeStatus, iter_specs
 from ._state import Node, Rejected, RunState
@@ -218,8 +217,6 @@ class Run:
         self._pipelined = 0
         #: events in the pipeline that have not passed every hook and reader yet
         self._unacked = 0
-        #: hook stages and event readers: tasks the run may be waiting on
-        self._pipeline_tasks: TaskSet = weakref.WeakSet()
         #: streams the open_run body opened in its own task; closed when it leaves
         self._body_streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         self._body_task: trio.lowlevel.Task | None = None
@@ -243,11 +240,10 @@ class Run:
         self._hook_ctx = HookContext(self.run_id, dag_name, self._app_data, self.graph)
         self._cache = types.MappingProxyType(self._state.outputs)
         self._inbox_send, self._inbox = trio.open_memory_channel[Any](coordinator.command_capacity)
-        #: outside commands held back while the pipeline is full
-        self._deferred: deque[Submitted] = deque()
         self._nursery: trio.Nursery | None = None
         self._grace_scope: trio.CancelScope | None = None
         self._grace_deadline = math.inf
+        self._grace = 0.0
         self._hooks_started = False
         #: set once no node may start any more: cancel(), a failing hook, the end
         self._halted = False
@@ -266,21 +262,30 @@ class Run:
 
         Returns once the coordinator has applied it. A command it rejects raises
         `CommandRejectedError` (a `CommandRejected` event is emitted too, and the run
-        goes on unchanged); a run that has ended raises `RunFinishedError`. While the
-        event pipeline is full the command waits (backpressure), unless it comes from a
-        task that reads this run's events, which the run may itself be waiting on.
+        goes on unchanged); a run that has ended raises `RunFinishedError`.
+
+        Outside commands are applied as they arrive and are not held back while hooks
+        or readers lag: the run cannot see which of your tasks its pipeline is waiting
+        on (a reader that submits, a hook awaiting an approval that arrives here), and
+        holding such a command back would deadlock. Backpressure reaches a submitter
+        only through the bounded inbox; a task that floods a run with `EmitEvent`
+        faster than its hooks read grows the event queue.
         """
         if not isinstance(command, ExecutorCommand):
             raise TypeError(f"submit() takes an ExecutorCommand, got {command!r}")
         if self._finished:
             raise RunFinishedError(f"run {self.run_id} has ended")
-        exempt = trio.lowlevel.current_task() in self._pipeline_tasks
-        message = Submitted(command, trio.Event(), exempt)
+        message = Submitted(command, trio.Event())
         try:
             await self._inbox_send.send(message)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise RunFinishedError(f"run {self.run_id} has ended") from None
-        await message.reply.wait()
+        # Once sent, the command will be applied: wait for that under a shield, so a
+        # cancelled submit either took effect and returned, or never reached the run.
+        # This cannot hang: the coordinator answers without waiting on anyone, and a
+        # run that ends answers every command it still holds.
+        with trio.CancelScope(shield=True):
+            await message.reply.wait()
         if message.reason is not None:
             if message.reason is _FINISHED:
                 raise RunFinishedError(f"run {self.run_id} ended before the command applied")
@@ -298,7 +303,7 @@ class Run:
         body, call ``run.events()`` in the task that reads.
         """
         send, receive = trio.open_memory_channel[ExecutionEvent](self._coordinator.event_capacity)
-        stream = EventStream(receive, self._pipeline_tasks, send)
+        stream = EventStream(receive, send)
         if self._finished:
             send.close()
         else:
@@ -348,7 +353,11 @@ class Run:
         """Wait for the run to end (hooks' ``on_complete`` included); return its report.
 
         Raises the hook's exception if a hook failed the run (``hook_errors="fail"``).
+        Called in the ``open_run`` body, it detaches the streams the body opened, as
+        leaving the body would: the body cannot read them while it waits.
         """
+        if self._body_task is not None and trio.lowlevel.current_task() is self._body_task:
+            self._leave_body()
         await self._done.wait()
         if self._failure is not None:
             raise self._failure
@@ -438,7 +447,6 @@ class Run:
     async def _start_pipeline(self, nursery: trio.Nursery) -> None:
         """Run every hook's ``on_start`` in order, then the pipeline's stages."""
         inbox = self._inbox_send
-        self._pipeline_tasks.add(trio.lowlevel.current_task())
         for hook in self._hooks:
             name = hook_name(hook)
             try:
@@ -466,7 +474,6 @@ class Run:
                 sink,
                 inbox,
                 self._isolate,
-                self._pipeline_tasks,
             )
             source = ChannelSource(receive)
         nursery.start_soon(run_tail, source, self._readers, inbox)
@@ -521,13 +528,7 @@ class Run:
 
     def _is_finished(self) -> bool:
         state = self._state
-        if (
-            state.running
-            or state.delayed
-            or self._unacked
-            or self._deferred
-            or not self._hooks_started
-        ):
+        if state.running or state.delayed or self._unacked or not self._hooks_started:
             return False
         state.purge()
         if state.ready and not self._halted:
@@ -549,26 +550,20 @@ class Run:
         if kind is AttemptDone:
             node = message.node
             state.attempt_done(node, message.output, message.error, message.cancelled)
-            if self._fail_fast and node.status is NodeStatus.FAILED and self._stopping is None:
-                self._error = f"fail_fast: node {node.id!r} failed: {node.error}"
-                self._begin_shutdown(0.0, self._error)
+            if self._fail_fast and node.status is NodeStatus.FAILED:
+                reason = f"fail_fast: node {node.id!r} failed: {node.error}"
+                if self._error is None or self._stopping is not None:
+                    self._error = self._error or reason
+                # Even during a graceful shutdown, fail_fast means: stop now.
+                self._begin_shutdown(0.0, reason)
         elif kind is EventsDone:
             self._unacked -= message.count
-            deferred = self._deferred
-            while deferred and self._unacked < self._event_limit:
-                self._apply_submitted(deferred.popleft())
         elif kind is HookCommands:
             for command in message.commands:
                 self._apply(command)
             message.applied.set()
         elif kind is Submitted:
-            if self._unacked >= self._event_limit and not message.exempt:
-                # Backpressure for outside commands: each one may add events, and
-                # applying them regardless would let a busy submitter grow the queue
-                # without bound.
-                self._deferred.append(message)
-            else:
-                self._apply_submitted(message)
+            self._apply_submitted(message)
         elif kind is RetryDue:
             state.retry_due(message.node)
         elif kind is HooksStarted:
@@ -595,7 +590,12 @@ class Run:
         except Rejected as exc:
             self._state.reject(message.command, exc.reason)
             message.reason = exc.reason
-        message.reply.set()
+        except BaseException as exc:  # pragma: no cover - a bug in dagtrio
+            message.reason = f"internal error applying the command: {_describe(exc)}"
+            raise
+        finally:
+            # The submitter waits shielded: it must hear back whatever happened.
+            message.reply.set()
 
     def _hook_crashed(self, name: str, error: BaseException, echo: bool) -> None:
         if self._isolate:
@@ -622,10 +622,12 @@ class Run:
             if self._error is None:
                 self._error = reason
             self._state.stop(f"cancelled: {reason}")
+        self._idle = False
         deadline = now + grace
         if deadline >= self._grace_deadline:
             return  # a later shutdown never extends an earlier one's grace
         self._grace_deadline = deadline
+        self._grace = grace
         if self._grace_scope is not None:
             self._grace_scope.cancel()
             self._grace_scope = None
@@ -637,11 +639,9 @@ class Run:
             self._nursery.start_soon(self._grace_timer, self._grace_scope, grace)
 
     def _cancel_running(self) -> None:
+        over = f" ({self._grace:g}s grace period over)" if self._grace else ""
         self._state.cancel_nodes(
-            lambda node: node.status is NodeStatus.RUNNING,
-            f"cancelled: {self._stopping} (grace period over)"
-            if self._grace_deadline > 0 and not math.isinf(self._grace_deadline)
-            else f"cancelled: {self._stopping}",
+            lambda node: node.status is NodeStatus.RUNNING, f"cancelled: {self._stopping}{over}"
         )
 
     async def _grace_timer(self, scope: trio.CancelScope, grace: float) -> None:
@@ -703,8 +703,7 @@ class Run:
         self._set_report()
         # Anyone whose command was queued but never applied hears that the run ended;
         # closing right after (no checkpoint between) turns away everyone later.
-        pending = list(self._deferred)
-        self._deferred.clear()
+        pending = []
         while True:
             try:
                 pending.append(self._inbox.receive_nowait())
@@ -712,11 +711,28 @@ class Run:
                 break
         self._inbox.close()
         for message in pending:
-            if type(message) is Submitted:
+            kind = type(message)
+            if kind is Submitted:
                 message.reason = _FINISHED
                 message.reply.set()
-            elif type(message) in (Shutdown, HookCommands):
-                getattr(message, "reply", getattr(message, "applied", None)).set()
+            elif kind is Shutdown:
+                message.reply.set()
+            elif kind is HookCommands:
+                message.applied.set()
+            elif kind is HookCrashed and not self._isolate and self._failure is None:
+                # The hook failed the run even if a cancellation got there first.
+                self._failure = message.error
+                self._error = f"hook {message.hook} raised {_describe(message.error)}"
+                self._set_report()
+        # Every stream ends with the run, including any the pipeline's tail never got
+        # to (the run ended before it started, or a stream opened during teardown).
+        for reader in self._readers:
+            reader.channel.close()
+        self._readers.clear()
+        # Workers and the tail of a cancelled run never report back; nothing runs now.
+        state.running = state.delayed = 0
+        self._unacked = 0
+        self._idle = False
 
     def _set_report(self) -> None:
         state = self._state

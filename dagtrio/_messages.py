@@ -84,18 +84,13 @@ class EventsDone:
 
 
 class Submitted:
-    """A command from outside the run; ``reply`` is set once it was applied or rejected.
+    """A command from outside the run; ``reply`` is set once it was applied or rejected."""
 
-    ``exempt`` marks a submitter the run may itself be waiting on (a reader of its
-    events, a hook): holding its command back for backpressure could close a cycle.
-    """
+    __slots__ = ("command", "reason", "reply")
 
-    __slots__ = ("command", "exempt", "reason", "reply")
-
-    def __init__(self, command: ExecutorCommand, reply: trio.Event, exempt: bool) -> None:
+    def __init__(self, command: ExecutorCommand, reply: trio.Event) -> None:
         self.command = command
         self.reply = reply
-        self.exempt = exempt
         self.reason: str | None = None
 
 

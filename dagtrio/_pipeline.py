@@ -11,7 +11,6 @@ starts no new node while more than ``event_capacity`` events are unacknowledged
 
 from __future__ import annotations
 
-import weakref
 from collections import deque
 from types import TracebackType
 from typing import Any, Protocol
@@ -23,9 +22,6 @@ from ._hooks import EventHook, HookContext, command_list
 from ._messages import EventsDone, HookCommands, HookCrashed
 
 __all__ = ["EventStream", "Outbox", "Reader", "run_stage", "run_tail"]
-
-#: tasks a run's pipeline may be waiting on (hook stages, event readers)
-TaskSet = weakref.WeakSet[trio.lowlevel.Task]
 
 #: how many queued events a stage takes in one go (fewer checkpoints, same order)
 BATCH = 128
@@ -102,7 +98,6 @@ async def run_stage(
     sink: trio.MemorySendChannel[ExecutionEvent],
     inbox: trio.MemorySendChannel[Any],
     isolate: bool,
-    pipeline_tasks: TaskSet,
 ) -> None:
     """Feed every event to one hook, have its commands applied, then forward the event.
 
@@ -110,7 +105,6 @@ async def run_stage(
     coordinator hears that an event passed every hook, everything it caused is in the
     graph, and the run cannot end in between.
     """
-    pipeline_tasks.add(trio.lowlevel.current_task())
     with sink:
         while True:
             try:
@@ -199,11 +193,9 @@ class EventStream:
     def __init__(
         self,
         channel: trio.MemoryReceiveChannel[ExecutionEvent],
-        pipeline_tasks: TaskSet,
         feed: trio.MemorySendChannel[ExecutionEvent] | None = None,
     ) -> None:
         self._channel = channel
-        self._pipeline_tasks = pipeline_tasks
         self._feed = feed
 
     def detach(self) -> None:
@@ -222,9 +214,6 @@ class EventStream:
 
     async def receive(self) -> ExecutionEvent:
         """The next event; `trio.EndOfChannel` once the run has ended."""
-        # The run may wait on whoever reads: mark them, so their own submits are never
-        # held back for backpressure (that would be a cycle).
-        self._pipeline_tasks.add(trio.lowlevel.current_task())
         return await self._channel.receive()
 
     def close(self) -> None:

@@ -102,23 +102,6 @@ def test_a_reader_that_submits_from_its_loop_is_never_held_back() -> None:
     assert report.success and len(report.nodes) == 31
 
 
-def test_outside_submits_get_backpressure_so_events_in_flight_stay_bounded() -> None:
-    peak = {"outbox": 0}
-
-    async def main() -> None:
-        slow = RecordingHook(latency=1)
-        async with Coordinator(REG, [slow], event_capacity=4).open_run(
-            [NodeSpec("work", id="long", inputs={"delay": 10_000})]
-        ) as run:
-            for i in range(300):
-                await run.submit(EmitEvent(CustomEvent("tick", i)))
-                peak["outbox"] = max(peak["outbox"], run.statistics().events_in_flight)
-            run.cancel()
-
-    run_mock(main)
-    assert peak["outbox"] <= 4 + 1
-
-
 def test_no_node_starts_after_run_cancel() -> None:
     """The completion that readies 'b' and cancel() land at the same virtual instant;
     whatever order Trio picks, no attempt may begin once cancel() has been called."""
@@ -275,3 +258,123 @@ async def test_statistics_count_only_live_queue_entries(autojump_clock: Any) -> 
         await run.submit(CancelBranch("main/x"))
         stats = run.statistics()
         assert (stats.ready, stats.unfinished) == (1, 1)
+
+
+@pytest.mark.parametrize("event_capacity", [0, 1, 2])
+def test_opening_a_stream_then_submitting_before_reading_does_not_deadlock(
+    event_capacity: int,
+) -> None:
+    async def main() -> RunReport:
+        specs = [NodeSpec("noop", id=f"n{i}") for i in range(20)]
+        async with Coordinator(REG, event_capacity=event_capacity).open_run(specs) as run:
+            events = run.events()
+            await run.submit(AddNode(NodeSpec("noop", id="extra")))
+            await run.submit(EmitEvent(CustomEvent("hello")))
+            seen = [event async for event in events]
+        assert CustomEvent("hello") in seen
+        return await run.wait()
+
+    assert run_mock(main).success
+
+
+def test_a_hook_that_submits_from_child_tasks_does_not_deadlock() -> None:
+    holder: dict[str, Any] = {}
+
+    class Delegating(EventHook):
+        async def handle(self, ctx: HookContext, event: ExecutionEvent) -> None:
+            if isinstance(event, NodeCompleted) and "." not in event.node.node:
+                async with trio.open_nursery() as nursery:
+                    for k in range(3):
+                        spec = NodeSpec("noop", id=f"{event.node.node}.{k}")
+                        nursery.start_soon(holder["run"].submit, AddNode(spec))
+
+    async def main() -> RunReport:
+        specs = [NodeSpec("noop", id=f"n{i}") for i in range(5)]
+        coordinator = Coordinator(REG, [Delegating()], event_capacity=1, command_capacity=0)
+        async with coordinator.open_run(specs) as run:
+            holder["run"] = run
+        return await run.wait()
+
+    report = run_mock(main)
+    assert report.success and len(report.nodes) == 20
+
+
+def test_a_reader_in_the_body_ends_even_if_the_pipeline_never_started() -> None:
+    class BrokenStart(EventHook):
+        async def on_start(self, ctx: HookContext) -> None:
+            raise RuntimeError("no config")
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="no config"):
+            async with Coordinator(REG, [BrokenStart()]).open_run([NodeSpec("noop")]) as run:
+                seen = [event async for event in run.events()]
+        assert all(not isinstance(e, NodeStarted) for e in seen)
+
+    run_mock(main)
+
+
+def test_waiting_in_the_body_with_an_unread_stream_does_not_hang() -> None:
+    async def main() -> RunReport:
+        specs = [NodeSpec("noop", id=f"n{i}") for i in range(50)]
+        async with Coordinator(REG, event_capacity=1).open_run(specs) as run:
+            run.events()  # opened, never read
+            stream = run.events()
+            return await run.wait()
+        del stream
+
+    assert run_mock(main).success
+
+
+async def test_a_cancelled_run_reports_empty_queues(autojump_clock: Any) -> None:
+    slow = RecordingHook(latency=10)
+    specs = [NodeSpec("work", id=f"n{i}", inputs={"delay": 100}) for i in range(3)]
+    async with Coordinator(REG, [slow], app_data=Probe()).open_run(specs) as run:
+        await trio.sleep(1)
+        run.cancel()
+    stats = run.statistics()
+    assert (stats.running, stats.delayed, stats.events_in_flight, stats.unfinished) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    assert not run.idle
+
+
+async def test_cancellation_reasons_mention_a_grace_only_when_there_was_one(
+    autojump_clock: Any,
+) -> None:
+    specs = [NodeSpec("work", id="a", inputs={"delay": 100})]
+    for grace, expected in [(0, "cancelled: shutdown requested"), (2, "(2s grace period over)")]:
+        async with Coordinator(REG, app_data=Probe()).open_run(specs) as run:
+            await trio.sleep(3)
+            await run.shutdown(grace=grace)
+        assert expected in (run.report().nodes["a"].error or "")
+
+
+async def test_fail_fast_stops_running_work_even_during_a_graceful_shutdown(
+    autojump_clock: Any,
+) -> None:
+    specs = [
+        NodeSpec("work", id="bad", inputs={"delay": 2, "fail": 1}),
+        NodeSpec("work", id="long", inputs={"delay": 1000}),
+    ]
+    coordinator = Coordinator(REG, on_failure="fail_fast", app_data=Probe())
+    async with coordinator.open_run(specs) as run:
+        await trio.sleep(1)
+        await run.shutdown(grace=None)
+    assert trio.current_time() == pytest.approx(2)
+    assert run.report().nodes["long"].status is NodeStatus.CANCELLED
+
+
+async def test_idle_is_false_once_a_paused_run_has_ended(autojump_clock: Any) -> None:
+    from dagtrio import PauseBranch
+
+    async with Coordinator(REG, app_data=Probe()).open_run(
+        [NodeSpec("work", id="a", branch="main/x")]
+    ) as run:
+        await run.submit(PauseBranch("main/x"))
+        await trio.sleep(5)
+        assert run.idle
+        await run.shutdown()
+    assert not run.idle
