@@ -21,7 +21,7 @@ from typing import Any, Literal
 import attrs
 import trio
 
-from ._actions import ActionRegistry
+from ._actions import ActionRegistry, FunctionAction
 from ._commands import ExecutorCommand
 from ._errors import CommandRejectedError, RunFinishedError
 from ._events import ExecutionEvent, HookFailed, RunIdle
@@ -681,6 +681,12 @@ class Run:
                         output = await node.action.execute(ctx)
                     if limit.cancelled_caught:
                         error = f"timed out after {timeout:g}s (attempt {ctx.attempt})"
+                        if isinstance(node.action, FunctionAction) and not node.action.is_async:
+                            # Say what really happened: Python cannot stop a thread.
+                            error += (
+                                "; its worker thread could not be stopped and was"
+                                " abandoned (it may still be running)"
+                            )
             except Exception as exc:
                 error = _describe(exc)
         if error is None and not isinstance(output, NodeOutput):

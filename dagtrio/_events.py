@@ -106,25 +106,36 @@ class NodeSkipped(ExecutionEvent):
 
 @attrs.frozen(slots=True)
 class BranchPaused(ExecutionEvent):
-    """No node of ``branch`` (or below it) starts until it is resumed."""
+    """No node of ``branch`` (or below it) starts until it is resumed.
+
+    ``known`` is false when no node is on or below the branch yet: the pause still
+    holds for nodes added to it later (pause a tool's branch before adding the tool),
+    but a misspelt name shows up here.
+    """
 
     branch: str
     reason: str | None = None
+    known: bool = True
 
 
 @attrs.frozen(slots=True)
 class BranchResumed(ExecutionEvent):
-    """A paused branch may start nodes again."""
+    """A paused branch may start nodes again (``known`` as for `BranchPaused`)."""
 
     branch: str
+    known: bool = True
 
 
 @attrs.frozen(slots=True)
 class BranchCancelled(ExecutionEvent):
-    """``branch`` and everything below it was cancelled."""
+    """``branch`` and everything below it was cancelled (``known`` as for `BranchPaused`).
+
+    Nodes added to a cancelled branch later end ``CANCELLED`` at once.
+    """
 
     branch: str
     reason: str | None = None
+    known: bool = True
 
 
 @attrs.frozen(slots=True)

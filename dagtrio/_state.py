@@ -178,6 +178,8 @@ class RunState:
         self.delayed = 0
         #: nodes not yet in a final state
         self.unfinished = 0
+        #: how many nodes each branch holds (to tell a known branch from a typo)
+        self.branch_sizes: dict[str, int] = {}
         self.paused: dict[str, str | None] = {}
         self.cancelled: dict[str, str | None] = {}
         #: why the run stopped starting nodes (shutdown, fail_fast), once it has
@@ -256,10 +258,12 @@ class RunState:
         dag = self.dag_name
         registry = self.registry
         emit = self.emit
+        sizes = self.branch_sizes
         batch: list[Node] = []
         for spec, branch in zip(prepared.specs, prepared.branches, strict=True):
             node = Node(spec, NodeRef(dag, spec.id), branch, registry.get(spec.action))  # type: ignore[arg-type]
             nodes[node.id] = node
+            sizes[branch] = sizes.get(branch, 0) + 1
             batch.append(node)
             emit(NodeAdded(node.ref, spec, branch))
         self.unfinished += len(batch)
@@ -486,7 +490,7 @@ class RunState:
                 if self._cancelled_root(branch) is not None:
                     raise Rejected(f"branch {branch!r} is cancelled")
                 self.paused[branch] = reason
-                self.emit(BranchPaused(branch, reason))
+                self.emit(BranchPaused(branch, reason, self._known(branch)))
             case ResumeBranch(branch=branch):
                 branch = self._branch_arg(branch)
                 root = self._cancelled_root(branch)
@@ -496,14 +500,14 @@ class RunState:
                 # pause on a branch above it still holds (resume that one instead).
                 for name in [name for name in self.paused if _under(name, branch)]:
                     del self.paused[name]
-                self.emit(BranchResumed(branch))
+                self.emit(BranchResumed(branch, self._known(branch)))
                 self._release_held()
             case CancelBranch(branch=branch, reason=reason):
                 branch = self._branch_arg(branch)
                 self.cancelled[branch] = reason
                 for name in [name for name in self.paused if _under(name, branch)]:
                     del self.paused[name]
-                self.emit(BranchCancelled(branch, reason))
+                self.emit(BranchCancelled(branch, reason, self._known(branch)))
                 why = f"branch {branch!r} was cancelled" + (f": {reason}" if reason else "")
                 self.cancel_nodes(lambda node: _under(node.branch, branch), why)
             case EmitEvent(event=event):
@@ -541,6 +545,10 @@ class RunState:
         except InvalidSpecError as exc:
             raise Rejected(str(exc)) from None
         node.spec = spec
+
+    def _known(self, branch: str) -> bool:
+        """Whether any node is on ``branch`` or below it."""
+        return any(_under(name, branch) for name in self.branch_sizes)
 
     @staticmethod
     def _branch_arg(branch: object) -> str:
