@@ -240,8 +240,8 @@ class Planner(EventHook):
                 )
             )
         tool_ids = [spec.id for spec in tools]
-        # Without an explicit branch, `continue` would join its first dep's tool branch
-        # and be cancelled with it; the conversation itself lives on "main".
+        # Without an explicit branch, `continue` would join its first dep's branch, and
+        # a command on that one tool would act on the whole turn; the turn is "main"'s.
         gather = NodeSpec("continue", id=f"continue-{turn}", deps=tool_ids, branch="main")
         next_turn = NodeSpec(
             "llm", id=f"llm-{turn + 1}", deps=[gather.id], inputs={"turn": turn + 1}
@@ -332,6 +332,14 @@ class AgentOutcome:
     approvals: tuple[Approval, ...]
     tokens_spent: int
     token_budget: int
+
+    @property
+    def answer(self) -> str | None:
+        """The model's final answer, if the agent got that far."""
+        for record in self.report.outputs().values():
+            if isinstance(record, Mapping) and record.get("answer"):
+                return record["answer"]
+        return None
 
 
 class Console:
@@ -485,6 +493,10 @@ def print_report(outcome: AgentOutcome, wall_time: float) -> None:
     approved = sum(approval.applied for approval in outcome.approvals)
     run_time = (report.finished_at or report.started_at) - report.started_at
     print()
+    if outcome.answer is not None:
+        print(f"answer: {outcome.answer}")
+    else:
+        print("no answer: the agent was stopped before its last turn")
     print(
         f"success={report.success}  {len(report.nodes)} nodes, {grown} added while running "
         f"({statuses})"
