@@ -43,6 +43,10 @@ class EventHook:
     - ``on_complete(ctx, success)`` runs once when the run has ended. The run cannot
       change any more, so anything it returns is ignored.
 
+    A node whose deps are done starts the moment it is added, so to hold one for
+    approval, return ``PauseBranch`` for its branch *ahead of* the command that adds it;
+    pausing in answer to its `NodeAdded` may come too late.
+
     Across a crash and resume (with a journal) delivery is at-least-once: a hook that
     adds nodes with explicit ids is idempotent for free, since a repeated `AddNode` is
     rejected as a duplicate.

@@ -228,7 +228,7 @@ class Planner(EventHook):
             self._tools += 1
             branch = f"{TOOL_BRANCH_PREFIX}{self._tools}"
             if call["dangerous"]:
-                reason = f"needs approval: {call['tool']} {call['args']!r}"
+                reason = f"approve {call['tool']}: {call['args']}"
                 pauses.append(PauseBranch(branch, reason=reason))
             tools.append(
                 NodeSpec(
@@ -373,8 +373,9 @@ def describe(event: ExecutionEvent) -> tuple[str, str, str] | None:
             return "skipped", ref.node, reason
         case dagtrio.NodeFailed(node=ref, error=error):
             return "failed", ref.node, error
-        case dagtrio.BranchPaused(branch=branch, reason=reason):
-            return "paused", branch, reason or ""
+        case dagtrio.BranchPaused(branch=branch, reason=reason, known=known):
+            # known=False: no node is on the branch yet; the pause will hold it when added.
+            return "paused", branch, (reason or "") + ("" if known else " (tool not added yet)")
         case dagtrio.BranchResumed(branch=branch):
             return "resumed", branch, ""
         case dagtrio.BranchCancelled(branch=branch, reason=reason):
