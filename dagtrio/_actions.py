@@ -79,7 +79,7 @@ class FunctionAction:
         result = await self._call(ctx)
         if type(result) is NodeOutput:
             return result
-        return NodeOutput.ok(result)
+        return NodeOutput(result)  # NodeOutput.ok(result), without the keyword plumbing
 
     def __repr__(self) -> str:
         kind = "async" if self.is_async else "sync"

@@ -3,7 +3,8 @@
 One coordinator task per run receives every message from one bounded inbox and is the
 only caller of `RunState`. It never blocks on anything but that inbox, so workers, hook
 stages and applications can always get their messages to it (see `_pipeline` for why
-the event flow cannot deadlock).
+the event flow cannot deadlock). Each attempt runs in a worker task of its branch's
+crew (`_Crew`), whose one cancel scope stops the branch's running nodes together.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import types
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -64,6 +65,13 @@ def _is_cancellation(exc: BaseException) -> bool:
     """True for `trio.Cancelled`, or a group holding nothing else (how a nursery ends)."""
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[1] is None
+    return isinstance(exc, trio.Cancelled)
+
+
+def _holds_cancellation(exc: BaseException) -> bool:
+    """True for `trio.Cancelled`, or a group with one inside (the scope it is for takes it)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(trio.Cancelled)[0] is not None
     return isinstance(exc, trio.Cancelled)
 
 
@@ -210,7 +218,10 @@ class Run:
         self._app_data = coordinator.app_data
         # Times in reports are epoch seconds that advance with Trio's clock (a MockClock
         # in tests), so durations are exact and reports stay meaningful.
-        offset = time.time() - trio.current_time()
+        # The clock itself rather than trio.current_time(), which looks it up on every
+        # call: report times are read twice per node.
+        clock = trio.lowlevel.current_clock()
+        offset = time.time() - clock.current_time()
         self._outbox = Outbox()
         self._readers: list[Reader] = []
         #: events put into the pipeline so far (a reader starts at the current count)
@@ -226,14 +237,14 @@ class Run:
             run_id=self.run_id,
             emit=self._emit,
             retry_later=self._retry_later,
-            now=lambda: trio.current_time() + offset,
+            now=lambda: clock.current_time() + offset,
         )
-        # Announce the initial nodes only once the run starts, so a reader subscribing
-        # first thing in the open_run body sees the same events with or without hooks.
-        self._initial_events: list[ExecutionEvent] = []
-        self._state.emit = self._initial_events.append
+        # Until a reader subscribes, only hooks listen (see RunState.listening).
+        self._state.listening = bool(self._hooks)
+        # The initial nodes are announced only once the run starts, so a reader
+        # subscribing first thing in the open_run body sees the same events with or
+        # without hooks.
         self._state.add_initial(iter_specs(specs))
-        self._state.emit = self._emit
         self._go = trio.Event()
         self.graph = GraphView(self._state)
         """A live read-only view of the graph."""
@@ -242,6 +253,8 @@ class Run:
         self._inbox_send, self._inbox = trio.open_memory_channel[Any](coordinator.command_capacity)
         self._nursery: trio.Nursery | None = None
         self._grace_scope: trio.CancelScope | None = None
+        #: branch -> the crew its nodes run in
+        self._crews: dict[str, _Crew] = {}
         self._grace_deadline = math.inf
         self._grace = 0.0
         self._hooks_started = False
@@ -308,6 +321,7 @@ class Run:
             send.close()
         else:
             self._readers.append(Reader(send, self._pipelined))
+            self._state.listening = True
             if self._body_task is not None and trio.lowlevel.current_task() is self._body_task:
                 self._body_streams.add(stream)
         return stream
@@ -423,9 +437,8 @@ class Run:
                 # body runs on up to its first checkpoint before we do: a reader that
                 # subscribes there misses nothing.
                 await self._go.wait()
-                for event in self._initial_events:
-                    self._emit(event)
-                self._initial_events = []
+                if self._hooks or self._readers:
+                    self._state.announce()
                 nursery.start_soon(self._start_pipeline, nursery)
                 await self._coordinate()
         except BaseException as exc:
@@ -499,32 +512,56 @@ class Run:
         self._outbox.close()
         if self._grace_scope is not None:
             self._grace_scope.cancel()
+        for crew in self._crews.values():
+            crew.scope.cancel()  # idle by now: nothing runs
 
     def _dispatch(self) -> None:
         state = self._state
         limit = self._max_parallel
         event_limit = self._event_limit
-        nursery = self._nursery
-        assert nursery is not None
+        work = self._work
+        crews = self._crews
         while state.running < limit and self._unacked < event_limit:
             node = state.next_ready()
             if node is None:
                 return
-            scope = trio.CancelScope()
-            self._emit(state.start(node, scope))
+            # A crew found here is never a cancelled one: crews are cancelled only with
+            # their whole branch (whose nodes never start again) or once the run starts
+            # no more nodes (see _Crew).
+            crew = crews.get(node.branch)
+            if crew is None:
+                crew = self._new_crew(node.branch)
+            crew.running += 1
+            state.start(node, crew.scope)
             self._idle = False
+            spec = node.spec
             ctx = NodeCtx(
                 state.dag_name,
                 node.id,
                 state.run_id,
-                types.MappingProxyType(node.spec.inputs),
+                types.MappingProxyType(spec.inputs) if spec.inputs else _NO_INPUTS,
                 state.upstream(node),
                 node.attempts,
                 self._cache,
                 self._app_data,
                 node.branch,
             )
-            nursery.start_soon(self._work, node, scope, ctx)
+            crew.start(work, node, ctx)
+
+    def _new_crew(self, branch: str) -> _Crew:
+        crews = self._crews
+        if len(crews) >= 2 * self._max_parallel:
+            # At most max_parallel crews can be busy: retire the idle ones, so that a run
+            # with many short-lived branches does not keep a task alive for each.
+            for name, idle in [item for item in crews.items() if not item[1].running]:
+                idle.scope.cancel()
+                del crews[name]
+        crew = crews[branch] = _Crew()
+        assert self._nursery is not None
+        self._nursery.start_soon(
+            crew.serve, self._work, self._inbox_send, name=f"dagtrio crew {branch!r}"
+        )
+        return crew
 
     def _is_finished(self) -> bool:
         state = self._state
@@ -548,6 +585,7 @@ class Run:
         state = self._state
         kind = type(message)
         if kind is AttemptDone:
+            message.crew.running -= 1
             node = message.node
             state.attempt_done(node, message.output, message.error, message.cancelled)
             if self._fail_fast and node.status is NodeStatus.FAILED:
@@ -668,30 +706,47 @@ class Run:
         if not scope.cancelled_caught:
             await self._inbox_send.send(RetryDue(node))
 
-    async def _work(self, node: Node, scope: trio.CancelScope, ctx: NodeCtx) -> None:
+    async def _work(self, node: Node, crew: _Crew, ctx: NodeCtx) -> None:
         output: Any = None
         error: str | None = None
         timeout = node.spec.timeout
-        with scope:
-            try:
-                if timeout is None:
+        try:
+            if timeout is None:
+                output = await node.action.execute(ctx)
+            else:
+                with trio.move_on_after(timeout) as limit:
                     output = await node.action.execute(ctx)
-                else:
-                    with trio.move_on_after(timeout) as limit:
-                        output = await node.action.execute(ctx)
-                    if limit.cancelled_caught:
-                        error = f"timed out after {timeout:g}s (attempt {ctx.attempt})"
-                        if isinstance(node.action, FunctionAction) and not node.action.is_async:
-                            # Say what really happened: Python cannot stop a thread.
-                            error += (
-                                "; its worker thread could not be stopped and was"
-                                " abandoned (it may still be running)"
-                            )
-            except Exception as exc:
-                error = _describe(exc)
+                if limit.cancelled_caught:
+                    error = f"timed out after {timeout:g}s (attempt {ctx.attempt})"
+                    if isinstance(node.action, FunctionAction) and not node.action.is_async:
+                        # Say what really happened: Python cannot stop a thread.
+                        error += (
+                            "; its worker thread could not be stopped and was"
+                            " abandoned (it may still be running)"
+                        )
+        except Exception as exc:
+            error = _describe(exc)
+        except BaseException as exc:
+            if _holds_cancellation(exc):
+                # The crew was cancelled (its branch, a shutdown) or the whole run was;
+                # an action with a nursery of its own raises a group holding Cancelled.
+                # The node is final already; the coordinator only needs its slot back.
+                crew.report(self._inbox_send, AttemptDone(node, None, None, True, crew))
+            raise
         if error is None and not isinstance(output, NodeOutput):
-            output = NodeOutput.ok(output)
-        await self._inbox_send.send(AttemptDone(node, output, error, scope.cancelled_caught))
+            output = NodeOutput(output)  # NodeOutput.ok(output)
+        message = AttemptDone(node, output, error, False, crew)
+        # Without the checkpoint of send() when the inbox has room: the task ends here
+        # anyway, and a needless trip through the scheduler is a sizeable share of the
+        # cost of a short action.
+        try:
+            self._inbox_send.send_nowait(message)
+        except trio.WouldBlock:
+            try:
+                await self._inbox_send.send(message)
+            except trio.Cancelled:
+                crew.unsent.append(message)
+                raise
 
     def _conclude(self) -> None:
         """Fix the final state (idempotent): whatever is not final now never will be."""
@@ -775,6 +830,68 @@ class Run:
         if interrupted is not None:
             raise interrupted
 
+
+class _Crew:
+    """The worker tasks of one branch, in a nursery of their own under one cancel scope.
+
+    A node needs a cancel scope (cancelling its branch, or everything at the end of a
+    shutdown's grace, must stop it), but entering and leaving one per attempt costs
+    Trio about as much as starting the worker task itself. `RunState` only ever
+    cancels a whole branch's running nodes at once (`RunState.cancel_nodes`), so every
+    running node of a branch shares its crew's scope instead. Cancelling it is for
+    good: a branch is cancelled for good, and so is a run that stops (shutdown,
+    fail_fast, its end); idle crews that the run retires leave `Run._crews` first.
+    """
+
+    __slots__ = ("nursery", "running", "scope", "unsent", "waiting")
+
+    def __init__(self) -> None:
+        self.scope = trio.CancelScope()
+        self.nursery: trio.Nursery | None = None
+        #: attempts started here whose end the coordinator has not heard of yet
+        self.running = 0
+        #: workers to start once `serve` has opened the nursery
+        self.waiting: list[tuple[Node, NodeCtx]] = []
+        #: attempt ends that workers could not report before the crew was cancelled
+        self.unsent: list[AttemptDone] = []
+
+    def start(self, work: Worker, node: Node, ctx: NodeCtx) -> None:
+        if self.nursery is None:
+            self.waiting.append((node, ctx))
+        else:
+            # An explicit name spares Trio working one out for every task.
+            self.nursery.start_soon(work, node, self, ctx, name=_WORKER_NAME)
+
+    async def serve(self, work: Worker, inbox: trio.MemorySendChannel[Any]) -> None:
+        with self.scope:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                waiting, self.waiting = self.waiting, []
+                for node, ctx in waiting:
+                    nursery.start_soon(work, node, self, ctx, name=_WORKER_NAME)
+                await trio.sleep_forever()
+        # The crew was cancelled, not the run (that would have cancelled us here too):
+        # its nodes are final, but the coordinator counts their slots until it hears.
+        for message in self.unsent:
+            await inbox.send(message)
+
+    def report(self, inbox: trio.MemorySendChannel[Any], message: AttemptDone) -> None:
+        """Report a cancelled attempt's end without a checkpoint (the worker is cancelled)."""
+        try:
+            inbox.send_nowait(message)
+        except trio.WouldBlock:
+            self.unsent.append(message)  # `serve` sends it once the workers are gone
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the run is over: nobody counts slots any more
+
+
+Worker = Callable[[Node, _Crew, NodeCtx], Awaitable[None]]
+
+#: what Trio would name the worker tasks by itself
+_WORKER_NAME = f"{Run._work.__module__}.{Run._work.__qualname__}"
+
+#: ``ctx.inputs`` of every node without inputs (most of them), shared: it is read-only
+_NO_INPUTS: types.MappingProxyType[str, Any] = types.MappingProxyType({})
 
 #: marks a submitted command that the run ended before applying
 _FINISHED = "\0run finished"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import igraph
+from typing import TYPE_CHECKING
 
 from ._spec import NodeSpec
+
+if TYPE_CHECKING:
+    import igraph
 
 __all__ = ["batch_order"]
 
@@ -27,6 +29,10 @@ def batch_order(specs: Sequence[NodeSpec]) -> list[int] | list[str]:
     edges = [(index[dep], i) for i, spec in enumerate(specs) for dep in spec.deps if dep in index]
     if not edges:
         return list(range(len(specs)))
+    # Imported here: igraph takes about half a second to import, and batches that are
+    # already in dependency order (most of them) never get this far.
+    import igraph
+
     graph = igraph.Graph(n=len(specs), edges=edges, directed=True)
     if graph.is_dag():
         return graph.topological_sorting(mode="out")

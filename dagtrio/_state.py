@@ -62,15 +62,16 @@ class Node:
     """Mutable bookkeeping for one node. Only `RunState` writes to it."""
 
     __slots__ = (
+        "_ref",
         "action",
         "attempts",
         "branch",
+        "dag",
         "dependents",
         "error",
         "finished_at",
         "id",
         "outputs",
-        "ref",
         "scope",
         "spec",
         "started_at",
@@ -78,16 +79,19 @@ class Node:
         "waiting",
     )
 
-    def __init__(self, spec: NodeSpec, ref: NodeRef, branch: str, action: NodeAction) -> None:
-        self.id: str = ref.node
+    def __init__(self, spec: NodeSpec, dag: str, branch: str, action: NodeAction) -> None:
+        self.id: str = spec.id  # type: ignore[assignment]
+        self.dag = dag
+        self._ref: NodeRef | None = None
         self.spec = spec
-        self.ref = ref
         self.branch = branch
         self.action = action
         self.status = PENDING
         #: deps that have not succeeded yet
         self.waiting = 0
-        self.dependents: list[Node] = []
+        #: nodes waiting for this one: () until the first comes and again once they
+        #: were told, rather than an empty list per node for the garbage collector to walk
+        self.dependents: list[Node] | tuple[()] = ()
         self.attempts = 0
         self.started_at: float | None = None
         self.finished_at: float | None = None
@@ -96,18 +100,31 @@ class Node:
         #: cancel scope of the running attempt or of the retry-delay timer
         self.scope: trio.CancelScope | None = None
 
+    @property
+    def ref(self) -> NodeRef:
+        """This node as a `NodeRef`, made the first time an event needs it.
+
+        A run that nobody listens to builds no events, so it never needs one.
+        """
+        ref = self._ref
+        if ref is None:
+            ref = self._ref = NodeRef(self.dag, self.id)
+        return ref
+
     def record(self) -> NodeRecord:
+        spec = self.spec
+        # Positional: a report builds one per node, and keywords cost a third more.
         return NodeRecord(
-            id=self.id,
-            action=self.spec.action,
-            branch=self.branch,
-            deps=self.spec.deps,
-            status=self.status,
-            attempts=self.attempts,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-            error=self.error,
-            outputs=self.outputs,
+            self.id,
+            spec.action,
+            self.branch,
+            spec.deps,
+            self.status,
+            self.attempts,
+            self.started_at,
+            self.finished_at,
+            self.error,
+            self.outputs,
         )
 
 
@@ -184,6 +201,9 @@ class RunState:
         self.cancelled: dict[str, str | None] = {}
         #: why the run stopped starting nodes (shutdown, fail_fast), once it has
         self.stopped: str | None = None
+        #: whether anyone receives events; while nobody does, the per-node events of
+        #: the hot path (`NodeAdded`, `NodeStarted`, `NodeCompleted`) are not even built
+        self.listening = True
         self.started_at = now()
         self.finished_at: float | None = None
         self._next_auto_id = 0
@@ -198,17 +218,21 @@ class RunState:
         registry = self.registry
         nodes = self.nodes
         final: list[NodeSpec] = []
-        batch_ids: set[str] = set()
+        #: batch id -> position in the batch
+        batch_ids: dict[str, int] = {}
         # Ids the batch names itself, wherever they stand in it: an auto id must not take
         # one that a later spec of the same batch claims.
         explicit = {spec.id for spec in specs if spec.id is not None}
         auto = self._next_auto_id
+        registered: set[str] = set()  # action names already found in the registry
         for spec in specs:
-            if spec.action not in registry:
-                known = ", ".join(sorted(registry)) or "none"
-                raise InvalidGraphError(
-                    spec.id, f"unknown action {spec.action!r} (registered: {known})"
-                )
+            if spec.action not in registered:
+                if spec.action not in registry:
+                    known = ", ".join(sorted(registry)) or "none"
+                    raise InvalidGraphError(
+                        spec.id, f"unknown action {spec.action!r} (registered: {known})"
+                    )
+                registered.add(spec.action)
             if spec.id is None:
                 while True:
                     auto += 1
@@ -221,15 +245,23 @@ class RunState:
                 raise InvalidGraphError(spec.id, "id is already in the graph")
             elif spec.id in batch_ids:
                 raise InvalidGraphError(spec.id, "id appears twice in the batch")
-            batch_ids.add(spec.id)  # type: ignore[arg-type]
+            batch_ids[spec.id] = len(final)  # type: ignore[index]
             final.append(spec)
-        for spec in final:
+        # A batch that lists every dep before its dependents (generated graphs, most
+        # planners) is already in dependency order and cannot hold a cycle: take it as it
+        # is and spare the graph algorithm, the largest cost of a big batch.
+        in_order = True
+        for position, spec in enumerate(final):
             for dep in spec.deps:
                 if dep == spec.id:
                     raise InvalidGraphError(spec.id, "depends on itself")
-                if dep not in nodes and dep not in batch_ids:
-                    raise InvalidGraphError(spec.id, f"dep {dep!r} is not in the graph")
-        order = batch_order(final)
+                dep_position = batch_ids.get(dep)
+                if dep_position is None:
+                    if dep not in nodes:
+                        raise InvalidGraphError(spec.id, f"dep {dep!r} is not in the graph")
+                elif dep_position > position:
+                    in_order = False
+        order = list(range(len(final))) if in_order else batch_order(final)
         if order and isinstance(order[0], str):
             # batch_order walks dep -> dependent; say it as "x depends on y".
             cycle = list(reversed(order))
@@ -258,14 +290,20 @@ class RunState:
         dag = self.dag_name
         registry = self.registry
         emit = self.emit
+        listening = self.listening
         sizes = self.branch_sizes
+        actions: dict[str, NodeAction] = {}
         batch: list[Node] = []
         for spec, branch in zip(prepared.specs, prepared.branches, strict=True):
-            node = Node(spec, NodeRef(dag, spec.id), branch, registry.get(spec.action))  # type: ignore[arg-type]
+            action = actions.get(spec.action)
+            if action is None:
+                action = actions[spec.action] = registry.get(spec.action)
+            node = Node(spec, dag, branch, action)
             nodes[node.id] = node
             sizes[branch] = sizes.get(branch, 0) + 1
             batch.append(node)
-            emit(NodeAdded(node.ref, spec, branch))
+            if listening:
+                emit(NodeAdded(node.ref, spec, branch))
         self.unfinished += len(batch)
         for i in prepared.order:
             node = batch[i]
@@ -278,7 +316,7 @@ class RunState:
             doomed: Node | None = None
             for dep_id in node.spec.deps:
                 dep = nodes[dep_id]
-                if dep.status.is_final and dep.status is not SUCCEEDED:
+                if dep.status is not SUCCEEDED and dep.status.is_final:
                     doomed = dep
                     break
             if doomed is not None:
@@ -288,13 +326,34 @@ class RunState:
                 dep = nodes[dep_id]
                 if dep.status is not SUCCEEDED:
                     node.waiting += 1
-                    dep.dependents.append(node)
+                    if isinstance(dep.dependents, list):
+                        dep.dependents.append(node)
+                    else:
+                        dep.dependents = [node]
             if node.waiting == 0:
                 self._make_ready(node)
 
+    def announce(self) -> None:
+        """Emit `NodeAdded` for every node so far: the initial ones, as the run starts.
+
+        The initial specs are added (and checked) before anyone can listen, while
+        nothing else can happen yet, so announcing them later in one go is the same
+        stream a listener present all along would have seen.
+        """
+        emit = self.emit
+        for node in self.nodes.values():
+            emit(NodeAdded(node.ref, node.spec, node.branch))
+
     def add_initial(self, specs: Sequence[NodeSpec]) -> None:
-        """Validate and insert the run's first specs; `InvalidGraphError` before anything runs."""
-        self.add(self.prepare(specs))
+        """Validate and insert the run's first specs; `InvalidGraphError` before anything runs.
+
+        Emits nothing: `announce` tells of them once the run starts.
+        """
+        listening, self.listening = self.listening, False
+        try:
+            self.add(self.prepare(specs))
+        finally:
+            self.listening = listening
 
     # ------------------------------------------------------------------ scheduling
 
@@ -318,15 +377,20 @@ class RunState:
             return node
         return None
 
-    def start(self, node: Node, scope: trio.CancelScope) -> NodeStarted:
-        """Mark ``node`` running under ``scope``; returns the event for the coordinator to emit."""
+    def start(self, node: Node, scope: trio.CancelScope) -> None:
+        """Mark ``node`` running under ``scope`` (the coordinator starts its worker).
+
+        ``scope`` is shared by every running node of the node's branch (see
+        `cancel_nodes`).
+        """
         node.status = RUNNING
         node.attempts += 1
         node.scope = scope
         if node.started_at is None:
             node.started_at = self.now()
         self.running += 1
-        return NodeStarted(node.ref, node.attempts)
+        if self.listening:
+            self.emit(NodeStarted(node.ref, node.attempts))
 
     def upstream(self, node: Node) -> dict[str, Any]:
         outputs = self.outputs
@@ -351,12 +415,13 @@ class RunState:
             self._finish(node, SUCCEEDED, None)
             node.outputs = output.outputs
             self.outputs[node.id] = output.outputs
-            self.emit(NodeCompleted(node.ref, output))
+            if self.listening:
+                self.emit(NodeCompleted(node.ref, output))
             for dependent in node.dependents:
                 dependent.waiting -= 1
                 if dependent.waiting == 0 and dependent.status is PENDING:
                     self._make_ready(dependent)
-            node.dependents = []
+            node.dependents = ()
             return
         if error is None:
             error = output.error if output is not None else "action returned nothing"
@@ -408,7 +473,7 @@ class RunState:
         stack = [root]
         while stack:
             cause = stack.pop()
-            dependents, cause.dependents = cause.dependents, []
+            dependents, cause.dependents = cause.dependents, ()
             for node in dependents:
                 if node.status.is_final:
                     continue
@@ -446,6 +511,11 @@ class RunState:
         All of them are cancelled before any dependent is skipped, so a waiting node
         inside the selection ends CANCELLED (as it should) even when its dep is cancelled
         first; only dependents outside the selection end SKIPPED.
+
+        A running node's scope is its branch's (the coordinator runs a branch's nodes
+        under one scope, which is much cheaper than a scope per attempt), so ``select``
+        must take every running node of a branch or none of them: a whole branch and
+        those below it, or every running node. Every caller does.
         """
         victims = [
             node for node in self.nodes.values() if not node.status.is_final and select(node)
