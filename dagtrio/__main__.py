@@ -1,0 +1,7 @@
+"""``python -m dagtrio``: the same as the ``dagtrio`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

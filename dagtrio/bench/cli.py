@@ -1,0 +1,392 @@
+"""``dagtrio bench``: throughput of dagtrio on generated graphs, beside the floor and peers.
+
+Every invocation times the ``trio-floor`` (the cost of Trio itself) and dagtrio on the
+same graph; ``--compare`` adds the baselines. Each runner is checked for correctness,
+then timed ``--repeats`` times, in a subprocess of its own. The table gives the median
+and best wall time, nodes/s, peak memory per node, and the ratio of each median to the
+floor's, measured in this invocation. Exit status: 0, 1 if a runner failed its check or
+crashed, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from . import plot as plotting
+from .driver import run_runner
+from .generators import SHAPES, default_density
+from .results import RunnerResult, document, machine_info, set_ratios
+from .runners import FLOOR, RUNNERS, runner_names
+from .worker import MEMORY_METHODS
+from .workload import ActionKind, Workload
+
+__all__ = ["add_parser", "run"]
+
+
+# ------------------------------------------------------------------ argument types
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _sizes(text: str) -> list[int]:
+    parse = _int_at_least(1)
+    sizes = [parse(part.strip().replace("_", "")) for part in text.split(",")]
+    return sorted(set(sizes))
+
+
+def _density(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _runners(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    for name in names:
+        if name not in RUNNERS:
+            raise argparse.ArgumentTypeError(
+                f"unknown runner {name!r}; choose from {', '.join(RUNNERS)}"
+            )
+    return names
+
+
+def _action(text: str) -> str:
+    try:
+        return str(ActionKind.parse(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``bench`` subcommand to a ``dagtrio`` argument parser."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "bench",
+        help="throughput of dagtrio on generated graphs, beside the floor and baselines",
+        description=__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="runners:\n"
+        + "\n".join(f"  {name:<15} {runner.summary}" for name, runner in RUNNERS.items()),
+    )
+    graph = parser.add_argument_group("the graph")
+    graph.add_argument("--shape", choices=SHAPES, default="layered", help="(default: layered)")
+    graph.add_argument(
+        "--nodes",
+        type=_sizes,
+        default=[20_000],
+        metavar="N[,N...]",
+        help="nodes in the graph (growth: its final size); several sizes run one after "
+        "another, e.g. for --plot (default: 20000)",
+    )
+    graph.add_argument(
+        "--width", type=_int_at_least(1), default=100, help="layered/growth: nodes per layer"
+    )
+    graph.add_argument(
+        "--density",
+        type=_density,
+        default=None,
+        help="random: probability of each edge i<j (default: 4/(nodes-1), ~2 deps per node)",
+    )
+    graph.add_argument(
+        "--children",
+        type=_int_at_least(1),
+        default=4,
+        metavar="K",
+        help="growth: children a hook adds to each marked node as it completes (default: 4)",
+    )
+    graph.add_argument("--seed", type=int, default=0, help="seed of the random graphs")
+    run_group = parser.add_argument_group("the run")
+    run_group.add_argument(
+        "--max-parallel", type=_int_at_least(1), default=64, help="actions at once (default: 64)"
+    )
+    run_group.add_argument(
+        "--action",
+        type=_action,
+        default="noop",
+        metavar="KIND",
+        help="what each node does: noop, sleep:SECONDS or cpu:MICROSECONDS (default: noop)",
+    )
+    run_group.add_argument(
+        "--hooks", type=_int_at_least(0), default=0, help="pass-through hooks for dagtrio"
+    )
+    measure = parser.add_argument_group("measuring")
+    measure.add_argument(
+        "--repeats", type=_int_at_least(1), default=3, help="timed runs per runner (default: 3)"
+    )
+    measure.add_argument(
+        "--compare",
+        action="store_true",
+        help="add the baselines: trio-minimal, graphlib, dask-threads, dask-sync",
+    )
+    measure.add_argument(
+        "--runners",
+        type=_runners,
+        default=None,
+        metavar="NAME[,NAME...]",
+        help="run these runners (and always the floor) instead of the floor and dagtrio",
+    )
+    measure.add_argument(
+        "--memory",
+        choices=MEMORY_METHODS,
+        default="tracemalloc",
+        help="tracemalloc: peak allocated by one extra untimed run (default); "
+        "maxrss: rise of the worker process's peak RSS; none: skip",
+    )
+    measure.add_argument(
+        "--in-process",
+        action="store_true",
+        help="measure in this process instead of one subprocess per runner (for profilers)",
+    )
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
+    out.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="plot nodes/s per runner (needs matplotlib)"
+    )
+    out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or log lines")
+    parser.set_defaults(handler=run, parser=parser)
+    return parser
+
+
+# ------------------------------------------------------------------------ running
+
+
+def _workload(args: argparse.Namespace, nodes: int) -> Workload:
+    return Workload(
+        shape=args.shape,
+        nodes=nodes,
+        width=args.width,
+        density=args.density,
+        k=args.children,
+        seed=args.seed,
+        action=args.action,
+        max_parallel=args.max_parallel,
+        hooks=args.hooks,
+    )
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "shape": args.shape,
+        "nodes": list(args.nodes),
+        "width": args.width,
+        "density": args.density,
+        "children": args.children,
+        "max_parallel": args.max_parallel,
+        "action": args.action,
+        "hooks": args.hooks,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "compare": args.compare,
+        "runners": runner_names(args.shape, compare=args.compare, only=args.runners),
+        "memory": args.memory,
+        "in_process": args.in_process,
+    }
+
+
+def _describe(args: argparse.Namespace, nodes: int, edges: int | None) -> str:
+    graph = f"{args.shape}, {nodes:,} nodes"
+    if edges is not None:
+        graph += f", {edges:,} edges"
+    if args.shape in ("layered", "growth"):
+        graph += f", width {args.width}"
+    if args.shape == "random":
+        graph += f", density {args.density or default_density(nodes):.3g}"
+    if args.shape == "growth":
+        graph += f", half the initial nodes add {args.children} children each"
+    return (
+        f"{graph}; action {args.action}, max_parallel {args.max_parallel}, "
+        f"hooks {args.hooks}, seed {args.seed}, repeats {args.repeats}"
+    )
+
+
+def _time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:,.2f} s"
+
+
+def _table(results: Sequence[RunnerResult]) -> Table:
+    table = Table()
+    table.add_column("runner")
+    for header in ("median", "best", "nodes/s", "peak mem/node", "x floor"):
+        table.add_column(header, justify="right")
+    for result in results:
+        if result.status == "skipped":
+            table.add_row(result.name, "[dim]skipped[/dim]", "", "", "", "")
+            continue
+        if not result.ok:
+            table.add_row(result.name, "[bold red]FAILED[/bold red]", "", "", "", "")
+            continue
+        per_node = result.peak_bytes_per_node
+        ratio = result.ratio_to_floor
+        table.add_row(
+            f"[bold]{result.name}[/bold]" if result.name.startswith("dagtrio") else result.name,
+            _time(result.median_s),
+            _time(result.best_s),
+            f"{result.nodes_per_s:,.0f}",
+            "-" if per_node is None else f"{per_node:,.0f} B",
+            "-" if ratio is None else f"{ratio:.2f}x",
+        )
+    return table
+
+
+def _notes(args: argparse.Namespace, results: Sequence[RunnerResult]) -> list[str]:
+    notes = []
+    method = next((r.memory_method for r in results if r.memory_method), None)
+    if method == "tracemalloc":
+        notes.append(
+            "peak mem/node: tracemalloc peak of one extra untimed run (beyond the input "
+            "graph, report included) ÷ nodes"
+        )
+    elif method == "maxrss":
+        notes.append("peak mem/node: rise of the worker process's peak RSS over its runs ÷ nodes")
+    notes.append(f"x floor: median ÷ {FLOOR}'s median in this invocation (lower is better)")
+    if args.shape == "growth":
+        notes.append(
+            "growth: dagtrio grows the graph with a hook; the baselines and dagtrio-static "
+            "run the final graph given up front"
+        )
+    for result in results:
+        if result.skipped:
+            notes.append(f"{result.name}: skipped, {result.skipped}")
+        if result.error:
+            notes.append(f"{result.name}: FAILED, {result.error}")
+    return notes
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out ``dagtrio bench`` with parsed ``args``; return the exit status."""
+    # Refuse what would only fail after a long run.
+    problem = None
+    if args.plot is not None and not plotting.available():
+        problem = plotting.MISSING
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None and not path.parent.is_dir():
+            problem = f"{option}: the folder {str(path.parent)!r} does not exist"
+    if problem is not None:
+        print(f"dagtrio bench: error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        return _bench(args)
+    except KeyboardInterrupt:
+        print("dagtrio bench: interrupted", file=sys.stderr)
+        return 130
+
+
+def _bench(args: argparse.Namespace) -> int:
+    errors = Console(stderr=True)
+    console = Console()
+    names = runner_names(args.shape, compare=args.compare, only=args.runners)
+    machine = machine_info()
+    packages = machine["packages"]
+    steps_per_runner = 1 + args.repeats + (args.memory != "none")
+    show_progress = not args.quiet and errors.is_terminal
+    log = not args.quiet and not show_progress
+    results: list[RunnerResult] = []
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=True,
+        disable=not show_progress,
+    )
+    console.print(
+        f"python {machine['python']} · trio {packages['trio']} · dagtrio {packages['dagtrio']}"
+        + (f" · dask {packages['dask']}" if packages["dask"] else "")
+        + f" · {machine['system']} {machine['machine']}, {machine['cpu_count']} CPUs",
+        highlight=False,
+        soft_wrap=True,
+    )
+    with progress:
+        overall = progress.add_task("total", total=len(args.nodes) * len(names) * steps_per_runner)
+        for nodes in args.nodes:
+            workload = _workload(args, nodes)
+            size_results = []
+            for name in names:
+                task = progress.add_task(f"{name} · {nodes:,} nodes", total=steps_per_runner)
+                done = [0]
+
+                def on_event(event: dict[str, Any], task: Any = task, done: list = done) -> None:
+                    kind = event.get("event")
+                    if kind in ("checked", "time", "memory"):
+                        done[0] += 1
+                        progress.advance(task)
+                        progress.advance(overall)
+                    elif kind in ("error", "skipped"):
+                        progress.advance(overall, steps_per_runner - done[0])
+
+                if log:
+                    errors.print(
+                        f"measuring {name} on {nodes:,} nodes…", highlight=False, markup=False
+                    )
+                result = run_runner(
+                    name,
+                    workload,
+                    repeats=args.repeats,
+                    memory=args.memory,
+                    in_process=args.in_process,
+                    on_event=on_event,
+                )
+                progress.remove_task(task)
+                size_results.append(result)
+            set_ratios(size_results, FLOOR)
+            results.extend(size_results)
+            edges = next((r.edges for r in size_results if r.edges is not None), None)
+            console.print(
+                _describe(args, size_results[-1].nodes, edges),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            console.print(_table(size_results))
+    for note in _notes(args, results):
+        console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
+    command = shlex.join(["dagtrio", *args.argv])
+    if args.json is not None:
+        data = document(
+            command=command, parameters=_parameters(args), machine=machine, results=results
+        )
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
+        if not args.quiet:
+            console.print(f"  results written to {args.json}", highlight=False, markup=False)
+    if args.plot is not None:
+        title = f"dagtrio bench: {args.shape}, {args.action}, max_parallel {args.max_parallel}"
+        plotting.plot(results, args.plot, title=title)
+        if not args.quiet:
+            console.print(f"  plot written to {args.plot}", highlight=False, markup=False)
+    sys.stdout.flush()
+    return 1 if any(r.status == "failed" for r in results) else 0

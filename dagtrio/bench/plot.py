@@ -1,0 +1,65 @@
+"""``--plot FILE``: nodes/s against graph size, one line per runner (needs matplotlib).
+
+With one size the figure is a bar per runner; with several (``--nodes 1000,10000,...``)
+it is a log-log line per runner, so scaling shows at a glance: a flat line means a
+constant cost per node.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+from .results import RunnerResult
+
+__all__ = ["MISSING", "available", "plot"]
+
+#: What to tell a user who asks for a plot without matplotlib.
+MISSING = "--plot needs matplotlib, which is not installed (pip install 'dagtrio[plot]')"
+
+
+def available() -> bool:
+    """True if matplotlib can be imported."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def plot(results: Sequence[RunnerResult], path: str | Path, *, title: str) -> None:
+    """Draw the nodes/s of every runner that was timed into ``path`` (PNG, SVG, PDF...)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    names = list(dict.fromkeys(r.name for r in results if r.ok))
+    sizes = sorted({r.nodes for r in results if r.ok})
+    figure, axes = plt.subplots(figsize=(8, 5))
+    try:
+        if len(sizes) <= 1:
+            rates = [next(r.nodes_per_s for r in results if r.name == n and r.ok) for n in names]
+            axes.bar(names, rates, color="tab:blue")
+            axes.set_ylabel("nodes / s (median)")
+            axes.tick_params(axis="x", rotation=20)
+        else:
+            for name in names:
+                points = sorted(
+                    (r.nodes, r.nodes_per_s) for r in results if r.name == name and r.ok
+                )
+                axes.plot(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    marker="o",
+                    linewidth=2.5 if name.startswith("dagtrio") else 1.5,
+                    label=name,
+                )
+            axes.set_xscale("log")
+            axes.set_yscale("log")
+            axes.set_xlabel("nodes in the graph")
+            axes.set_ylabel("nodes / s (median)")
+            axes.legend()
+        axes.set_title(title)
+        axes.grid(True, which="both", alpha=0.3)
+        figure.tight_layout()
+        figure.savefig(path, dpi=120)
+    finally:
+        plt.close(figure)

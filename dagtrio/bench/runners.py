@@ -1,0 +1,266 @@
+"""Every runner ``dagtrio bench`` knows, by name, and how each is checked and timed.
+
+A `Runner` turns a `Workload` into a `Trial`: ``check()`` runs it once and raises
+`AssertionError` unless it was correct, ``run()`` runs it once more and returns the
+wall time in seconds. Graphs, specs and task dicts (the *input*) are built before the
+clock starts; each timing covers one whole run (the scheduler's own bookkeeping
+included) inside an already started ``trio.run``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Callable, Mapping, Sequence
+
+import attrs
+import trio
+
+from .. import (
+    ActionRegistry,
+    Coordinator,
+    EventHook,
+    ExecutionEvent,
+    HookContext,
+    RunReport,
+    testing,
+)
+from .baselines import (
+    AsyncScheduler,
+    check_scheduler,
+    check_sync_scheduler,
+    dask_graph,
+    dask_sync,
+    dask_threads,
+    graphlib_trio,
+    trio_floor,
+    trio_minimal,
+)
+from .generators import Graph, graph_specs, growth, node_id
+from .workload import Workload
+
+__all__ = [
+    "FLOOR",
+    "RUNNERS",
+    "PassThrough",
+    "Runner",
+    "Trial",
+    "check_report",
+    "runner_names",
+]
+
+#: The runner every ratio is taken against.
+FLOOR = "trio-floor"
+
+#: The action name dagtrio's specs use.
+ACTION = "bench"
+
+
+@attrs.frozen
+class Trial:
+    """A runner ready to go on one workload: ``check()`` once, then ``run()`` per timing."""
+
+    check: Callable[[], None]
+    run: Callable[[], float]
+
+
+@attrs.frozen
+class Runner:
+    """A named way of running a workload's graph (dagtrio itself or a baseline)."""
+
+    name: str
+    #: one line for the table's notes and ``--help``
+    summary: str
+    prepare: Callable[[Workload, Graph], Trial]
+    #: a module that must be importable (an optional extra), or None
+    requires: str | None = None
+    #: the ``pip install`` extra that brings ``requires``
+    extra: str | None = None
+
+    def unavailable(self) -> str | None:
+        """Why this runner cannot run here (a missing optional module), or None."""
+        if self.requires is None or importlib.util.find_spec(self.requires) is not None:
+            return None
+        return f"{self.requires} is not installed (pip install 'dagtrio[{self.extra}]')"
+
+
+class PassThrough(EventHook):
+    """Sees every event and answers nothing: the cost of one stage of the hook pipeline."""
+
+    async def handle(self, ctx: HookContext, event: ExecutionEvent) -> None:
+        """Return no commands."""
+        return None
+
+
+# ------------------------------------------------------------------------ baselines
+
+
+def _trio(scheduler: AsyncScheduler, *, ordered: bool = True) -> Callable[[Workload, Graph], Trial]:
+    def prepare(workload: Workload, graph: Graph) -> Trial:
+        action = workload.action_kind.async_action()
+        limit = workload.max_parallel
+
+        def check() -> None:
+            check_scheduler(
+                scheduler, graph, limit, action, ordered=ordered, name=scheduler.__name__
+            )
+
+        async def timed() -> float:
+            start = time.perf_counter()
+            await scheduler(graph, limit, action)
+            return time.perf_counter() - start
+
+        return Trial(check, lambda: trio.run(timed))
+
+    return prepare
+
+
+def _dask(scheduler: Callable[[dict, int], None]) -> Callable[[Workload, Graph], Trial]:
+    def prepare(workload: Workload, graph: Graph) -> Trial:
+        action = workload.action_kind.sync_action()
+        limit = workload.max_parallel
+        dsk = dask_graph(graph, action)
+
+        def check() -> None:
+            check_sync_scheduler(scheduler, graph, limit, action, name=scheduler.__name__)
+
+        def run() -> float:
+            start = time.perf_counter()
+            scheduler(dsk, limit)
+            return time.perf_counter() - start
+
+        return Trial(check, run)
+
+    return prepare
+
+
+# -------------------------------------------------------------------------- dagtrio
+
+
+def check_report(report: RunReport, graph: Graph) -> None:
+    """`AssertionError` unless ``report`` shows every node of ``graph`` run once, in order.
+
+    Every node of ``graph`` (ids ``n<i>``) and no other is in the report, succeeded
+    after exactly one attempt, has the graph's deps, and started only after each dep
+    finished (`dagtrio.testing.check_run`).
+    """
+    if not report.success:
+        counts = {status.value: count for status, count in report.counts().items()}
+        raise AssertionError(f"dagtrio run failed: {counts} ({report.error})")
+    expected = {node_id(node): deps for node, deps in enumerate(graph)}
+    if report.nodes.keys() != expected.keys():
+        missing = sorted(expected.keys() - report.nodes.keys())[:5]
+        extra = sorted(report.nodes.keys() - expected.keys())[:5]
+        raise AssertionError(f"dagtrio ran the wrong nodes: missing {missing}, extra {extra}")
+    for node, deps in expected.items():
+        record = report.nodes[node]
+        if record.attempts != 1:
+            raise AssertionError(f"{node} made {record.attempts} attempts")
+        if set(record.deps) != {node_id(dep) for dep in deps}:
+            raise AssertionError(f"{node} has deps {record.deps}, expected {deps}")
+    testing.check_run(report)
+
+
+def _dagtrio(*, grow: bool) -> Callable[[Workload, Graph], Trial]:
+    def prepare(workload: Workload, graph: Graph) -> Trial:
+        registry = ActionRegistry()
+        registry.action(ACTION)(workload.action_kind.async_action())
+        hooks: list[EventHook] = []
+        if grow and workload.shape == "growth":
+            plan = growth(
+                workload.nodes,
+                k=workload.k,
+                width=workload.width,
+                seed=workload.seed,
+                action=ACTION,
+            )
+            specs = plan.initial
+            hooks.append(plan.hook())
+        else:
+            specs = graph_specs(graph, ACTION)
+        hooks.extend(PassThrough() for _ in range(workload.hooks))
+        coordinator = Coordinator(registry, hooks=hooks, max_parallel=workload.max_parallel)
+
+        def check() -> None:
+            check_report(trio.run(coordinator.run, specs), graph)
+
+        async def timed() -> float:
+            start = time.perf_counter()
+            report = await coordinator.run(specs)
+            elapsed = time.perf_counter() - start
+            if not report.success:
+                raise AssertionError(f"dagtrio run failed: {report.error}")
+            return elapsed
+
+        return Trial(check, lambda: trio.run(timed))
+
+    return prepare
+
+
+#: Every runner by name, in the order tables list them.
+RUNNERS: Mapping[str, Runner] = {
+    runner.name: runner
+    for runner in [
+        Runner(
+            FLOOR,
+            "one Trio task per node, max_parallel alive, one channel message each, no deps",
+            _trio(trio_floor, ordered=False),
+        ),
+        Runner(
+            "trio-minimal",
+            "smallest correct Trio DAG scheduler: indegree counters, ready deque, one channel",
+            _trio(trio_minimal),
+        ),
+        Runner(
+            "graphlib",
+            "stdlib graphlib.TopologicalSorter deciding what is ready, Trio tasks running it",
+            _trio(graphlib_trio),
+        ),
+        Runner(
+            "dask-threads",
+            "Dask's local threaded scheduler, max_parallel threads, sync actions",
+            _dask(dask_threads),
+            requires="dask",
+            extra="bench",
+        ),
+        Runner(
+            "dask-sync",
+            "Dask's synchronous scheduler (one task at a time), sync actions",
+            _dask(dask_sync),
+            requires="dask",
+            extra="bench",
+        ),
+        Runner(
+            "dagtrio",
+            "dagtrio's Coordinator with --hooks pass-through hooks (growth: plus the growth hook)",
+            _dagtrio(grow=True),
+        ),
+        Runner(
+            "dagtrio-static",
+            "growth only: dagtrio on the final graph given up front, same hooks otherwise",
+            _dagtrio(grow=False),
+        ),
+    ]
+}
+
+
+def runner_names(shape: str, *, compare: bool, only: Sequence[str] | None = None) -> list[str]:
+    """The runners one invocation runs, in table order; the floor always comes first.
+
+    Without ``only``: the floor and dagtrio (and ``dagtrio-static`` for ``growth``),
+    plus every baseline with ``compare``. With ``only``: the floor and those runners
+    (plus the baselines with ``compare``). `ValueError` for an unknown name.
+    """
+    unknown = [name for name in only or () if name not in RUNNERS]
+    if unknown:
+        raise ValueError(f"unknown runner {unknown[0]!r}; choose from {', '.join(RUNNERS)}")
+    wanted = {FLOOR}
+    if only:
+        wanted.update(only)
+    else:
+        wanted.add("dagtrio")
+        if shape == "growth":
+            wanted.add("dagtrio-static")
+    if compare:
+        wanted.update(["trio-minimal", "graphlib", "dask-threads", "dask-sync"])
+    return [name for name in RUNNERS if name in wanted]

@@ -1,0 +1,177 @@
+"""What one benchmark runs: the graph's shape and size, the action, the run's limits.
+
+A `Workload` is plain data that goes to each runner's subprocess as JSON, so every
+runner rebuilds exactly the same graph from the same seed. `ActionKind` is what each
+node does: ``noop`` (yield to Trio once), ``sleep:SECONDS`` or ``cpu:MICROSECONDS``
+(busy work that holds the event loop, like real CPU-bound code in an async action).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+
+from .generators import SHAPES, Graph, make_graph
+
+__all__ = ["ActionKind", "Workload", "spin"]
+
+
+def spin(seconds: float) -> None:
+    """Keep the CPU busy for ``seconds`` (wall clock) without yielding."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+@attrs.frozen
+class ActionKind:
+    """What every node of a benchmark does: ``noop``, ``sleep`` or ``cpu``, and how much.
+
+    ``amount`` is seconds for ``sleep`` and microseconds for ``cpu`` (0 for ``noop``).
+    Every async form ends by yielding to Trio once, so a node always costs one task
+    switch at least, in every runner alike.
+    """
+
+    kind: str
+    amount: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> ActionKind:
+        """Read ``noop``, ``sleep:SECONDS`` or ``cpu:MICROSECONDS``; `ValueError` if bad."""
+        kind, sep, amount_text = text.partition(":")
+        if kind == "noop" and not sep:
+            return cls("noop")
+        if kind not in ("sleep", "cpu"):
+            raise ValueError(
+                f"unknown action {text!r}; use noop, sleep:SECONDS or cpu:MICROSECONDS"
+            )
+        unit = "SECONDS" if kind == "sleep" else "MICROSECONDS"
+        try:
+            amount = float(amount_text)
+        except ValueError:
+            raise ValueError(f"action {text!r}: write {kind}:{unit}, a number >= 0") from None
+        if not math.isfinite(amount) or amount < 0:
+            raise ValueError(f"action {text!r}: {unit} must be a finite number >= 0")
+        return cls(kind, amount)
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "noop" else f"{self.kind}:{self.amount:g}"
+
+    def async_action(self) -> Callable[[Any], Awaitable[None]]:
+        """The action as ``async def action(node)`` (``node`` is ignored), for Trio runners.
+
+        dagtrio registers the very same function, so every runner pays the same call.
+        """
+        if self.kind == "sleep":
+            seconds = self.amount
+
+            async def sleep(node: Any) -> None:
+                await trio.sleep(seconds)
+
+            return sleep
+        if self.kind == "cpu":
+            seconds = self.amount / 1e6
+
+            async def cpu(node: Any) -> None:
+                spin(seconds)
+                await trio.lowlevel.checkpoint()
+
+            return cpu
+
+        async def noop(node: Any) -> None:
+            await trio.lowlevel.checkpoint()
+
+        return noop
+
+    def sync_action(self) -> Callable[..., None]:
+        """The action as a plain function of any arguments, for thread-based runners."""
+        if self.kind == "sleep":
+            seconds = self.amount
+
+            def sleep(*args: Any) -> None:
+                time.sleep(seconds)
+
+            return sleep
+        if self.kind == "cpu":
+            seconds = self.amount / 1e6
+
+            def cpu(*args: Any) -> None:
+                spin(seconds)
+
+            return cpu
+
+        def noop(*args: Any) -> None:
+            return None
+
+        return noop
+
+
+def _positive(name: str) -> Callable[[Any, Any, int], None]:
+    def check(instance: Any, attribute: Any, value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+
+    return check
+
+
+def _shape(instance: Any, attribute: Any, value: str) -> None:
+    if value not in SHAPES:
+        raise ValueError(f"unknown shape {value!r}; choose from {', '.join(SHAPES)}")
+
+
+def _hooks(instance: Any, attribute: Any, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"hooks must be an int >= 0, got {value!r}")
+
+
+@attrs.frozen
+class Workload:
+    """One benchmark: the same graph, action and limits for every runner.
+
+    For ``shape="growth"``, ``nodes`` is the *final* size: dagtrio starts from the
+    initial graph and grows it with a hook (``k`` children per marked node), while the
+    baselines, which cannot grow a graph, run the final graph given up front.
+    """
+
+    shape: str = attrs.field(validator=_shape)
+    nodes: int = attrs.field(validator=_positive("nodes"))
+    width: int = attrs.field(default=100, validator=_positive("width"))
+    density: float | None = None
+    k: int = attrs.field(default=4, validator=_positive("k"))
+    seed: int = 0
+    action: str = "noop"
+    max_parallel: int = attrs.field(default=64, validator=_positive("max_parallel"))
+    hooks: int = attrs.field(default=0, validator=_hooks)
+
+    def __attrs_post_init__(self) -> None:
+        ActionKind.parse(self.action)  # fail here, not in a subprocess
+
+    @property
+    def action_kind(self) -> ActionKind:
+        """`action` parsed."""
+        return ActionKind.parse(self.action)
+
+    def graph(self) -> Graph:
+        """The graph every runner executes (for ``growth``, the final one)."""
+        return make_graph(
+            self.shape,
+            self.nodes,
+            width=self.width,
+            density=self.density,
+            k=self.k,
+            seed=self.seed,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """This workload as JSON-ready data (`from_dict` reads it back)."""
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Workload:
+        """The workload `to_dict` wrote."""
+        return cls(**data)

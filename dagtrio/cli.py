@@ -1,0 +1,52 @@
+"""The ``dagtrio`` command line (also ``python -m dagtrio``).
+
+Subcommands: ``bench`` (throughput on generated graphs, see `dagtrio.bench.cli`).
+``run``, ``graph`` and ``report`` are still to come (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr, with exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage first, which for `bench` is many lines; one
+        # line that names the problem is easier to read in a log.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the ``dagtrio`` command and all its subcommands."""
+    from .bench import cli as bench_cli
+
+    parser = _Parser(prog="dagtrio", description=__doc__.split("\n\n")[0].replace("``", ""))
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    bench_cli.add_parser(subcommands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dagtrio`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    Bad arguments print one line on stderr and return 2 rather than raising
+    `SystemExit`, so this can be called in-process (tests, notebooks).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            # Blame the subcommand, whose options these were meant to be.
+            args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    args.argv = argv
+    return int(args.handler(args))
