@@ -60,7 +60,7 @@ class FunctionAction:
     A return value that is not a `NodeOutput` becomes ``NodeOutput.ok(value)``.
     """
 
-    __slots__ = ("_call", "fn", "is_async", "name")
+    __slots__ = ("call", "fn", "is_async", "name")
 
     def __init__(
         self, fn: Callable[[NodeCtx], Any], name: str, limiter: trio.CapacityLimiter | None
@@ -68,15 +68,17 @@ class FunctionAction:
         self.fn = fn
         self.name = name
         self.is_async = _is_async_callable(fn)
-        self._call: Callable[[NodeCtx], Awaitable[Any]]
+        #: awaited by `execute`; returns what the function returned (the coordinator's
+        #: workers await it directly and wrap the value themselves)
+        self.call: Callable[[NodeCtx], Awaitable[Any]]
         if self.is_async:
-            self._call = fn
+            self.call = fn
         else:
-            self._call = functools.partial(_run_in_thread, fn, limiter, f"dagtrio action {name}")
+            self.call = functools.partial(_run_in_thread, fn, limiter, f"dagtrio action {name}")
 
     async def execute(self, ctx: NodeCtx) -> NodeOutput:
         """Run the function on ``ctx`` and wrap a plain return value in `NodeOutput.ok`."""
-        result = await self._call(ctx)
+        result = await self.call(ctx)
         if type(result) is NodeOutput:
             return result
         return NodeOutput(result)  # NodeOutput.ok(result), without the keyword plumbing

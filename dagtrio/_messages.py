@@ -11,33 +11,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ._commands import ExecutorCommand
-from ._spec import NodeOutput
 
 if TYPE_CHECKING:
     import trio
 
-    from ._coordinator import _Crew
     from ._state import Node
-
-
-class AttemptDone:
-    """A worker's attempt ended: with an output, an error, or cancelled; ``crew`` ran it."""
-
-    __slots__ = ("cancelled", "crew", "error", "node", "output")
-
-    def __init__(
-        self,
-        node: Node,
-        output: NodeOutput | None,
-        error: str | None,
-        cancelled: bool,
-        crew: _Crew,
-    ) -> None:
-        self.node = node
-        self.output = output
-        self.error = error
-        self.cancelled = cancelled
-        self.crew = crew
 
 
 class RetryDue:

@@ -10,13 +10,13 @@ the order it happens, which is the run's one event order.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 import trio
 
-from ._actions import ActionRegistry, NodeAction
+from ._actions import ActionRegistry, FunctionAction, NodeAction
 from ._commands import (
     AddNode,
     AddNodes,
@@ -45,9 +45,17 @@ from ._events import (
 )
 from ._graph import batch_order
 from ._report import NodeRecord, RunReport
-from ._spec import MAIN_BRANCH, NodeOutput, NodeRef, NodeSpec, NodeStatus, validate_branch
+from ._spec import (
+    MAIN_BRANCH,
+    NodeCtx,
+    NodeOutput,
+    NodeRef,
+    NodeSpec,
+    NodeStatus,
+    validate_branch,
+)
 
-__all__ = ["Node", "RunState"]
+__all__ = ["CANCELLED_ATTEMPT", "Node", "RunState"]
 
 PENDING = NodeStatus.PENDING
 READY = NodeStatus.READY
@@ -58,6 +66,10 @@ CANCELLED = NodeStatus.CANCELLED
 SKIPPED = NodeStatus.SKIPPED
 
 
+#: `Node.result` of an attempt that was cancelled while it ran
+CANCELLED_ATTEMPT: Any = object()
+
+
 class Node:
     """Mutable bookkeeping for one node. Only `RunState` writes to it."""
 
@@ -66,12 +78,16 @@ class Node:
         "action",
         "attempts",
         "branch",
+        "call",
+        "crew",
         "dag",
         "dependents",
         "error",
+        "fault",
         "finished_at",
         "id",
         "outputs",
+        "result",
         "scope",
         "spec",
         "started_at",
@@ -86,6 +102,11 @@ class Node:
         self.spec = spec
         self.branch = branch
         self.action = action
+        #: what a worker awaits: the function itself for a `FunctionAction` (one
+        #: coroutine less per attempt; the worker wraps a plain value), else ``execute``
+        self.call: Callable[[NodeCtx], Awaitable[Any]] = (
+            action.call if isinstance(action, FunctionAction) else action.execute
+        )
         self.status = PENDING
         #: deps that have not succeeded yet
         self.waiting = 0
@@ -99,6 +120,15 @@ class Node:
         self.outputs: Any = None
         #: cancel scope of the running attempt or of the retry-delay timer
         self.scope: trio.CancelScope | None = None
+        # The coordinator's, not RunState's: the crew running the attempt, and how the
+        # attempt ended. A worker writes these and sends the node itself to the
+        # coordinator, so that ending an attempt allocates nothing (the garbage
+        # collector runs in proportion to allocations; see `Run._work`).
+        self.crew: Any = None
+        #: what the action returned (a `NodeOutput` or a plain value), or CANCELLED_ATTEMPT
+        self.result: Any = None
+        #: why the attempt failed (an exception, a timeout), or None
+        self.fault: str | None = None
 
     @property
     def ref(self) -> NodeRef:
@@ -396,27 +426,32 @@ class RunState:
         outputs = self.outputs
         return {dep: outputs[dep] for dep in node.spec.deps}
 
-    def attempt_done(
-        self, node: Node, output: NodeOutput | None, error: str | None, cancelled: bool
-    ) -> None:
-        """Apply the end of one attempt reported by a worker."""
+    def attempt_done(self, node: Node, result: Any, error: str | None) -> None:
+        """Apply the end of one attempt reported by a worker.
+
+        ``result`` is what the action returned: a `NodeOutput`, or a plain value that
+        means ``NodeOutput.ok(value)`` (wrapped here only if an event needs it), or
+        `CANCELLED_ATTEMPT`; ``error`` says why the attempt failed, if it raised.
+        """
         self.running -= 1
         node.scope = None
         if node.status is not RUNNING:
             # Already final: its branch (or the run) was cancelled while it ran, and that
             # decision stands even if the action managed to finish first.
             return
-        if cancelled:
+        if result is CANCELLED_ATTEMPT:
             self._finish(node, CANCELLED, "cancelled")
             self.emit(NodeCancelled(node.ref, "cancelled"))
             self._skip_dependents(node)
             return
-        if error is None and output is not None and output.success:
+        output: NodeOutput | None = result if isinstance(result, NodeOutput) else None
+        if error is None and (output is None or output.success):
+            outputs = result if output is None else output.outputs
             self._finish(node, SUCCEEDED, None)
-            node.outputs = output.outputs
-            self.outputs[node.id] = output.outputs
+            node.outputs = outputs
+            self.outputs[node.id] = outputs
             if self.listening:
-                self.emit(NodeCompleted(node.ref, output))
+                self.emit(NodeCompleted(node.ref, output or NodeOutput(outputs)))
             for dependent in node.dependents:
                 dependent.waiting -= 1
                 if dependent.waiting == 0 and dependent.status is PENDING:
@@ -424,7 +459,8 @@ class RunState:
             node.dependents = ()
             return
         if error is None:
-            error = output.error if output is not None else "action returned nothing"
+            assert output is not None  # a plain value is a success
+            error = output.error or "action reported failure"
         spec = node.spec
         if node.attempts < spec.try_count and self.stopped is not None:
             self._finish(node, CANCELLED, f"{self.stopped} (before retrying: {error})")

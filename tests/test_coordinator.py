@@ -253,6 +253,48 @@ async def test_a_failed_node_output_is_a_failed_attempt() -> None:
     assert report.nodes["s"].attempts == 2 and report.nodes["s"].error == "rate limited"
 
 
+@pytest.mark.parametrize("listening", [False, True])
+async def test_what_an_action_returns_is_what_the_report_and_the_hooks_get(
+    listening: bool,
+) -> None:
+    registry = ActionRegistry()
+
+    @registry.action()
+    async def plain(ctx: NodeCtx) -> dict[str, int]:
+        return {"rows": 3}
+
+    @registry.action()
+    async def wrapped(ctx: NodeCtx) -> NodeOutput:
+        return NodeOutput.ok([1, 2], cost=0.5)
+
+    @registry.action()
+    async def unexplained(ctx: NodeCtx) -> NodeOutput:
+        return NodeOutput(success=False)
+
+    class Direct:  # a NodeAction that is not a function, returning a plain value
+        name = "direct"
+
+        async def execute(self, ctx: NodeCtx) -> Any:
+            return "as is"
+
+    registry.register(Direct())  # type: ignore[arg-type]
+    recorder = RecordingHook()
+    specs = [NodeSpec(name, id=name) for name in ("plain", "wrapped", "unexplained", "direct")]
+    report = await Coordinator(registry, [recorder] if listening else []).run(specs)
+    assert report.outputs() == {"plain": {"rows": 3}, "wrapped": [1, 2], "direct": "as is"}
+    assert report.nodes["unexplained"].status is NodeStatus.FAILED
+    assert report.nodes["unexplained"].error == "action reported failure"
+    if listening:
+        completed = {
+            e.node.node: e.outcome for e in recorder.events if isinstance(e, NodeCompleted)
+        }
+        assert completed == {
+            "plain": NodeOutput.ok({"rows": 3}),
+            "wrapped": NodeOutput.ok([1, 2], cost=0.5),
+            "direct": NodeOutput.ok("as is"),
+        }
+
+
 async def test_retries_back_off_exponentially(autojump_clock: Any) -> None:
     recorder = RecordingHook()
     spec = NodeSpec("work", id="flaky", inputs={"fail": 3}, try_count=4, retry_delay=1.5)

@@ -9,6 +9,7 @@ import trio
 from helpers import Probe, run_mock, work_registry
 
 from dagtrio import (
+    ActionRegistry,
     AddNode,
     AddNodes,
     Coordinator,
@@ -19,6 +20,7 @@ from dagtrio import (
     HookContext,
     HookFailed,
     NodeCompleted,
+    NodeCtx,
     NodeSpec,
     NodeStarted,
     NodeStatus,
@@ -378,3 +380,36 @@ async def test_idle_is_false_once_a_paused_run_has_ended(autojump_clock: Any) ->
         assert run.idle
         await run.shutdown()
     assert not run.idle
+
+
+async def test_a_finished_attempt_leaves_nothing_of_its_ctx_behind() -> None:
+    # A branch's crew once kept the contexts of the first workers it started alive for
+    # the whole run. A context holds upstream outputs, which can be large.
+    import gc
+    import weakref
+
+    registry = ActionRegistry()
+    seen: list[weakref.ref[NodeCtx]] = []
+    alive_later: list[int] = []
+
+    @registry.action()
+    async def first(ctx: NodeCtx) -> bytes:
+        seen.append(weakref.ref(ctx))
+        await trio.lowlevel.checkpoint()
+        return b"x" * 1000
+
+    @registry.action()
+    async def later(ctx: NodeCtx) -> None:
+        await trio.lowlevel.checkpoint()
+        alive_later.append(sum(ref() is not None for ref in seen))
+
+    specs = [NodeSpec("first", id=f"f{i}") for i in range(5)]
+    specs.append(NodeSpec("later", id="l", deps=[spec.id for spec in specs]))  # type: ignore[misc]
+    gc.disable()  # freed by reference counting alone: nothing holds them, not even a cycle
+    try:
+        report = await Coordinator(registry).run(specs)
+    finally:
+        gc.enable()
+    assert report.success
+    assert len(seen) == 5
+    assert alive_later == [0]
