@@ -9,8 +9,10 @@ the order it happens, which is the run's one event order.
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -156,6 +158,32 @@ class Node:
             self.error,
             self.outputs,
         )
+
+
+#: batches of at least this many specs are added with the garbage collector paused
+BULK = 1000
+
+
+@contextmanager
+def _collector_paused(size: int) -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a batch of ``size`` specs goes in.
+
+    A big batch allocates a few objects per node, none of them garbage, in one
+    synchronous burst. With the collector on, the burst sets off collection after
+    collection, and full ones over the whole (growing) heap: adding a million nodes
+    took 5 µs a node instead of 1.7, a fifth of the whole run. Paused, the collector
+    looks at the new objects once, at its next collection. Nothing else runs in this
+    thread meanwhile; other threads' garbage waits, uncollected, for as long as the
+    batch takes. A collector the application had disabled stays disabled.
+    """
+    if size < BULK or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _ancestors(branch: str) -> Iterator[str]:
@@ -381,7 +409,8 @@ class RunState:
         """
         listening, self.listening = self.listening, False
         try:
-            self.add(self.prepare(specs))
+            with _collector_paused(len(specs)):
+                self.add(self.prepare(specs))
         finally:
             self.listening = listening
 
@@ -630,11 +659,12 @@ class RunState:
         self.emit(CommandRejected(command, reason))
 
     def _apply_add(self, specs: Sequence[NodeSpec]) -> None:
-        try:
-            prepared = self.prepare(specs)
-        except InvalidGraphError as exc:
-            raise Rejected(str(exc)) from None
-        self.add(prepared)
+        with _collector_paused(len(specs)):
+            try:
+                prepared = self.prepare(specs)
+            except InvalidGraphError as exc:
+                raise Rejected(str(exc)) from None
+            self.add(prepared)
 
     def _set_inputs(self, node_id: str, inputs: object) -> None:
         node = self.nodes.get(node_id) if isinstance(node_id, str) else None
@@ -672,8 +702,22 @@ class RunState:
         if any(node.status is not READY for node in self.held):
             self.held = [node for node in self.held if node.status is READY]
 
-    def report(self, *, success: bool | None = None, error: str | None = None) -> RunReport:
-        nodes = {node_id: node.record() for node_id, node in self.nodes.items()}
+    def report(
+        self, *, success: bool | None = None, error: str | None = None, final: bool = False
+    ) -> RunReport:
+        """The run's report: a copy of where every node stands now, or, once the run is
+        over and no node can change any more (``final``), a view that builds each
+        node's record when asked for it.
+
+        Building a million records at the end of a run costs as much as a fifth of the
+        run, most of it in the garbage collector, for a report that is often read only
+        for ``success`` and a few nodes.
+        """
+        nodes: Mapping[str, NodeRecord]
+        if final:
+            nodes = _Records(self.nodes)
+        else:
+            nodes = {node_id: node.record() for node_id, node in self.nodes.items()}
         if success is None:
             success = all(node.status is SUCCEEDED for node in self.nodes.values())
         return RunReport(
@@ -685,6 +729,37 @@ class RunState:
             finished_at=self.finished_at,
             error=error,
         )
+
+
+class _Records(Mapping[str, NodeRecord]):
+    """``RunReport.nodes`` of a finished run: each `NodeRecord` made on access.
+
+    Read-only and final like a dict of records, equal to one with the same items; it
+    pickles as one (the nodes it reads hold actions and other live objects).
+    """
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self._nodes = nodes
+
+    def __getitem__(self, node_id: str) -> NodeRecord:
+        return self._nodes[node_id].record()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (list(self.items()),))
 
 
 _PAST = {

@@ -157,3 +157,38 @@ def test_output_that_is_not_json_is_a_clear_type_error() -> None:
     event = NodeCompleted(NodeRef("d", "n"), NodeOutput.ok({1, 2}))
     with pytest.raises(TypeError, match="set"):
         dagtrio.dumps(event)
+
+
+def test_the_report_of_a_real_run_behaves_as_a_dict_of_records() -> None:
+    # A finished run's report builds its records on access; it must still compare,
+    # serialise, copy and pickle exactly like the dict of records it stands for.
+    import pickle
+
+    registry = dagtrio.ActionRegistry()
+
+    @registry.action()
+    async def square(ctx: dagtrio.NodeCtx) -> int:
+        return ctx.inputs["x"] ** 2
+
+    @registry.action()
+    async def boom(ctx: dagtrio.NodeCtx) -> None:
+        raise ValueError("no")
+
+    specs = [
+        NodeSpec("square", id="a", inputs={"x": 3}),
+        NodeSpec("boom", id="b", branch="side"),
+        NodeSpec("square", id="c", deps=["b"], inputs={"x": 1}),
+    ]
+    report = dagtrio.run_dag_sync(specs, registry, app_data=lambda: None)  # unpicklable
+    as_dict = dict(report.nodes)
+    assert list(report.nodes) == ["a", "b", "c"] and len(report.nodes) == 3
+    assert "a" in report.nodes and "z" not in report.nodes
+    assert report.nodes["a"].outputs == 9 and report.nodes["a"] == as_dict["a"]
+    assert report.nodes["c"].status is NodeStatus.SKIPPED
+    assert report.nodes == as_dict and as_dict == report.nodes
+    assert report == RunReport.from_json(report.to_json())
+    assert RunReport.from_json(report.to_json()) == report
+    assert pickle.loads(pickle.dumps(report)) == report
+    assert repr(report.nodes) == repr(as_dict)
+    with pytest.raises(KeyError):
+        report.nodes["z"]

@@ -8,6 +8,7 @@ import pytest
 import trio
 from helpers import Probe, run_mock, work_registry
 
+import dagtrio
 from dagtrio import (
     ActionRegistry,
     AddNode,
@@ -413,3 +414,44 @@ async def test_a_finished_attempt_leaves_nothing_of_its_ctx_behind() -> None:
     assert report.success
     assert len(seen) == 5
     assert alive_later == [0]
+
+
+@pytest.mark.parametrize("app_disabled_gc", [False, True])
+async def test_big_batches_leave_the_garbage_collector_as_they_found_it(
+    app_disabled_gc: bool,
+) -> None:
+    # Batches of BULK specs or more are added with the collector paused; whether the
+    # batch goes in, is rejected, or fails validation up front, the application's
+    # setting must be back afterwards.
+    import gc
+
+    from dagtrio._state import BULK
+
+    good = [NodeSpec("noop", id=f"g{i}") for i in range(BULK)]
+    bad = [NodeSpec("noop", id=f"b{i}") for i in range(BULK)] + [
+        NodeSpec("noop", id="x", deps=["missing"])
+    ]
+    seen: list[bool] = []
+
+    class Grow(EventHook):
+        async def on_start(self, ctx: HookContext) -> list[AddNodes]:
+            return [AddNodes(bad), AddNodes([NodeSpec("noop", id=f"h{i}") for i in range(BULK)])]
+
+        async def handle(self, ctx: HookContext, event: ExecutionEvent) -> None:
+            seen.append(gc.isenabled())
+
+    if app_disabled_gc:
+        gc.disable()
+    try:
+        with pytest.raises(dagtrio.InvalidGraphError, match=r"'x'.*'missing'"):
+            await Coordinator(REG).run(bad)
+        assert gc.isenabled() is not app_disabled_gc
+        recorder = RecordingHook()
+        report = await Coordinator(REG, [Grow(), recorder], app_data=Probe()).run(good)
+        assert gc.isenabled() is not app_disabled_gc
+    finally:
+        gc.enable()
+    assert report.success and len(report.nodes) == 2 * BULK
+    assert set(seen) == {not app_disabled_gc}
+    rejected = [e for e in recorder.events if type(e).__name__ == "CommandRejected"]
+    assert len(rejected) == 1 and "missing" in rejected[0].reason  # type: ignore[attr-defined]
