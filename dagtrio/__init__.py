@@ -49,6 +49,9 @@ from ._events import RunIdle as RunIdle
 from ._events import RunResumed as RunResumed
 from ._hooks import EventHook as EventHook
 from ._hooks import HookContext as HookContext
+from ._journal import JournalError as JournalError
+from ._journal import RunInfo as RunInfo
+from ._journal import SqliteJournal as SqliteJournal
 from ._pipeline import EventStream as EventStream
 from ._report import NodeRecord as NodeRecord
 from ._report import RunReport as RunReport
@@ -85,6 +88,7 @@ __all__ = [
     "HookFailed",
     "InvalidGraphError",
     "InvalidSpecError",
+    "JournalError",
     "NodeAction",
     "NodeAdded",
     "NodeCancelled",
@@ -104,10 +108,12 @@ __all__ = [
     "Run",
     "RunFinishedError",
     "RunIdle",
+    "RunInfo",
     "RunReport",
     "RunResumed",
     "RunStatistics",
     "SetNodeInputs",
+    "SqliteJournal",
     "UnknownActionError",
     "converter",
     "dumps",

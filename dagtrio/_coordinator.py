@@ -15,8 +15,9 @@ import time
 import types
 import uuid
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, Literal
 
 import attrs
@@ -25,20 +26,24 @@ import trio
 from ._actions import ActionRegistry, FunctionAction
 from ._commands import ExecutorCommand
 from ._errors import CommandRejectedError, RunFinishedError
-from ._events import ExecutionEvent, HookFailed, RunIdle
+from ._events import ExecutionEvent, HookFailed, RunIdle, RunResumed
 from ._hooks import EventHook, HookContext, HookLike, as_hook, command_list, hook_name
+from ._journal import JournalError, SqliteJournal, StoredRun
 from ._messages import (
     EventsDone,
     GraceOver,
     HookCommands,
     HookCrashed,
     HooksStarted,
+    JournalFailed,
+    JournalProgress,
     RetryDue,
     Shutdown,
     Submitted,
 )
 from ._pipeline import ChannelSource, EventStream, Outbox, Reader, run_stage, run_tail
 from ._report import RunReport
+from ._resume import BACKLOG_LIMIT, RunRecorder, replay
 from ._spec import NodeCtx, NodeSpec, NodeStatus, iter_specs
 from ._state import CANCELLED_ATTEMPT, Node, Rejected, RunState
 from ._view import GraphView
@@ -101,6 +106,8 @@ class Coordinator:
       on) or ``"fail_fast"`` (the first final failure cancels the run).
     - ``hook_errors``: ``"fail"`` (a hook that raises fails the run with its exception)
       or ``"isolate"`` (a `HookFailed` event is emitted and the hook goes on receiving).
+    - ``journal``: a `SqliteJournal` that records every run durably, so that a run
+      whose process died can be finished with `resume`.
     - ``app_data``: anything; handed to actions (``ctx.app_data``) and hooks.
     """
 
@@ -114,6 +121,7 @@ class Coordinator:
         command_capacity: int = 100,
         on_failure: OnFailure = "skip",
         hook_errors: HookErrors = "fail",
+        journal: SqliteJournal | None = None,
         app_data: Any = None,
     ) -> None:
         if not isinstance(registry, ActionRegistry):
@@ -129,11 +137,19 @@ class Coordinator:
             raise ValueError(f"hook_errors must be 'fail' or 'isolate', got {hook_errors!r}")
         self.on_failure: OnFailure = on_failure
         self.hook_errors: HookErrors = hook_errors
+        if journal is not None and not isinstance(journal, SqliteJournal):
+            raise TypeError(f"journal must be a SqliteJournal, got {type(journal).__name__}")
+        self.journal = journal
         self.app_data = app_data
 
     @asynccontextmanager
     async def open_run(
-        self, specs: Iterable[NodeSpec], *, dag_name: str = "dag", run_id: str | None = None
+        self,
+        specs: Iterable[NodeSpec] = (),
+        *,
+        dag_name: str = "dag",
+        run_id: str | None = None,
+        resume: str | None = None,
     ) -> AsyncIterator[Run]:
         """Start a run and hand it over while it goes on.
 
@@ -143,8 +159,11 @@ class Coordinator:
         specs are checked before anything starts (`InvalidGraphError` names the node and
         the problem). A hook that fails the run makes leaving the block raise its
         exception; an exception in the body cancels the run and propagates as it is.
+
+        ``resume=run_id`` finishes a run recorded in the coordinator's journal instead
+        of starting one (see `resume`); ``specs`` must then be empty.
         """
-        run = Run(self, specs, dag_name=dag_name, run_id=run_id)
+        run = await self._make_run(specs, dag_name=dag_name, run_id=run_id, resume=resume)
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             await nursery.start(run._serve)
@@ -170,6 +189,65 @@ class Coordinator:
         async with self.open_run(specs, dag_name=dag_name, run_id=run_id) as run:
             pass
         return run.report()
+
+    async def resume(self, run_id: str) -> RunReport:
+        """Finish run ``run_id`` from the journal, after its process died; return the report.
+
+        The graph is rebuilt as it was, nodes added while it ran included. Every node
+        that had succeeded keeps its outputs and does not run again; nodes that were
+        running or waiting run (again: actions that were running when the process
+        died run at least once more, with their full ``try_count``); paused branches
+        stay paused and cancelled ones cancelled. Hooks receive `RunResumed` first
+        (not ``on_start``), then again every event that had not passed every hook
+        before the crash, so a hook sees each event at least once. A hook that adds
+        nodes with explicit ids is idempotent for free: the repeated `AddNode` is
+        rejected as a duplicate.
+
+        `JournalError` if the coordinator has no journal, the journal has no such run,
+        or the run had finished.
+        """
+        async with self.open_run(resume=run_id) as run:
+            pass
+        return run.report()
+
+    async def _make_run(
+        self,
+        specs: Iterable[NodeSpec],
+        *,
+        dag_name: str,
+        run_id: str | None,
+        resume: str | None,
+    ) -> Run:
+        journal = self.journal
+        if resume is None:
+            run = Run(self, specs, dag_name=dag_name, run_id=run_id)
+            if journal is not None:
+                options = {
+                    "max_parallel": self.max_parallel,
+                    "on_failure": self.on_failure,
+                    "hook_errors": self.hook_errors,
+                    "hooks": [hook_name(hook) for hook in self.hooks],
+                }
+                await trio.to_thread.run_sync(
+                    journal._begin, run.run_id, run.dag_name, options, run._state.started_at
+                )
+            return run
+        if journal is None:
+            raise JournalError("resume needs a coordinator with a journal (journal=...)")
+        if any(True for _ in specs):
+            raise ValueError("open_run(resume=...) takes no specs: the journal has the graph")
+        try:
+            stored = await trio.to_thread.run_sync(journal.stored_run, resume)
+        except KeyError:
+            raise JournalError(f"journal {journal.path} has no run {resume!r}") from None
+        if stored.info.status == "finished":
+            raise JournalError(
+                f"journal {journal.path}: run {resume!r} finished at "
+                f"{time.ctime(stored.info.finished_at or 0)}; there is nothing to resume"
+            )
+        run = Run(self, (), dag_name=stored.info.dag_name, run_id=resume, stored=stored)
+        await trio.to_thread.run_sync(journal._reopen, resume)
+        return run
 
 
 @attrs.frozen
@@ -204,6 +282,7 @@ class Run:
         *,
         dag_name: str,
         run_id: str | None,
+        stored: StoredRun | None = None,
     ) -> None:
         if not isinstance(dag_name, str) or not dag_name:
             raise ValueError(f"dag_name must be a non-empty string, got {dag_name!r}")
@@ -246,7 +325,35 @@ class Run:
         # The initial nodes are announced only once the run starts, so a reader
         # subscribing first thing in the open_run body sees the same events with or
         # without hooks.
-        self._state.add_initial(iter_specs(specs))
+        self._recorder: RunRecorder | None = None
+        self._resumed = stored is not None
+        #: events to deliver first when resuming: (record seq, event)
+        self._replayed: list[tuple[int, ExecutionEvent]] = []
+        #: with a journal and listeners: the seq of the last record when each event in
+        #: the pipeline was emitted, oldest first (see `_events_done`)
+        self._tags: deque[int] = deque()
+        journal = coordinator.journal
+        if stored is not None:
+            assert journal is not None
+            # Replaying announces nothing: the events to deliver again are chosen
+            # from the journal's mark (`_announce_resumed`).
+            self._state.listening, self._state.emit = False, _drop
+            self._replayed = replay(self._state, stored)
+            self._state.listening, self._state.emit = bool(self._hooks), self._emit
+            self._state.started_at = stored.info.started_at
+            last = stored.records[-1][0] if stored.records else 0
+            self._recorder = RunRecorder(journal, self.run_id, start_seq=last)
+            self._recorder.handled = stored.handled
+            self._recorder.nodes = len(self._state.nodes)
+            self._state.recorder = self._recorder
+        else:
+            if journal is not None:
+                self._recorder = RunRecorder(journal, self.run_id)
+                self._state.recorder = self._recorder
+            self._state.add_initial(iter_specs(specs))
+        if self._recorder is not None:
+            self._outbox.journal = self._recorder
+            self._recorder.on_progress = self._journal_progress
         self._go = trio.Event()
         self.graph = GraphView(self._state)
         """A live read-only view of the graph."""
@@ -439,10 +546,20 @@ class Run:
                 # body runs on up to its first checkpoint before we do: a reader that
                 # subscribes there misses nothing.
                 await self._go.wait()
+                recorder = self._recorder
+                if recorder is not None:
+                    nursery.start_soon(self._serve_journal, recorder)
                 if self._hooks or self._readers:
-                    self._state.announce()
+                    if self._resumed:
+                        self._announce_resumed()
+                    else:
+                        self._state.announce()
                 nursery.start_soon(self._start_pipeline, nursery)
                 await self._coordinate()
+                self._conclude()
+                if recorder is not None:
+                    state = self._state
+                    recorder.close((state.now(), self._report.success, self._error))  # type: ignore[union-attr]
         except BaseException as exc:
             if self._error is None:
                 self._error = (
@@ -450,6 +567,14 @@ class Run:
                     if _is_cancellation(exc)
                     else f"run crashed: {_describe(exc)}"
                 )
+            if self._recorder is not None and not self._finished:
+                # Torn down from outside (the process is going away, as far as the run
+                # can tell): keep what was recorded, record nothing of the teardown,
+                # and leave the run resumable.
+                self._recorder.frozen = True
+                with trio.move_on_after(CLEANUP_GRACE, shield=True):
+                    with suppress(JournalError):
+                        await self._recorder.flush()
             self._conclude()
             await self._complete_hooks(cancelled=True)
             raise
@@ -458,6 +583,18 @@ class Run:
             await self._complete_hooks(cancelled=False)
         finally:
             self._done.set()
+
+    def _announce_resumed(self) -> None:
+        """A resumed run's first events: `RunResumed`, then those hooks may have missed."""
+        self._emit(RunResumed())
+        recorder = self._recorder
+        assert recorder is not None
+        for seq, event in self._replayed:
+            self._outbox.put(event)
+            self._pipelined += 1
+            self._unacked += 1
+            self._tags.append(seq)
+        self._replayed = []
 
     async def _start_pipeline(self, nursery: trio.Nursery) -> None:
         """Run every hook's ``on_start`` in order, then the pipeline's stages."""
@@ -539,6 +676,10 @@ class Run:
         event_limit = self._event_limit
         work = self._work
         crews = self._crews
+        recorder = self._recorder
+        if recorder is not None and recorder.backlog() >= BACKLOG_LIMIT:
+            recorder.throttled = True  # it tells us when it has written some
+            return
         while state.running < limit and self._unacked < event_limit:
             node = state.next_ready()
             if node is None:
@@ -616,7 +757,7 @@ class Run:
                 # Even during a graceful shutdown, fail_fast means: stop now.
                 self._begin_shutdown(0.0, reason)
         elif kind is EventsDone:
-            self._unacked -= message.count
+            self._events_done(message.count)
         elif kind is HookCommands:
             for command in message.commands:
                 self._apply(command)
@@ -634,6 +775,13 @@ class Run:
             message.reply.set()
         elif kind is GraceOver:
             self._cancel_running()
+        elif kind is JournalProgress:
+            pass  # the backlog shrank: the loop dispatches again
+        elif kind is JournalFailed:
+            if self._failure is None:
+                self._failure = message.error
+                self._error = str(message.error)
+            self._halt()
         else:  # pragma: no cover - a bug in dagtrio, not in user code
             raise AssertionError(f"unexpected message {message!r}")
 
@@ -714,6 +862,39 @@ class Run:
             self._outbox.put(event)
             self._pipelined += 1
             self._unacked += 1
+            if self._recorder is not None:
+                self._tags.append(self._recorder.seq)
+
+    def _events_done(self, count: int) -> None:
+        self._unacked -= count
+        recorder = self._recorder
+        if recorder is not None:
+            tags = self._tags
+            for _ in range(min(count, len(tags))):
+                tags.popleft()
+            # Every record's events are emitted right after it and before the next
+            # record: records before the oldest event still in the pipeline have had
+            # all their events through every hook, with the commands they caused
+            # applied (and appended, hence written no later than the mark).
+            recorder.handled = tags[0] - 1 if tags else recorder.seq
+
+    async def _journal_progress(self) -> None:
+        # The run may have ended meanwhile (the journal writes its last records after).
+        with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._inbox_send.send(JournalProgress())
+
+    async def _serve_journal(self, recorder: RunRecorder) -> None:
+        try:
+            await recorder.serve()
+        except JournalError as exc:
+            if self._finished:
+                # The run's last records: nobody reads the inbox any more.
+                if self._failure is None:
+                    self._failure = exc
+                    self._error = str(exc)
+            else:
+                with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await self._inbox_send.send(JournalFailed(exc))
 
     def _retry_later(self, node: Node, delay: float) -> None:
         assert self._nursery is not None

@@ -94,3 +94,18 @@ class GraceOver:
     """The shutdown grace period ended: cancel what still runs."""
 
     __slots__ = ()
+
+
+class JournalProgress:
+    """The journal wrote a batch while the run waited for its backlog to shrink."""
+
+    __slots__ = ()
+
+
+class JournalFailed:
+    """The journal could not be written: the run stops with ``error``."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error

@@ -42,6 +42,10 @@ class Outbox:
         self._items: deque[ExecutionEvent] = deque()
         self._wakeup: trio.Event | None = None
         self._closed = False
+        #: with a journal: the seq of the last record appended, and a wait until every
+        #: record up to a seq is committed. No event leaves before the records that
+        #: came before it are on disk.
+        self.journal: Any = None
 
     def put(self, event: ExecutionEvent) -> None:
         self._items.append(event)
@@ -70,7 +74,12 @@ class Outbox:
             self._wakeup = wakeup = trio.Event()
             await wakeup.wait()
         count = min(len(items), BATCH)
-        return [items.popleft() for _ in range(count)]
+        batch = [items.popleft() for _ in range(count)]
+        journal = self.journal
+        if journal is not None and journal.committed < journal.seq:
+            # Every record appended so far precedes every event of this batch.
+            await journal.wait_committed(journal.seq)
+        return batch
 
 
 class ChannelSource:

@@ -216,6 +216,8 @@ class _Prepared:
     branches: list[str]
     #: the auto-id counter after this batch; committed only if the batch is added
     next_auto_id: int
+    #: the batch as the journal stores it (when there is a journal)
+    encoded: str | None = None
 
 
 class RunState:
@@ -265,6 +267,9 @@ class RunState:
         self.started_at = now()
         self.finished_at: float | None = None
         self._next_auto_id = 0
+        #: the run's journal side (`_resume.RunRecorder`), when it has a journal: told of
+        #: every added batch, applied command and final outcome before its event
+        self.recorder: Any = None
 
     # ------------------------------------------------------------------ growth
 
@@ -339,7 +344,12 @@ class RunState:
                 branch = MAIN_BRANCH
             branches[i] = branch  # type: ignore[index]
             batch_branch[spec.id] = branch  # type: ignore[index]
-        return _Prepared(final, order, branches, auto)  # type: ignore[arg-type]
+        encoded = None
+        if self.recorder is not None:
+            from ._resume import encode_specs
+
+            encoded = encode_specs(final)  # type: ignore[arg-type]
+        return _Prepared(final, order, branches, auto, encoded)  # type: ignore[arg-type]
 
     def add(self, prepared: _Prepared) -> None:
         """Insert a batch checked by `prepare` (with no change to the graph in between)."""
@@ -352,6 +362,8 @@ class RunState:
         sizes = self.branch_sizes
         actions: dict[str, NodeAction] = {}
         batch: list[Node] = []
+        if self.recorder is not None:
+            self.recorder.add(prepared.encoded, len(prepared.specs))
         for spec, branch in zip(prepared.specs, prepared.branches, strict=True):
             action = actions.get(spec.action)
             if action is None:
@@ -476,6 +488,9 @@ class RunState:
         output: NodeOutput | None = result if isinstance(result, NodeOutput) else None
         if error is None and (output is None or output.success):
             outputs = result if output is None else output.outputs
+            if self.recorder is not None:
+                error = self.recorder.take_outputs(node.id, outputs)
+        if error is None and (output is None or output.success):
             self._finish(node, SUCCEEDED, None)
             node.outputs = outputs
             self.outputs[node.id] = outputs
@@ -527,6 +542,46 @@ class RunState:
         node.error = error
         node.finished_at = self.now()
         self.unfinished -= 1
+        if self.recorder is not None:
+            self.recorder.outcome(node)
+
+    def restore(
+        self,
+        node: Node,
+        status: NodeStatus,
+        *,
+        attempts: int,
+        started_at: float | None,
+        finished_at: float | None,
+        error: str | None,
+        outputs: Any,
+    ) -> None:
+        """Put back a final outcome read from the journal, as if it had just happened.
+
+        A node made final by an earlier record (cancelled with its branch, skipped
+        under a failed dep) keeps that state: the journal records those too, later.
+        """
+        if node.status.is_final:
+            return
+        # A READY node stays in the ready queue, which skips nodes no longer READY.
+        node.attempts = attempts
+        node.started_at = started_at
+        if status is SUCCEEDED:
+            node.outputs = outputs
+            self.outputs[node.id] = outputs
+            node.status = SUCCEEDED
+            node.error = None
+            node.finished_at = finished_at
+            self.unfinished -= 1
+            for dependent in node.dependents:
+                dependent.waiting -= 1
+                if dependent.waiting == 0 and dependent.status is PENDING:
+                    self._make_ready(dependent)
+            node.dependents = ()
+        else:
+            self._finish(node, status, error)
+            node.finished_at = finished_at
+            self._skip_dependents(node)
 
     def _skip(self, node: Node, cause: Node) -> None:
         self._finish(node, SKIPPED, f"dep {cause.id!r} {_PAST[cause.status]}")
@@ -624,6 +679,7 @@ class RunState:
                 branch = self._branch_arg(branch)
                 if self._cancelled_root(branch) is not None:
                     raise Rejected(f"branch {branch!r} is cancelled")
+                self._record(command)
                 self.paused[branch] = reason
                 self.emit(BranchPaused(branch, reason, self._known(branch)))
             case ResumeBranch(branch=branch):
@@ -631,6 +687,7 @@ class RunState:
                 root = self._cancelled_root(branch)
                 if root is not None:
                     raise Rejected(f"branch {branch!r} was cancelled (as part of {root!r})")
+                self._record(command)
                 # Resuming a branch lifts pauses on it and on every branch below it; a
                 # pause on a branch above it still holds (resume that one instead).
                 for name in [name for name in self.paused if _under(name, branch)]:
@@ -639,6 +696,7 @@ class RunState:
                 self._release_held()
             case CancelBranch(branch=branch, reason=reason):
                 branch = self._branch_arg(branch)
+                self._record(command)
                 self.cancelled[branch] = reason
                 for name in [name for name in self.paused if _under(name, branch)]:
                     del self.paused[name]
@@ -651,6 +709,7 @@ class RunState:
                         f"only CustomEvent can be emitted, not {type(event).__name__}: "
                         "lifecycle events come from the coordinator alone"
                     )
+                self._record(command)
                 self.emit(event)
             case _:
                 raise Rejected(f"{type(command).__name__} is not a command this run knows")
@@ -680,7 +739,17 @@ class RunState:
             spec = attrs.evolve(node.spec, inputs=inputs)
         except InvalidSpecError as exc:
             raise Rejected(str(exc)) from None
+        self._record(SetNodeInputs(node_id, spec.inputs))
         node.spec = spec
+
+    def _record(self, command: ExecutorCommand) -> None:
+        """Journal a command about to be applied; `Rejected` (nothing changed) if the
+        journal cannot store it."""
+        if self.recorder is not None:
+            try:
+                self.recorder.command(command)
+            except (TypeError, ValueError) as exc:
+                raise Rejected(f"cannot be stored in the journal: {exc}") from None
 
     def _known(self, branch: str) -> bool:
         """Whether any node is on ``branch`` or below it."""

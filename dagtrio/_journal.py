@@ -1,0 +1,379 @@
+"""Durable runs: an append-only SQLite journal that a crashed run resumes from.
+
+What a run writes, in the order it happens (``seq`` numbers the records of one run):
+
+- ``add``: a batch of nodes that went into the graph (the initial specs, every applied
+  `AddNode` / `AddNodes`), with their final ids, so a grown graph is rebuilt exactly;
+- ``command``: every other applied command (`SetNodeInputs`, branch commands,
+  `EmitEvent`);
+- ``outcome``: a node's final state, with its outputs as JSON.
+
+The ``runs`` table holds one row per run: its DAG name, options, start, end and
+verdict, and ``handled``: the last ``seq`` whose events have passed every hook, with
+the commands they caused applied and committed. Nothing is written per event, so the
+file grows with nodes and commands, not with events.
+
+Records are written by one task per run, in batches (one transaction each), in a
+worker thread; the coordinator only appends to a list. Events wait at the head of the
+event pipeline until every record before them is committed, so nothing a hook or a
+reader has seen can be lost in a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+
+from ._errors import DagtrioError
+from ._spec import NodeStatus
+
+__all__ = ["SCHEMA_VERSION", "JournalError", "RunInfo", "SqliteJournal", "StoredRun"]
+
+#: The journal format this dagtrio writes and reads.
+SCHEMA_VERSION = 1
+
+_APPLICATION = "dagtrio-journal"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    dag_name TEXT NOT NULL,
+    options TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,
+    success INTEGER,
+    error TEXT,
+    handled INTEGER NOT NULL DEFAULT 0,
+    nodes INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS records (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    node TEXT,
+    status TEXT,
+    attempts INTEGER,
+    started_at REAL,
+    finished_at REAL,
+    error TEXT,
+    data TEXT,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+"""
+
+
+class JournalError(DagtrioError):
+    """The journal cannot be opened, read or written: the message says which file and why.
+
+    A run whose journal fails is stopped (it can no longer promise durability) and
+    raises this from `Coordinator.run` / leaving `Coordinator.open_run`.
+    """
+
+
+@attrs.frozen
+class RunInfo:
+    """One run in a journal, as `SqliteJournal.runs` lists it."""
+
+    run_id: str
+    dag_name: str
+    #: ``"running"`` (still going, or the process died: resumable) or ``"finished"``
+    status: str
+    started_at: float
+    finished_at: float | None
+    success: bool | None
+    error: str | None
+    #: nodes in the graph, as far as the journal knows
+    nodes: int
+
+
+@attrs.frozen
+class StoredRun:
+    """Everything the journal holds about one run, in order (what resume replays)."""
+
+    info: RunInfo
+    options: Mapping[str, Any]
+    #: ``(seq, kind, row)`` in ``seq`` order; ``row`` maps column names to values
+    records: Sequence[tuple[int, str, Mapping[str, Any]]]
+    handled: int
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class SqliteJournal:
+    """An SQLite file recording runs so that a crashed run can be resumed.
+
+    ``Coordinator(registry, journal=SqliteJournal("runs.db"))`` records every run of
+    that coordinator; `Coordinator.resume` finishes a run whose process died, without
+    re-running any node that had succeeded. The file needs no server; many runs (also
+    at once, also from several coordinators of one process) share one file, each
+    seeing only its own records.
+
+    - ``timeout``: seconds to wait for a lock another process holds before failing
+      with `JournalError`.
+    - ``synchronous``: SQLite's ``synchronous`` setting. ``"NORMAL"`` (the default,
+      in WAL mode) loses nothing when the process is killed; ``"FULL"`` also survives a
+      power cut, at the cost of an fsync per commit.
+
+    The file is opened on first use, not here. The blocking methods (`runs`,
+    `stored_run`, `report`, `prune`) are for scripts and the ``dagtrio report``
+    command; from Trio code call them through ``trio.to_thread.run_sync``.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 5.0, synchronous: str = "NORMAL"
+    ) -> None:
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be NORMAL, FULL, EXTRA or OFF, got {synchronous!r}")
+        if not isinstance(timeout, int | float) or timeout < 0:
+            raise ValueError(f"timeout must be a number >= 0, got {timeout!r}")
+        self.path = os.fspath(path)
+        self.timeout = float(timeout)
+        self.synchronous = synchronous.upper()
+        self._connection: sqlite3.Connection | None = None
+        # One connection, used by one thread at a time: runs write from Trio worker
+        # threads, which are not always the same thread.
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SqliteJournal({self.path!r})"
+
+    # ---------------------------------------------------------------- connection
+
+    @contextmanager
+    def _db(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """The open connection, under the lock; SQLite errors become `JournalError`."""
+        with self._lock:
+            try:
+                if self._connection is None:
+                    self._connection = self._open()
+                yield self._connection
+            except sqlite3.Error as exc:
+                raise JournalError(self._explain(exc, doing)) from exc
+
+    def _explain(self, exc: sqlite3.Error, doing: str) -> str:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            why = f"it is locked by another process (waited {self.timeout:g}s)"
+        elif "full" in text:
+            why = "the disk (or the database's size limit) is full"
+        elif "not a database" in text or "malformed" in text:
+            why = "the file is not a dagtrio journal or is corrupt"
+        else:
+            why = _describe(exc)
+        return f"journal {self.path}: cannot {doing}: {why}"
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL").fetchone()
+            connection.execute(f"PRAGMA synchronous={self.synchronous}")
+            tables = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            if tables and "meta" not in tables:
+                raise JournalError(
+                    f"journal {self.path}: not a dagtrio journal (it has tables {sorted(tables)})"
+                )
+            if "meta" in tables:
+                self._check_schema(connection)
+            else:
+                # Idempotent, so two processes creating the same new file both succeed.
+                connection.executescript(_SCHEMA)
+                connection.executemany(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                    [("application", _APPLICATION), ("schema_version", str(SCHEMA_VERSION))],
+                )
+                self._check_schema(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _check_schema(self, connection: sqlite3.Connection) -> None:
+        meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("application") != _APPLICATION:
+            raise JournalError(f"journal {self.path}: not a dagtrio journal")
+        version = meta.get("schema_version", "")
+        if not version.isdigit():
+            raise JournalError(f"journal {self.path}: unknown schema version {version!r}")
+        if int(version) > SCHEMA_VERSION:
+            raise JournalError(
+                f"journal {self.path}: written by a newer dagtrio (schema {version}; "
+                f"this one reads up to {SCHEMA_VERSION}); upgrade dagtrio to read it"
+            )
+        if int(version) < SCHEMA_VERSION:  # pragma: no cover - there is no older schema yet
+            raise JournalError(f"journal {self.path}: schema {version} is too old")
+
+    def close(self) -> None:
+        """Close the file (it reopens on next use)."""
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    # ---------------------------------------------------------------- writing (runs)
+
+    def _begin(self, run_id: str, dag_name: str, options: Mapping[str, Any], now: float) -> None:
+        with self._db(f"record the start of run {run_id!r}") as db:
+            try:
+                db.execute(
+                    "INSERT INTO runs (run_id, dag_name, options, started_at, status)"
+                    " VALUES (?, ?, ?, ?, 'running')",
+                    (run_id, dag_name, json.dumps(dict(options)), now),
+                )
+            except sqlite3.IntegrityError:
+                raise JournalError(
+                    f"journal {self.path}: run {run_id!r} is already in the journal"
+                    " (resume it with Coordinator.resume, or choose another run_id)"
+                ) from None
+
+    def _write(
+        self,
+        run_id: str,
+        rows: Sequence[tuple[Any, ...]],
+        handled: int,
+        nodes: int,
+        end: tuple[float, bool, str | None] | None = None,
+    ) -> None:
+        """Append ``rows`` (``(seq, kind, node, status, attempts, started_at,
+        finished_at, error, data)``) and update the run's row, in one transaction."""
+        with self._db(f"write run {run_id!r}") as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO records (run_id, seq, kind, node, status, attempts,"
+                    " started_at, finished_at, error, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [(run_id, *row) for row in rows],
+                )
+                if end is None:
+                    db.execute(
+                        "UPDATE runs SET handled = ?, nodes = ? WHERE run_id = ?",
+                        (handled, nodes, run_id),
+                    )
+                else:
+                    finished_at, success, error = end
+                    db.execute(
+                        "UPDATE runs SET handled = ?, nodes = ?, status = 'finished',"
+                        " finished_at = ?, success = ?, error = ? WHERE run_id = ?",
+                        (handled, nodes, finished_at, int(success), error, run_id),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _reopen(self, run_id: str) -> None:
+        """Mark a run that is being resumed as running again."""
+        with self._db(f"resume run {run_id!r}") as db:
+            db.execute(
+                "UPDATE runs SET status = 'running', finished_at = NULL, success = NULL,"
+                " error = NULL WHERE run_id = ?",
+                (run_id,),
+            )
+
+    # ---------------------------------------------------------------- reading
+
+    def runs(self) -> list[RunInfo]:
+        """Every run in the journal, oldest first."""
+        with self._db("list runs") as db:
+            rows = db.execute(
+                "SELECT run_id, dag_name, status, started_at, finished_at, success, error,"
+                " nodes FROM runs ORDER BY started_at, run_id"
+            ).fetchall()
+        return [_info(row) for row in rows]
+
+    def stored_run(self, run_id: str) -> StoredRun:
+        """All the journal holds about ``run_id``; `KeyError` if it has no such run."""
+        with self._db(f"read run {run_id!r}") as db:
+            row = db.execute(
+                "SELECT run_id, dag_name, status, started_at, finished_at, success, error,"
+                " nodes, options, handled FROM runs WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            if row is None:
+                raise KeyError(f"journal {self.path} has no run {run_id!r}")
+            cursor = db.execute(
+                "SELECT seq, kind, node, status, attempts, started_at, finished_at, error,"
+                " data FROM records WHERE run_id = ? ORDER BY seq",
+                (run_id,),
+            )
+            names = [column[0] for column in cursor.description]
+            records = [(r[0], r[1], dict(zip(names, r, strict=True))) for r in cursor]
+        return StoredRun(_info(row[:8]), json.loads(row[8]), records, row[9])
+
+    def report(self, run_id: str) -> Any:
+        """The `RunReport` of ``run_id`` as the journal tells it.
+
+        For a run that did not finish (its process died), nodes the journal has no
+        outcome for show the status they would resume in (``PENDING`` or ``READY``).
+        """
+        from ._resume import stored_report
+
+        return stored_report(self.stored_run(run_id))
+
+    def prune(self, *, older_than: float, include_unfinished: bool = False) -> int:
+        """Delete runs that finished more than ``older_than`` seconds ago; return how many.
+
+        Unfinished runs (resumable ones) are kept unless ``include_unfinished``, in which
+        case those started more than ``older_than`` seconds ago go too. The freed pages
+        are reused by later runs; run ``VACUUM`` yourself to shrink the file.
+        """
+        if not isinstance(older_than, int | float) or older_than < 0:
+            raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+        cutoff = time.time() - older_than
+        with self._db("prune runs") as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                query = "SELECT run_id FROM runs WHERE status = 'finished' AND finished_at < ?"
+                params: tuple[Any, ...] = (cutoff,)
+                if include_unfinished:
+                    query += " OR (status != 'finished' AND started_at < ?)"
+                    params = (cutoff, cutoff)
+                doomed = [row[0] for row in db.execute(query, params)]
+                for run_id in doomed:
+                    db.execute("DELETE FROM records WHERE run_id = ?", (run_id,))
+                    db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        return len(doomed)
+
+
+def _info(row: Sequence[Any]) -> RunInfo:
+    run_id, dag_name, status, started_at, finished_at, success, error, nodes = row
+    return RunInfo(
+        run_id,
+        dag_name,
+        status,
+        started_at,
+        finished_at,
+        None if success is None else bool(success),
+        error,
+        nodes,
+    )
+
+
+#: statuses an outcome record can hold
+FINAL = frozenset(status.value for status in NodeStatus if status.is_final)

@@ -1,0 +1,338 @@
+"""A run's side of the journal: recording as it goes, and replaying to resume.
+
+`RunRecorder` turns the changes `RunState` makes into journal rows. The coordinator
+appends synchronously (it never waits on the disk); `RunRecorder.serve`, a task of the
+run, writes what has accumulated in one transaction at a time, in a worker thread.
+
+`replay` rebuilds a `RunState` from a `StoredRun`: the same batches added and commands
+applied in the same order, with every recorded outcome put back in its place. Nodes
+with no outcome (they were running or waiting when the process died) are left to run
+again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import trio
+
+from ._commands import CancelBranch, EmitEvent, ExecutorCommand, PauseBranch, ResumeBranch
+from ._convert import converter, to_data
+from ._errors import InvalidGraphError
+from ._events import (
+    BranchCancelled,
+    BranchPaused,
+    BranchResumed,
+    ExecutionEvent,
+    NodeAdded,
+    NodeCancelled,
+    NodeCompleted,
+    NodeFailed,
+    NodeSkipped,
+)
+from ._journal import JournalError, SqliteJournal, StoredRun, _describe
+from ._report import RunReport
+from ._spec import NodeOutput, NodeSpec, NodeStatus
+from ._state import Node, RunState
+
+__all__ = ["RunRecorder", "encode_outputs", "replay", "stored_report"]
+
+#: appended rows not yet committed, past which the run starts no new node
+BACKLOG_LIMIT = 20_000
+
+
+def encode_spec(spec: NodeSpec) -> dict[str, Any]:
+    data: dict[str, Any] = {"action": spec.action, "id": spec.id}
+    if spec.deps:
+        data["deps"] = list(spec.deps)
+    if spec.inputs:
+        data["inputs"] = dict(spec.inputs)
+    if spec.timeout is not None:
+        data["timeout"] = spec.timeout
+    if spec.try_count != 1:
+        data["try_count"] = spec.try_count
+    if spec.retry_delay:
+        data["retry_delay"] = spec.retry_delay
+    if spec.branch is not None:
+        data["branch"] = spec.branch
+    return data
+
+
+def encode_specs(specs: Iterable[NodeSpec]) -> str:
+    """The specs as one JSON document; `InvalidGraphError` names a node whose inputs
+    are not JSON values (a journal could not bring them back)."""
+    encoded = [encode_spec(spec) for spec in specs]
+    try:
+        return json.dumps(encoded, allow_nan=False)
+    except (TypeError, ValueError):
+        for spec, data in zip(specs, encoded, strict=False):
+            try:
+                json.dumps(data, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidGraphError(
+                    spec.id, f"inputs cannot be stored in the journal: {exc}"
+                ) from None
+        raise
+
+
+def encode_outputs(outputs: Any) -> str | None:
+    """Outputs as JSON text (None for None); `TypeError`/`ValueError` if they are not JSON."""
+    if outputs is None:
+        return None
+    return json.dumps(outputs, allow_nan=False)
+
+
+class RunRecorder:
+    """Appends a run's records and writes them to the journal in batches."""
+
+    def __init__(self, journal: SqliteJournal, run_id: str, *, start_seq: int = 0) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.rows: list[tuple[Any, ...]] = []
+        #: seq of the last record appended
+        self.seq = start_seq
+        #: seq of the last record committed
+        self.committed = start_seq
+        #: the journal's ``handled`` mark to write with the next batch
+        self.handled = start_seq
+        self.nodes = 0
+        #: outputs already encoded at the end of an attempt, by node id
+        self.encoded: dict[str, str | None] = {}
+        #: once set, records are no longer taken (the run is being torn down from
+        #: outside, and what it does now is not the run's own doing)
+        self.frozen = False
+        self.failure: JournalError | None = None
+        self._end: tuple[float, bool, str | None] | None = None
+        self._closed = False
+        self._wakeup = trio.Event()
+        self._committed_event = trio.Event()
+        #: called after a commit while the coordinator waits for the backlog to shrink
+        self.on_progress: Callable[[], Awaitable[None]] | None = None
+        self.throttled = False
+
+    # -------------------------------------------------------------- appending (sync)
+
+    def _append(self, row: tuple[Any, ...]) -> None:
+        self.rows.append(row)
+        self._wakeup.set()
+
+    def add(self, encoded: str, count: int) -> None:
+        if self.frozen:
+            return
+        self.seq += 1
+        self.nodes += count
+        self._append((self.seq, "add", None, None, None, None, None, None, encoded))
+
+    def command(self, command: ExecutorCommand) -> None:
+        """Append ``command``; `TypeError`/`ValueError` (nothing appended) if not JSON."""
+        if self.frozen:
+            return
+        text = json.dumps(to_data(command), allow_nan=False)
+        self.seq += 1
+        self._append((self.seq, "command", None, None, None, None, None, None, text))
+
+    def take_outputs(self, node_id: str, outputs: Any) -> str | None:
+        """Encode a success's outputs for its outcome record; the error if they cannot be."""
+        try:
+            self.encoded[node_id] = encode_outputs(outputs)
+        except (TypeError, ValueError) as exc:
+            return f"outputs cannot be stored in the journal: {_describe(exc)}"
+        return None
+
+    def outcome(self, node: Node) -> None:
+        if self.frozen:
+            return
+        self.seq += 1
+        data = None
+        if node.status is NodeStatus.SUCCEEDED:
+            data = self.encoded.pop(node.id, None)
+        self._append(
+            (
+                self.seq,
+                "outcome",
+                node.id,
+                node.status.value,
+                node.attempts,
+                node.started_at,
+                node.finished_at,
+                node.error,
+                data,
+            )
+        )
+
+    def backlog(self) -> int:
+        return self.seq - self.committed
+
+    # -------------------------------------------------------------- writing (async)
+
+    async def serve(self) -> None:
+        """Write batches until `close`; a failed write is kept in `failure` and raised."""
+        while True:
+            while not self.rows and not self._closed:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+            if not self.rows and self._end is None:
+                return  # closed with nothing left to write
+            await self._write_batch()
+            if self._closed and not self.rows and self._end is None:
+                return
+
+    async def _write_batch(self) -> None:
+        rows, self.rows = self.rows, []
+        end = None
+        if self._closed:
+            # Nothing is appended after close: the run's end goes with the last rows.
+            end, self._end = self._end, None
+        last = rows[-1][0] if rows else self.committed
+        try:
+            # Not abandoned on cancellation: a batch is written whole or not at all.
+            await trio.to_thread.run_sync(
+                self.journal._write, self.run_id, rows, min(self.handled, last), self.nodes, end
+            )
+        except JournalError as exc:
+            self.failure = exc
+            self._committed_event.set()
+            raise
+        self.committed = last
+        event, self._committed_event = self._committed_event, trio.Event()
+        event.set()
+        if self.throttled and self.on_progress is not None:
+            self.throttled = False
+            await self.on_progress()
+
+    async def wait_committed(self, seq: int) -> None:
+        """Return once every record up to ``seq`` is committed."""
+        while self.committed < seq:
+            if self.failure is not None:
+                raise self.failure
+            await self._committed_event.wait()
+
+    def close(self, end: tuple[float, bool, str | None] | None = None) -> None:
+        """No more records: write what is left (and the run's end, if given), then stop."""
+        self._end = end
+        self._closed = True
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Write whatever is appended now, in this task (when `serve` no longer runs)."""
+        if self.rows or self._end is not None:
+            await self._write_batch()
+
+
+def replay(state: RunState, stored: StoredRun) -> list[tuple[int, ExecutionEvent]]:
+    """Rebuild ``state`` from ``stored``; return the events to deliver again.
+
+    Those are the events of every record past the journal's ``handled`` mark (with the
+    record's seq), which hooks may not have seen through.
+    """
+    again: list[tuple[int, ExecutionEvent]] = []
+    handled = stored.handled
+    nodes = state.nodes
+    for seq, kind, row in stored.records:
+        if kind == "add":
+            specs = [NodeSpec(**data) for data in json.loads(row["data"])]
+            try:
+                prepared = state.prepare(specs)
+            except InvalidGraphError as exc:
+                raise JournalError(
+                    f"journal {state.run_id}: cannot rebuild the graph: {exc}"
+                ) from None
+            state.add(prepared)
+            if seq > handled:
+                for spec in prepared.specs:
+                    node = nodes[spec.id]  # type: ignore[index]
+                    again.append((seq, NodeAdded(node.ref, node.spec, node.branch)))
+        elif kind == "command":
+            command = converter.structure(json.loads(row["data"]), ExecutorCommand)
+            state.apply(command)
+            if seq > handled:
+                event = _command_event(state, command)
+                if event is not None:
+                    again.append((seq, event))
+        elif kind == "outcome":
+            node = nodes[row["node"]]
+            status = NodeStatus(row["status"])
+            outputs = json.loads(row["data"]) if row["data"] is not None else None
+            state.restore(
+                node,
+                status,
+                attempts=row["attempts"],
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                error=row["error"],
+                outputs=outputs,
+            )
+            if seq > handled:
+                again.append((seq, _outcome_event(node, status, row["error"], outputs)))
+    state.purge()
+    return again
+
+
+def _command_event(state: RunState, command: ExecutorCommand) -> ExecutionEvent | None:
+    known = True
+    match command:
+        case PauseBranch(branch=branch, reason=reason):
+            return BranchPaused(branch, reason, known)
+        case ResumeBranch(branch=branch):
+            return BranchResumed(branch, known)
+        case EmitEvent(event=event):
+            return event
+        case CancelBranch(branch=branch, reason=reason):
+            return BranchCancelled(branch, reason, known)
+        case _:
+            return None  # SetNodeInputs announces nothing
+
+
+def _outcome_event(
+    node: Node, status: NodeStatus, error: str | None, outputs: Any
+) -> ExecutionEvent:
+    ref = node.ref
+    if status is NodeStatus.SUCCEEDED:
+        return NodeCompleted(ref, NodeOutput(outputs))
+    if status is NodeStatus.FAILED:
+        return NodeFailed(ref, error or "failed")
+    if status is NodeStatus.CANCELLED:
+        return NodeCancelled(ref, error or "cancelled")
+    return NodeSkipped(ref, error or "skipped")
+
+
+def stored_report(stored: StoredRun) -> RunReport:
+    """The report of a stored run, rebuilt without running anything."""
+    info = stored.info
+    state = RunState(
+        _AnyAction(),  # type: ignore[arg-type]
+        dag_name=info.dag_name,
+        run_id=info.run_id,
+        emit=lambda event: None,
+        retry_later=lambda node, delay: None,
+        now=lambda: info.started_at,
+    )
+    state.listening = False
+    replay(state, stored)
+    state.started_at = info.started_at
+    state.finished_at = info.finished_at
+    success = bool(info.success) if info.success is not None else False
+    return state.report(success=success, error=info.error, final=True)
+
+
+class _AnyAction:
+    """A registry that knows every action name: reading a report runs nothing."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def get(self, name: str) -> Any:
+        return _NoAction(name)
+
+
+class _NoAction:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def execute(self, ctx: Any) -> Any:  # pragma: no cover - never run
+        raise RuntimeError(f"{self.name}: reading a journal runs nothing")

@@ -1,0 +1,235 @@
+"""The SQLite journal: a run killed at any moment resumes without losing what was done."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from journal_dag import RAN, coordinator, specs
+
+import dagtrio
+from dagtrio import (
+    ActionRegistry,
+    Coordinator,
+    JournalError,
+    NodeCtx,
+    NodeSpec,
+    NodeStatus,
+    PauseBranch,
+    ResumeBranch,
+    RunResumed,
+    SqliteJournal,
+)
+from dagtrio.testing import RecordingHook
+
+HERE = Path(__file__).parent
+
+
+def uninterrupted() -> dict[str, Any]:
+    report = trio.run(lambda: coordinator(None).run(specs()))
+    assert report.success
+    return {node: (rec.status, rec.outputs) for node, rec in report.nodes.items()}
+
+
+EXPECTED = uninterrupted()
+
+
+def kill_after(journal: Path, run_id: str, done_lines: int) -> dict[str, int]:
+    """Run journal_dag.py, SIGKILL it once it printed ``done_lines`` lines; what it printed."""
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "journal_dag.py"), str(journal), run_id],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    seen: dict[str, int] = {}
+    assert process.stdout is not None
+    for line in process.stdout:
+        parts = line.split()
+        if parts[0] == "done":
+            seen[parts[1]] = int(parts[2])
+        if len(seen) >= done_lines:
+            process.send_signal(signal.SIGKILL)
+            break
+    process.stdout.close()
+    process.wait()
+    return seen
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(done_lines=st.integers(min_value=0, max_value=len(EXPECTED) + 5))
+def test_a_run_killed_at_any_moment_resumes_to_the_same_result(
+    tmp_path: Path, done_lines: int
+) -> None:
+    path = tmp_path / f"crash-{done_lines}.db"
+    seen = kill_after(path, "r", done_lines)
+    journal = SqliteJournal(path)
+    info = {run.run_id: run for run in journal.runs()}
+    RAN.clear()
+    if info["r"].status == "finished":
+        report = journal.report("r")
+    else:
+        report = trio.run(lambda: coordinator(journal).resume("r"))
+    assert report.success, report.error
+    got = {node: (rec.status, rec.outputs) for node, rec in report.nodes.items()}
+    assert {node: (status, out) for node, (status, out) in got.items()} == {
+        node: (status, out) for node, (status, out) in EXPECTED.items()
+    }
+    # Reported done before the kill: kept, and not run again.
+    for node, n in seen.items():
+        assert report.nodes[node].outputs["n"] == n
+        assert node not in RAN, f"{node} was reported done, then ran again"
+    assert journal.runs()[0].status == "finished"
+
+
+def registry() -> ActionRegistry:
+    reg = ActionRegistry()
+
+    @reg.action()
+    async def ok(ctx: NodeCtx) -> int:
+        await trio.lowlevel.checkpoint()
+        return len(ctx.upstream)
+
+    @reg.action()
+    async def opaque(ctx: NodeCtx) -> object:
+        return object()
+
+    return reg
+
+
+async def test_a_paused_branch_stays_paused_across_a_resume(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = SqliteJournal(path)
+    coord = Coordinator(registry(), journal=journal)
+    work = [
+        NodeSpec("ok", id="a"),
+        NodeSpec("ok", id="held", deps=["a"], branch="main/approval"),
+        NodeSpec("ok", id="free", deps=["a"], branch="main/other"),
+    ]
+    with trio.CancelScope() as scope:
+        async with coord.open_run(work, run_id="p") as run:
+            await run.submit(PauseBranch("main/approval", reason="needs a person"))
+            while not run.idle:  # noqa: ASYNC110 - idle is a property, not an event
+                await trio.sleep(0.001)
+            scope.cancel()  # the process "dies" here: the run stays resumable
+    assert journal.runs()[0].status == "running"
+    recorder = RecordingHook()
+    resumed = Coordinator(registry(), [recorder], journal=journal)
+    async with resumed.open_run(resume="p") as run:
+        while not run.idle:  # noqa: ASYNC110 - idle is a property, not an event
+            await trio.sleep(0.001)
+        assert (
+            run.graph.status("held") is NodeStatus.PENDING
+            or run.graph.status("held") is NodeStatus.READY
+        )
+        await run.submit(ResumeBranch("main/approval"))
+    report = run.report()
+    assert report.success
+    assert isinstance(recorder.events[0], RunResumed)
+    assert report.nodes["free"].attempts == 1 and report.nodes["a"].attempts == 1
+
+
+async def test_outputs_that_are_not_json_fail_the_node_naming_it(tmp_path: Path) -> None:
+    coord = Coordinator(registry(), journal=SqliteJournal(tmp_path / "j.db"))
+    report = await coord.run([NodeSpec("opaque", id="odd"), NodeSpec("ok", id="fine")])
+    assert report.nodes["odd"].status is NodeStatus.FAILED
+    assert "outputs cannot be stored in the journal" in (report.nodes["odd"].error or "")
+    assert report.nodes["fine"].status is NodeStatus.SUCCEEDED
+
+
+async def test_inputs_that_are_not_json_are_refused_before_the_run(tmp_path: Path) -> None:
+    coord = Coordinator(registry(), journal=SqliteJournal(tmp_path / "j.db"))
+    with pytest.raises(dagtrio.InvalidGraphError, match=r"'x'.*journal"):
+        await coord.run([NodeSpec("ok", id="x", inputs={"when": object()})])
+
+
+async def test_two_runs_in_one_journal_see_only_their_own_nodes(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    coord = Coordinator(registry(), journal=journal)
+    async with trio.open_nursery() as nursery:
+        for name in ("one", "two"):
+            ids = [f"{name}-{i}" for i in range(30)]
+            nursery.start_soon(
+                lambda ids=ids, name=name: coord.run(
+                    [NodeSpec("ok", id=i) for i in ids], run_id=name
+                )
+            )
+    for name in ("one", "two"):
+        report = journal.report(name)
+        assert report.success
+        assert set(report.nodes) == {f"{name}-{i}" for i in range(30)}
+
+
+async def test_a_run_id_already_in_the_journal_is_refused(tmp_path: Path) -> None:
+    coord = Coordinator(registry(), journal=SqliteJournal(tmp_path / "j.db"))
+    await coord.run([NodeSpec("ok", id="a")], run_id="same")
+    with pytest.raises(JournalError, match="already in the journal"):
+        await coord.run([NodeSpec("ok", id="a")], run_id="same")
+    with pytest.raises(JournalError, match="nothing to resume"):
+        await coord.resume("same")
+    with pytest.raises(JournalError, match="no run 'other'"):
+        await coord.resume("other")
+
+
+def test_bad_files_are_clear_errors(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(JournalError, match="not a dagtrio journal or is corrupt"):
+        SqliteJournal(garbage).runs()
+    foreign = tmp_path / "foreign.db"
+    sqlite3.connect(foreign).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(JournalError, match="not a dagtrio journal"):
+        SqliteJournal(foreign).runs()
+    newer = tmp_path / "newer.db"
+    SqliteJournal(newer).runs()
+    db = sqlite3.connect(newer)
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError, match="newer dagtrio"):
+        SqliteJournal(newer).runs()
+
+
+async def test_a_full_disk_fails_the_run_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "tiny.db"
+    journal = SqliteJournal(path)
+    journal.runs()
+    journal._connection.execute("PRAGMA max_page_count = 8")  # type: ignore[union-attr]
+    coord = Coordinator(registry(), journal=journal)
+    big = [NodeSpec("ok", id=f"n{i}" + "x" * 200) for i in range(400)]
+    with trio.fail_after(10), pytest.raises(JournalError, match="full"):
+        await coord.run(big, run_id="full")
+
+
+async def test_a_journal_locked_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    SqliteJournal(path).runs()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        coord = Coordinator(registry(), journal=SqliteJournal(path, timeout=0.05))
+        with trio.fail_after(10), pytest.raises(JournalError, match="locked"):
+            await coord.run([NodeSpec("ok", id="a")])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_prune_drops_old_finished_runs_only(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    coord = Coordinator(registry(), journal=journal)
+    trio.run(lambda: coord.run([NodeSpec("ok", id="a")], run_id="old"))
+    assert journal.prune(older_than=3600) == 0
+    assert journal.prune(older_than=0) == 1
+    assert journal.runs() == []
