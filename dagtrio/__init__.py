@@ -7,6 +7,7 @@ shutdown and branch cancellation. Start with `run_dag` or `Coordinator.open_run`
 """
 
 from ._actions import ActionRegistry as ActionRegistry
+from ._actions import CacheKey as CacheKey
 from ._actions import FunctionAction as FunctionAction
 from ._actions import NodeAction as NodeAction
 from ._commands import AddNode as AddNode
@@ -71,6 +72,7 @@ __all__ = [
     "BranchCancelled",
     "BranchPaused",
     "BranchResumed",
+    "CacheKey",
     "CancelBranch",
     "CommandRejected",
     "CommandRejectedError",

@@ -17,9 +17,14 @@ import trio
 from ._errors import UnknownActionError
 from ._spec import NodeCtx, NodeOutput
 
-__all__ = ["ActionRegistry", "FunctionAction", "NodeAction"]
+__all__ = ["ActionRegistry", "CacheKey", "FunctionAction", "NodeAction"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: How an action opts into memoization: ``False`` (never), ``True`` (key on the node's
+#: inputs and upstream outputs) or a function of the `NodeCtx` returning a JSON value
+#: that identifies the computation (``lambda ctx: ctx.inputs["url"]``).
+CacheKey = bool | Callable[[NodeCtx], Any]
 
 
 @runtime_checkable
@@ -123,14 +128,29 @@ class ActionRegistry:
         ):
             raise ValueError(f"max_threads must be an int >= 1 or None, got {max_threads!r}")
         self._actions: dict[str, NodeAction] = {}
+        self._cache_keys: dict[str, CacheKey] = {}
         self._limiter = trio.CapacityLimiter(max_threads) if max_threads is not None else None
 
-    def register(self, action: NodeAction, *, replace: bool = False) -> NodeAction:
+    def register(
+        self, action: NodeAction, *, replace: bool = False, cache: CacheKey = False
+    ) -> NodeAction:
         """Add ``action`` under ``action.name`` and return it.
 
         Registering a second action under a taken name is a `ValueError` (it is almost
         always a mistake); pass ``replace=True`` to swap one on purpose.
+
+        ``cache`` opts the action into memoization across runs, for coordinators given
+        a cache (``Coordinator(cache=SqliteJournal(...))``): a node whose cache key
+        already succeeded reuses the stored outputs instead of running. ``True`` keys on
+        the action name, the node's inputs and its upstream outputs (by dep id);
+        a function of the `NodeCtx` returning a JSON value keys on the action name and
+        that value instead (include a version in it to invalidate old entries when the
+        action changes). Only for actions whose result depends on nothing else.
         """
+        if not (isinstance(cache, bool) or callable(cache)):
+            raise TypeError(
+                f"cache must be True, False or a function of the NodeCtx, got {cache!r}"
+            )
         name = getattr(action, "name", None)
         if not isinstance(name, str) or not name:
             raise TypeError(f"action {action!r} needs a non-empty string `name`")
@@ -142,19 +162,25 @@ class ActionRegistry:
         if name in self._actions and not replace:
             raise ValueError(f"an action named {name!r} is already registered")
         self._actions[name] = action
+        if cache is False:
+            self._cache_keys.pop(name, None)
+        else:
+            self._cache_keys[name] = cache
         return action
 
     @overload
     def action(self, fn: F, /) -> F: ...
     @overload
-    def action(self, name: str | None = None, *, replace: bool = False) -> Callable[[F], F]: ...
+    def action(
+        self, name: str | None = None, *, replace: bool = False, cache: CacheKey = False
+    ) -> Callable[[F], F]: ...
 
-    def action(self, name: Any = None, *, replace: bool = False) -> Any:
+    def action(self, name: Any = None, *, replace: bool = False, cache: CacheKey = False) -> Any:
         """Decorator: register a function of ``ctx`` as an action, under its own name by default.
 
         Works as ``@registry.action``, ``@registry.action()`` and
         ``@registry.action("name")``. The function itself is returned unchanged, so it
-        stays callable in unit tests.
+        stays callable in unit tests. ``cache`` is as for `register`.
         """
         if callable(name):
             return self.action()(name)
@@ -167,7 +193,9 @@ class ActionRegistry:
             action_name = name or getattr(fn, "__name__", None)
             if not action_name:
                 raise TypeError(f"cannot tell the name of {fn!r}; pass name=")
-            self.register(FunctionAction(fn, action_name, self._limiter), replace=replace)
+            self.register(
+                FunctionAction(fn, action_name, self._limiter), replace=replace, cache=cache
+            )
             return fn
 
         return decorate
@@ -178,6 +206,10 @@ class ActionRegistry:
             return self._actions[name]
         except KeyError:
             raise UnknownActionError(name, tuple(self._actions)) from None
+
+    def cache_key(self, name: str) -> CacheKey:
+        """How the action ``name`` is memoized: ``False``, ``True`` or its key function."""
+        return self._cache_keys.get(name, False)
 
     def __contains__(self, name: object) -> bool:
         return name in self._actions

@@ -29,6 +29,7 @@ from ._errors import CommandRejectedError, RunFinishedError
 from ._events import ExecutionEvent, HookFailed, RunIdle, RunResumed
 from ._hooks import EventHook, HookContext, HookLike, as_hook, command_list, hook_name
 from ._journal import JournalError, SqliteJournal, StoredRun
+from ._memo import Memo
 from ._messages import (
     EventsDone,
     GraceOver,
@@ -108,6 +109,12 @@ class Coordinator:
       or ``"isolate"`` (a `HookFailed` event is emitted and the hook goes on receiving).
     - ``journal``: a `SqliteJournal` that records every run durably, so that a run
       whose process died can be finished with `resume`.
+    - ``cache``: a `SqliteJournal` (the journal's own file, or another) whose cache
+      table memoizes results across runs and processes: a node that opts in (its
+      action registered with ``cache=``, or ``NodeSpec(cache=True)``) and whose cache
+      key already succeeded reuses the stored outputs instead of running, and its
+      report record says ``cached``. Without it nothing is cached, whatever the
+      actions ask. Not to be confused with ``ctx.cache``: this run's outputs so far.
     - ``app_data``: anything; handed to actions (``ctx.app_data``) and hooks.
     """
 
@@ -121,6 +128,7 @@ class Coordinator:
         command_capacity: int = 100,
         on_failure: OnFailure = "skip",
         hook_errors: HookErrors = "fail",
+        cache: SqliteJournal | None = None,
         journal: SqliteJournal | None = None,
         app_data: Any = None,
     ) -> None:
@@ -140,6 +148,9 @@ class Coordinator:
         if journal is not None and not isinstance(journal, SqliteJournal):
             raise TypeError(f"journal must be a SqliteJournal, got {type(journal).__name__}")
         self.journal = journal
+        if cache is not None and not isinstance(cache, SqliteJournal):
+            raise TypeError(f"cache must be a SqliteJournal, got {type(cache).__name__}")
+        self.cache = cache
         self.app_data = app_data
 
     @asynccontextmanager
@@ -322,6 +333,8 @@ class Run:
         )
         # Until a reader subscribes, only hooks listen (see RunState.listening).
         self._state.listening = bool(self._hooks)
+        if coordinator.cache is not None:
+            self._state.memo = Memo(coordinator.cache, coordinator.registry, self.run_id)
         # The initial nodes are announced only once the run starts, so a reader
         # subscribing first thing in the open_run body sees the same events with or
         # without hooks.

@@ -6,7 +6,8 @@ What a run writes, in the order it happens (``seq`` numbers the records of one r
   `AddNode` / `AddNodes`), with their final ids, so a grown graph is rebuilt exactly;
 - ``command``: every other applied command (`SetNodeInputs`, branch commands,
   `EmitEvent`);
-- ``outcome``: a node's final state, with its outputs as JSON.
+- ``outcome``: a node's final state, with its outputs as JSON (``cached`` instead for
+  a node that succeeded by reusing a cached result).
 
 The ``runs`` table holds one row per run: its DAG name, options, start, end and
 verdict, and ``handled``: the last ``seq`` whose events have passed every hook, with
@@ -17,6 +18,10 @@ Records are written by one task per run, in batches (one transaction each), in a
 worker thread; the coordinator only appends to a list. Events wait at the head of the
 event pipeline until every record before them is committed, so nothing a hook or a
 reader has seen can be lost in a crash.
+
+The ``cache`` table holds memoized results (``Coordinator(cache=journal)``): the
+outputs of a successful computation under its cache key, shared by every run that uses
+the file as its cache.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ from ._spec import NodeStatus
 
 __all__ = ["SCHEMA_VERSION", "JournalError", "RunInfo", "SqliteJournal", "StoredRun"]
 
-#: The journal format this dagtrio writes and reads.
-SCHEMA_VERSION = 1
+#: The journal format this dagtrio writes and reads. 2 added the ``cache`` table; a
+#: version 1 file is upgraded in place when opened.
+SCHEMA_VERSION = 2
 
 _APPLICATION = "dagtrio-journal"
 
@@ -71,6 +77,14 @@ CREATE TABLE IF NOT EXISTS records (
     error TEXT,
     data TEXT,
     PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    outputs TEXT,
+    run_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    created_at REAL NOT NULL
 ) WITHOUT ROWID;
 """
 
@@ -220,8 +234,23 @@ class SqliteJournal:
                 f"journal {self.path}: written by a newer dagtrio (schema {version}; "
                 f"this one reads up to {SCHEMA_VERSION}); upgrade dagtrio to read it"
             )
-        if int(version) < SCHEMA_VERSION:  # pragma: no cover - there is no older schema yet
-            raise JournalError(f"journal {self.path}: schema {version} is too old")
+        if int(version) < SCHEMA_VERSION:
+            # Every change so far only added tables, which the idempotent script creates;
+            # statement by statement, since executescript would commit half-way.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+                connection.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                    (str(SCHEMA_VERSION),),
+                )
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
 
     def close(self) -> None:
         """Close the file (it reopens on next use)."""
@@ -291,6 +320,47 @@ class SqliteJournal:
                 (run_id,),
             )
 
+    # ---------------------------------------------------------------- the cache
+
+    def _cache_get(self, key: str) -> tuple[str | None] | None:
+        """``(outputs JSON,)`` stored under ``key``, or None if there is no entry."""
+        with self._db("read the cache") as db:
+            return db.execute("SELECT outputs FROM cache WHERE key = ?", (key,)).fetchone()
+
+    def _cache_put(
+        self, key: str, action: str, outputs: str | None, run_id: str, node: str
+    ) -> None:
+        with self._db("write the cache") as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cache (key, action, outputs, run_id, node, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, action, outputs, run_id, node, time.time()),
+            )
+
+    def cache_size(self, action: str | None = None) -> int:
+        """How many results the cache holds (of ``action`` only, if given)."""
+        with self._db("read the cache") as db:
+            if action is None:
+                row = db.execute("SELECT COUNT(*) FROM cache").fetchone()
+            else:
+                row = db.execute(
+                    "SELECT COUNT(*) FROM cache WHERE action = ?", (action,)
+                ).fetchone()
+        return int(row[0])
+
+    def clear_cache(self, action: str | None = None) -> int:
+        """Forget cached results (of ``action`` only, if given); return how many.
+
+        Use it when an action's code changed in a way its cache key does not capture.
+        Runs and their reports are not touched.
+        """
+        with self._db("clear the cache") as db:
+            if action is None:
+                cursor = db.execute("DELETE FROM cache")
+            else:
+                cursor = db.execute("DELETE FROM cache WHERE action = ?", (action,))
+        return int(cursor.rowcount)
+
     # ---------------------------------------------------------------- reading
 
     def runs(self) -> list[RunInfo]:
@@ -335,8 +405,10 @@ class SqliteJournal:
         """Delete runs that finished more than ``older_than`` seconds ago; return how many.
 
         Unfinished runs (resumable ones) are kept unless ``include_unfinished``, in which
-        case those started more than ``older_than`` seconds ago go too. The freed pages
-        are reused by later runs; run ``VACUUM`` yourself to shrink the file.
+        case those started more than ``older_than`` seconds ago go too. Cached results
+        stored more than ``older_than`` seconds ago go as well (a cache entry does not
+        depend on the run that stored it). The freed pages are reused by later runs; run
+        ``VACUUM`` yourself to shrink the file.
         """
         if not isinstance(older_than, int | float) or older_than < 0:
             raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
@@ -353,6 +425,7 @@ class SqliteJournal:
                 for run_id in doomed:
                     db.execute("DELETE FROM records WHERE run_id = ?", (run_id,))
                     db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM cache WHERE created_at < ?", (cutoff,))
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:

@@ -21,6 +21,8 @@ class NodeRecord:
     `trio.testing.MockClock` in tests); ``None`` until the node first started / ended.
     ``attempts`` counts attempts started; ``outputs`` is set only for a node that
     succeeded; ``error`` says why a node failed, was cancelled or was skipped.
+    ``cached`` is true for a node that succeeded by reusing the outputs of an earlier
+    computation of the same cache key (``Coordinator(cache=...)``) instead of running.
     """
 
     id: str
@@ -33,6 +35,7 @@ class NodeRecord:
     finished_at: float | None = None
     error: str | None = None
     outputs: Any = None
+    cached: bool = False
 
     @property
     def duration(self) -> float | None:

@@ -57,6 +57,8 @@ def encode_spec(spec: NodeSpec) -> dict[str, Any]:
         data["retry_delay"] = spec.retry_delay
     if spec.branch is not None:
         data["branch"] = spec.branch
+    if spec.cache is not None:
+        data["cache"] = spec.cache
     return data
 
 
@@ -151,7 +153,7 @@ class RunRecorder:
         self._append(
             (
                 self.seq,
-                "outcome",
+                "cached" if node.cached else "outcome",
                 node.id,
                 node.status.value,
                 node.attempts,
@@ -251,7 +253,7 @@ def replay(state: RunState, stored: StoredRun) -> list[tuple[int, ExecutionEvent
                 event = _command_event(state, command)
                 if event is not None:
                     again.append((seq, event))
-        elif kind == "outcome":
+        elif kind in ("outcome", "cached"):
             node = nodes[row["node"]]
             status = NodeStatus(row["status"])
             outputs = json.loads(row["data"]) if row["data"] is not None else None
@@ -263,9 +265,11 @@ def replay(state: RunState, stored: StoredRun) -> list[tuple[int, ExecutionEvent
                 finished_at=row["finished_at"],
                 error=row["error"],
                 outputs=outputs,
+                cached=kind == "cached",
             )
             if seq > handled:
-                again.append((seq, _outcome_event(node, status, row["error"], outputs)))
+                event = _outcome_event(node, status, row["error"], outputs, kind == "cached")
+                again.append((seq, event))
     state.purge()
     return again
 
@@ -286,11 +290,11 @@ def _command_event(state: RunState, command: ExecutorCommand) -> ExecutionEvent 
 
 
 def _outcome_event(
-    node: Node, status: NodeStatus, error: str | None, outputs: Any
+    node: Node, status: NodeStatus, error: str | None, outputs: Any, cached: bool
 ) -> ExecutionEvent:
     ref = node.ref
     if status is NodeStatus.SUCCEEDED:
-        return NodeCompleted(ref, NodeOutput(outputs))
+        return NodeCompleted(ref, NodeOutput(outputs, True, {"cached": True} if cached else None))
     if status is NodeStatus.FAILED:
         return NodeFailed(ref, error or "failed")
     if status is NodeStatus.CANCELLED:

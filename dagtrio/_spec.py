@@ -68,6 +68,10 @@ class NodeSpec:
     - ``try_count``: total attempts, at least 1.
     - ``retry_delay``: seconds before the 2nd attempt; doubles for each later one.
     - ``branch``: branch path; ``None`` means the first dep's branch, else ``"main"``.
+    - ``cache``: whether a coordinator with a cache (``Coordinator(cache=...)``) may
+      reuse an earlier success of this node's cache key instead of running it. ``None``
+      follows the action's registration (``@registry.action(cache=True)``); ``True``
+      or ``False`` decide for this node alone.
     """
 
     action: str
@@ -78,6 +82,7 @@ class NodeSpec:
     try_count: int = 1
     retry_delay: float = 0.0
     branch: str | None = None
+    cache: bool | None = None
 
     def __attrs_post_init__(self) -> None:
         # Validation lives here rather than in per-field validators so every message can
@@ -121,6 +126,10 @@ class NodeSpec:
         object.__setattr__(self, "retry_delay", delay)
         if self.branch is not None:
             validate_branch(self.branch, node=node)
+        if self.cache is not None and not isinstance(self.cache, bool):
+            raise InvalidSpecError(
+                node, f"cache must be True, False or None, got {type(self.cache).__name__}"
+            )
 
 
 @attrs.frozen(slots=True)

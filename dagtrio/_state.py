@@ -80,6 +80,7 @@ class Node:
         "action",
         "attempts",
         "branch",
+        "cached",
         "call",
         "crew",
         "dag",
@@ -131,6 +132,8 @@ class Node:
         self.result: Any = None
         #: why the attempt failed (an exception, a timeout), or None
         self.fault: str | None = None
+        #: succeeded by reusing a cached result (set by `_memo.Memo`'s wrapper)
+        self.cached = False
 
     @property
     def ref(self) -> NodeRef:
@@ -157,6 +160,7 @@ class Node:
             self.finished_at,
             self.error,
             self.outputs,
+            self.cached,
         )
 
 
@@ -270,6 +274,8 @@ class RunState:
         #: the run's journal side (`_resume.RunRecorder`), when it has a journal: told of
         #: every added batch, applied command and final outcome before its event
         self.recorder: Any = None
+        #: the run's side of the cache (`_memo.Memo`), when the coordinator has one
+        self.memo: Any = None
 
     # ------------------------------------------------------------------ growth
 
@@ -359,6 +365,7 @@ class RunState:
         registry = self.registry
         emit = self.emit
         listening = self.listening
+        memo = self.memo
         sizes = self.branch_sizes
         actions: dict[str, NodeAction] = {}
         batch: list[Node] = []
@@ -369,6 +376,8 @@ class RunState:
             if action is None:
                 action = actions[spec.action] = registry.get(spec.action)
             node = Node(spec, dag, branch, action)
+            if memo is not None:
+                memo.attach(node)
             nodes[node.id] = node
             sizes[branch] = sizes.get(branch, 0) + 1
             batch.append(node)
@@ -555,6 +564,7 @@ class RunState:
         finished_at: float | None,
         error: str | None,
         outputs: Any,
+        cached: bool = False,
     ) -> None:
         """Put back a final outcome read from the journal, as if it had just happened.
 
@@ -568,6 +578,7 @@ class RunState:
         node.started_at = started_at
         if status is SUCCEEDED:
             node.outputs = outputs
+            node.cached = cached
             self.outputs[node.id] = outputs
             node.status = SUCCEEDED
             node.error = None
