@@ -233,3 +233,33 @@ def test_prune_drops_old_finished_runs_only(tmp_path: Path) -> None:
     assert journal.prune(older_than=3600) == 0
     assert journal.prune(older_than=0) == 1
     assert journal.runs() == []
+
+
+async def test_the_journal_grows_with_nodes_and_commands_not_events(tmp_path: Path) -> None:
+    """Retries, starts and hook traffic add no records: one per batch, command, outcome."""
+    reg = registry()
+    failures = {"flaky": 0}
+
+    @reg.action()
+    async def flaky(ctx: NodeCtx) -> int:
+        if ctx.attempt < 20:
+            failures["flaky"] += 1
+            raise RuntimeError("not yet")
+        return ctx.attempt
+
+    chatty = RecordingHook()
+    journal = SqliteJournal(tmp_path / "j.db")
+    coord = Coordinator(reg, [chatty], journal=journal)
+    specs = [
+        NodeSpec("flaky", id="f", try_count=20),
+        NodeSpec("ok", id="a", deps=["f"]),
+        NodeSpec("ok", id="b", deps=["f"]),
+    ]
+    async with coord.open_run(specs, run_id="r") as run:
+        await run.submit(PauseBranch("main/elsewhere"))
+        await run.submit(ResumeBranch("main/elsewhere"))
+    assert run.report().success
+    assert failures["flaky"] == 19
+    assert len(chatty.events) > 25  # added, started and retrying events galore
+    kinds = [kind for _, kind, _ in journal.stored_run("r").records]
+    assert sorted(kinds) == ["add", "command", "command", "outcome", "outcome", "outcome"]
