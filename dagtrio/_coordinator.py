@@ -593,9 +593,30 @@ class Run:
             raise
         else:
             self._conclude()
+            await self._record_end()
             await self._complete_hooks(cancelled=False)
         finally:
             self._done.set()
+
+    async def _record_end(self) -> None:
+        """Record the end of a run that stopped itself (`cancel`, a failing hook).
+
+        Those cancel the run's nursery, the journal's writer with it, before the
+        normal end is recorded; they are still the run's own end, not a crash, so the
+        run must not be left resumable.
+        """
+        recorder = self._recorder
+        if recorder is None or recorder.closed or recorder.frozen:
+            return
+        report = self._report
+        assert report is not None
+        recorder.close((self._state.finished_at or self._state.now(), report.success, self._error))
+        with trio.move_on_after(CLEANUP_GRACE, shield=True):
+            try:
+                await recorder.flush()
+            except JournalError as exc:
+                if self._failure is None:
+                    self._failure = exc
 
     def _announce_resumed(self) -> None:
         """A resumed run's first events: `RunResumed`, then those hooks may have missed."""

@@ -13,7 +13,7 @@ again.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import trio
@@ -234,6 +234,11 @@ class RunRecorder:
         finally:
             self.waiting -= 1
 
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called: nothing more will be recorded."""
+        return self._closed
+
     def close(self, end: tuple[float, bool, str | None] | None = None) -> None:
         """No more records: write what is left (and the run's end, if given), then stop."""
         self._end = end
@@ -250,51 +255,66 @@ def replay(state: RunState, stored: StoredRun) -> list[tuple[int, ExecutionEvent
     """Rebuild ``state`` from ``stored``; return the events to deliver again.
 
     Those are the events of every record past the journal's ``handled`` mark (with the
-    record's seq), which hooks may not have seen through.
+    record's seq), which hooks may not have seen through. A record that cannot be read
+    back (a damaged or hand-edited file) is a `JournalError` naming it.
     """
     again: list[tuple[int, ExecutionEvent]] = []
-    handled = stored.handled
-    nodes = state.nodes
     for seq, kind, row in stored.records:
-        if kind == "add":
-            specs = [NodeSpec(**data) for data in json.loads(row["data"])]
-            try:
-                prepared = state.prepare(specs)
-            except InvalidGraphError as exc:
-                raise JournalError(
-                    f"journal {state.run_id}: cannot rebuild the graph: {exc}"
-                ) from None
-            state.add(prepared)
-            if seq > handled:
-                for spec in prepared.specs:
-                    node = nodes[spec.id]  # type: ignore[index]
-                    again.append((seq, NodeAdded(node.ref, node.spec, node.branch)))
-        elif kind == "command":
-            command = converter.structure(json.loads(row["data"]), ExecutorCommand)
-            state.apply(command)
-            if seq > handled:
-                event = _command_event(state, command)
-                if event is not None:
-                    again.append((seq, event))
-        elif kind in ("outcome", "cached"):
-            node = nodes[row["node"]]
-            status = NodeStatus(row["status"])
-            outputs = json.loads(row["data"]) if row["data"] is not None else None
-            state.restore(
-                node,
-                status,
-                attempts=row["attempts"],
-                started_at=row["started_at"],
-                finished_at=row["finished_at"],
-                error=row["error"],
-                outputs=outputs,
-                cached=kind == "cached",
-            )
-            if seq > handled:
-                event = _outcome_event(node, status, row["error"], outputs, kind == "cached")
-                again.append((seq, event))
+        try:
+            event = _replay_record(state, kind, row, announce=seq > stored.handled)
+        except JournalError:
+            raise
+        except Exception as exc:
+            raise JournalError(
+                f"journal run {state.run_id!r}: record {seq} ({kind}) cannot be read back: "
+                f"{_describe(exc)}"
+            ) from exc
+        again.extend((seq, one) for one in event)
     state.purge()
     return again
+
+
+def _replay_record(
+    state: RunState, kind: str, row: Mapping[str, Any], *, announce: bool
+) -> list[ExecutionEvent]:
+    """Apply one record to ``state``; its events if ``announce``."""
+    nodes = state.nodes
+    if kind == "add":
+        specs = [NodeSpec(**data) for data in json.loads(row["data"])]
+        try:
+            prepared = state.prepare(specs)
+        except InvalidGraphError as exc:
+            raise JournalError(f"journal {state.run_id}: cannot rebuild the graph: {exc}") from None
+        state.add(prepared)
+        if not announce:
+            return []
+        added = [nodes[spec.id] for spec in prepared.specs]  # type: ignore[index]
+        return [NodeAdded(node.ref, node.spec, node.branch) for node in added]
+    if kind == "command":
+        command = converter.structure(json.loads(row["data"]), ExecutorCommand)
+        state.apply(command)
+        event = _command_event(state, command) if announce else None
+        return [event] if event is not None else []
+    if kind in ("outcome", "cached"):
+        node = nodes[row["node"]]
+        status = NodeStatus(row["status"])
+        if not status.is_final:
+            raise ValueError(f"node {node.id!r} has an outcome that is not final: {status}")
+        outputs = json.loads(row["data"]) if row["data"] is not None else None
+        state.restore(
+            node,
+            status,
+            attempts=row["attempts"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            error=row["error"],
+            outputs=outputs,
+            cached=kind == "cached",
+        )
+        if not announce:
+            return []
+        return [_outcome_event(node, status, row["error"], outputs, kind == "cached")]
+    raise ValueError(f"unknown record kind {kind!r}")
 
 
 def _command_event(state: RunState, command: ExecutorCommand) -> ExecutionEvent | None:

@@ -568,10 +568,18 @@ class RunState:
     ) -> None:
         """Put back a final outcome read from the journal, as if it had just happened.
 
-        A node made final by an earlier record (cancelled with its branch, skipped
-        under a failed dep) keeps that state: the journal records those too, later.
+        A node made final while replaying an earlier record (cancelled with its
+        branch, skipped under a failed dep) gets what its own record, which the journal
+        holds too, later, says: the live run may have ended it otherwise (all nodes
+        cancelled at once, in an order that replay's cascade does not follow).
         """
         if node.status.is_final:
+            if status is not SUCCEEDED and node.status is not SUCCEEDED:
+                node.status = status
+                node.attempts = attempts
+                node.started_at = started_at
+                node.finished_at = finished_at
+                node.error = error
             return
         # A READY node stays in the ready queue, which skips nodes no longer READY.
         node.attempts = attempts

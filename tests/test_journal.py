@@ -7,11 +7,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from journal_dag import RAN, coordinator, specs
@@ -263,3 +265,76 @@ async def test_the_journal_grows_with_nodes_and_commands_not_events(tmp_path: Pa
     assert len(chatty.events) > 25  # added, started and retrying events galore
     kinds = [kind for _, kind, _ in journal.stored_run("r").records]
     assert sorted(kinds) == ["add", "command", "command", "outcome", "outcome", "outcome"]
+
+
+def mixed_registry() -> ActionRegistry:
+    reg = registry()
+
+    @reg.action()
+    async def slow(ctx: NodeCtx) -> int:
+        await trio.sleep(1 + ctx.attempt)
+        if ctx.inputs.get("fail_until", 0) >= ctx.attempt:
+            raise RuntimeError(f"attempt {ctx.attempt} failed")
+        return ctx.attempt
+
+    return reg
+
+
+MIXED = [
+    NodeSpec("slow", id="root"),
+    NodeSpec("slow", id="bad", deps=["root"], inputs={"fail_until": 9}, try_count=2),
+    NodeSpec("slow", id="under-bad", deps=["bad"]),
+    NodeSpec("slow", id="deeper", deps=["under-bad"]),
+    NodeSpec("slow", id="retried", deps=["root"], inputs={"fail_until": 1}, try_count=3),
+    NodeSpec("slow", id="doomed", deps=["root"], branch="main/doomed"),
+]
+
+
+async def test_the_stored_report_equals_the_live_one(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    journal = SqliteJournal(tmp_path / "j.db")
+    coord = Coordinator(mixed_registry(), journal=journal)
+    async with coord.open_run(MIXED, run_id="r") as run:
+        await trio.sleep(2.5)
+        await run.submit(dagtrio.CancelBranch("main/doomed", reason="not needed"))
+    live = run.report()
+    assert live.nodes["deeper"].status is NodeStatus.SKIPPED
+    assert live.nodes["doomed"].status is NodeStatus.CANCELLED
+    assert live.nodes["retried"].attempts == 2
+    stored = journal.report("r")
+    assert dict(stored.nodes) == dict(live.nodes)
+    assert stored == live
+
+
+@pytest.mark.parametrize("how", ["cancel", "hook"])
+async def test_a_run_that_stops_itself_is_recorded_as_finished(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock, how: str
+) -> None:
+    """`run.cancel()` and a failing hook end the run: not a crash, nothing to resume."""
+
+    async def failing(ctx: Any, event: Any) -> None:
+        if isinstance(event, dagtrio.NodeStarted) and event.node.node == "bad":
+            raise RuntimeError("hook gave up")
+
+    journal = SqliteJournal(tmp_path / "j.db")
+    hooks = [failing] if how == "hook" else []
+    coord = Coordinator(mixed_registry(), hooks, journal=journal)
+    with pytest.raises(RuntimeError, match="hook gave up") if how == "hook" else nullcontext():
+        async with coord.open_run(MIXED, run_id="r") as run:
+            if how == "cancel":
+                await trio.sleep(2.5)
+                run.cancel()
+    (info,) = journal.runs()
+    assert info.status == "finished"
+    assert info.success is False
+    assert info.error
+    stored = journal.report("r")
+    live = run.report()
+    assert {n: r.status for n, r in stored.nodes.items()} == {
+        n: r.status for n, r in live.nodes.items()
+    }
+    if how == "cancel":
+        assert NodeStatus.CANCELLED in {r.status for r in stored.nodes.values()}
+    with pytest.raises(JournalError, match="nothing to resume"):
+        await coord.resume("r")
