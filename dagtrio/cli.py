@@ -1,7 +1,8 @@
 """The ``dagtrio`` command line (also ``python -m dagtrio``).
 
-Subcommands: ``bench`` (throughput on generated graphs, see `dagtrio.bench.cli`).
-``run``, ``graph`` and ``report`` are still to come (DESIGN.md §5).
+Subcommands: ``bench`` (throughput on generated graphs, see `dagtrio.bench.cli`) and
+``report`` (what the runs in a journal did, see `dagtrio.report_cli`). ``run`` and
+``graph`` are still to come (DESIGN.md §5).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``dagtrio`` command and all its subcommands."""
+    from . import report_cli
     from .bench import cli as bench_cli
 
     parser = _Parser(prog="dagtrio", description=__doc__.split("\n\n")[0].replace("``", ""))
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bench_cli.add_parser(subcommands)
+    report_cli.add_parser(subcommands)
     return parser
 
 

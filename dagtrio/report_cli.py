@@ -1,0 +1,444 @@
+"""``dagtrio report``: what the runs recorded in a journal did, run by run and node by node.
+
+``dagtrio report JOURNAL`` lists the runs in a journal file (``SqliteJournal``), oldest
+first. ``dagtrio report JOURNAL RUN_ID`` shows one run: its verdict, a table of its
+nodes in the order they started (status, attempts, start and duration, branch, error)
+and how many nodes ended in each status. RUN_ID may be any prefix that names exactly
+one run. ``--json`` prints the same as JSON, for scripts: the list of runs, or the run's
+``RunReport`` (read it back with ``RunReport.from_json``), full errors and outputs
+included. A run still marked running either is running or its process died; it can be
+finished with ``Coordinator.resume``.
+
+The journal is only read: a missing file is an error, never a new empty journal.
+Exit status: 0; 1 if the journal or the run cannot be read (missing or corrupt file, no
+such run, an ambiguous RUN_ID); 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ._convert import converter
+from ._journal import JournalError, RunInfo, SqliteJournal
+from ._report import NodeRecord, RunReport
+from ._spec import NodeStatus
+
+__all__ = ["add_parser", "format_duration", "order_nodes", "resolve_run_id", "run"]
+
+_PROG = "dagtrio report"
+
+#: longest error shown in a table cell; the full text is in ``--json``
+_ERROR_WIDTH = 100
+
+#: columns of a table written to a pipe or file (COLUMNS, when set, wins)
+_PIPE_WIDTH = 200
+
+#: the few run ids an ambiguous prefix error lists
+_CANDIDATES_SHOWN = 10
+
+_STATUS_STYLES = {
+    NodeStatus.SUCCEEDED: "green",
+    NodeStatus.FAILED: "bold red",
+    NodeStatus.CANCELLED: "yellow",
+    NodeStatus.SKIPPED: "dim",
+    NodeStatus.RUNNING: "cyan",
+    NodeStatus.READY: "cyan",
+    NodeStatus.PENDING: "cyan",
+}
+
+
+class _Refusal(Exception):
+    """Why a report cannot be shown: one line, printed on stderr with exit status 1."""
+
+
+# ------------------------------------------------------------------ argument types
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _statuses(text: str) -> list[NodeStatus]:
+    statuses = []
+    for part in text.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        try:
+            statuses.append(NodeStatus(name))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"unknown status {name!r}; choose from {', '.join(NodeStatus)}"
+            ) from None
+    return statuses
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``report`` subcommand to a ``dagtrio`` argument parser."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "report",
+        help="what the runs in a journal did: list them, or one run per node",
+        description=__doc__.replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
+    parser.add_argument(
+        "run_id",
+        nargs="?",
+        metavar="RUN_ID",
+        help="show this run (or the one run whose id starts with it) instead of the list",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON instead of tables: the runs as a list, or the run's RunReport",
+    )
+    parser.add_argument(
+        "--status",
+        type=_statuses,
+        action="extend",
+        metavar="STATUS[,STATUS...]",
+        help="with RUN_ID: show only the nodes in these statuses (repeatable); "
+        f"one of {', '.join(NodeStatus)}",
+    )
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        metavar="N",
+        help="with RUN_ID: show at most N nodes (the counts still cover them all)",
+    )
+    parser.set_defaults(handler=run, parser=parser)
+    return parser
+
+
+# ------------------------------------------------------------------ reading
+
+
+def _open_journal(path: Path) -> SqliteJournal:
+    """A journal for an existing file, refusing what SQLite would silently create."""
+    # sqlite3.connect creates a missing file, and SqliteJournal writes its schema into an
+    # empty one: a typo in the path would leave a new journal behind and report no runs.
+    if not path.exists():
+        raise _Refusal(f"journal {path}: no such file")
+    if path.is_dir():
+        raise _Refusal(f"journal {path}: is a folder, not a journal file")
+    try:
+        empty = path.stat().st_size == 0
+    except OSError as exc:
+        raise _Refusal(f"journal {path}: cannot read it: {exc.strerror or exc}") from None
+    if empty:
+        raise _Refusal(f"journal {path}: not a dagtrio journal (the file is empty)")
+    return SqliteJournal(path)
+
+
+def resolve_run_id(run_id: str, runs: Iterable[RunInfo]) -> str:
+    """The id of the one run that is ``run_id`` or starts with it, like git's short ids.
+
+    An exact id wins over longer ids it is a prefix of (``run-1`` beside ``run-10``).
+    Raises `KeyError` if no run matches and `ValueError`, naming the candidates, if
+    several do.
+    """
+    ids = [info.run_id for info in runs]
+    if run_id in ids:
+        return run_id
+    matches = [candidate for candidate in ids if candidate.startswith(run_id)]
+    if not matches:
+        raise KeyError(run_id)
+    if len(matches) > 1:
+        shown = ", ".join(matches[:_CANDIDATES_SHOWN])
+        more = len(matches) - _CANDIDATES_SHOWN
+        if more > 0:
+            shown += f" and {more} more"
+        raise ValueError(f"run id {run_id!r} is ambiguous: it starts {shown}")
+    return matches[0]
+
+
+def order_nodes(nodes: Iterable[NodeRecord]) -> list[NodeRecord]:
+    """Nodes in the order they started, then those that never did, as the graph has them.
+
+    The sort is stable, so nodes that started at the same moment, and nodes that never
+    started (skipped, cancelled before starting, still waiting), keep the order in which
+    they were added to the graph.
+    """
+    return sorted(nodes, key=lambda node: (node.started_at is None, node.started_at or 0.0))
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def format_duration(seconds: float | None) -> str:
+    """``seconds`` for a human: ``12.3 ms``, ``4.56 s``, ``2m 05s``, ``1h 02m``; ``-`` if None."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1e3:.1f} ms"
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def _local_time(timestamp: float | None) -> str:
+    # Local time without the UTC offset: it is the same on every line of one table.
+    if timestamp is None:
+        return "-"
+    return datetime.fromtimestamp(timestamp).isoformat(sep=" ", timespec="seconds")
+
+
+def _span(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else end - start
+
+
+def _short_error(error: str | None, width: int = _ERROR_WIDTH) -> str:
+    """The first line of ``error``, at most ``width`` characters, ``…`` if cut."""
+    if not error:
+        return ""
+    lines = error.strip().splitlines() or [""]
+    first = lines[0]
+    if len(first) > width:
+        return first[: width - 1] + "…"
+    return first + (" …" if len(lines) > 1 else "")
+
+
+def _run_status(info: RunInfo) -> Text:
+    if info.status != "finished":
+        return Text(info.status, style="cyan")
+    return Text(info.status)
+
+
+def _verdict(info: RunInfo) -> Text:
+    if info.status != "finished":
+        return Text("unfinished: still running, or its process died (resumable)", style="cyan")
+    if info.success:
+        return Text("succeeded", style="green")
+    return Text("failed", style="bold red")
+
+
+def _success(info: RunInfo) -> Text:
+    if info.success is None:
+        return Text("-", style="dim")
+    return Text("yes", style="green") if info.success else Text("no", style="bold red")
+
+
+def _node_status(node: NodeRecord) -> Text:
+    text = Text(node.status.value, style=_STATUS_STYLES.get(node.status, ""))
+    if node.cached:
+        text.append(" (cached)", style="dim")
+    return text
+
+
+def _runs_table(runs: Sequence[RunInfo]) -> Table:
+    table = Table()
+    table.add_column("run id", no_wrap=True)
+    table.add_column("DAG")
+    table.add_column("status", no_wrap=True)
+    table.add_column("success", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("nodes", justify="right", no_wrap=True)
+    table.add_column("error")
+    for info in runs:
+        table.add_row(
+            Text(info.run_id),
+            Text(info.dag_name),
+            _run_status(info),
+            _success(info),
+            _local_time(info.started_at),
+            format_duration(_span(info.started_at, info.finished_at)),
+            f"{info.nodes:,}",
+            Text(_short_error(info.error)),
+        )
+    return table
+
+
+def _header(info: RunInfo, report: RunReport) -> Text:
+    rows: list[tuple[str, str | Text]] = [
+        ("run", report.run_id),
+        ("DAG", report.dag_name),
+        ("status", _run_status(info)),
+        ("verdict", _verdict(info)),
+        ("started", _local_time(report.started_at)),
+        ("finished", _local_time(report.finished_at)),
+        ("duration", format_duration(_span(report.started_at, report.finished_at))),
+    ]
+    # Plain lines rather than a grid, which pads every line to the widest value.
+    width = len("duration") + 2
+    if report.error:
+        # The run's own error is shown whole (there is only one, and it says why the run
+        # failed), its later lines indented under the first.
+        error = report.error.strip().replace("\n", "\n" + " " * width)
+        rows.append(("error", Text(error, style="red")))
+    return Text("\n").join(Text.assemble((key.ljust(width), "bold"), value) for key, value in rows)
+
+
+def _nodes_table(report: RunReport, nodes: Sequence[NodeRecord]) -> Table:
+    table = Table()
+    table.add_column("node", no_wrap=True)
+    table.add_column("action")
+    table.add_column("branch")
+    table.add_column("status", no_wrap=True)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    table.add_column("start", justify="right", no_wrap=True)
+    table.add_column("duration", justify="right", no_wrap=True)
+    table.add_column("error")
+    for node in nodes:
+        start = _span(report.started_at, node.started_at)
+        table.add_row(
+            Text(node.id),
+            Text(node.action),
+            Text(node.branch),
+            _node_status(node),
+            str(node.attempts),
+            "-" if start is None else "+" + format_duration(start),
+            format_duration(node.duration),
+            Text(_short_error(node.error)),
+        )
+    return table
+
+
+def _summary(report: RunReport) -> str:
+    counts = report.counts()
+    parts = [f"{counts[status]} {status.value}" for status in NodeStatus if status in counts]
+    total = len(report.nodes)
+    text = f"{total:,} node{'' if total == 1 else 's'}"
+    if parts:
+        text += ": " + ", ".join(parts)
+    cached = sum(node.cached for node in report.nodes.values())
+    if cached:
+        text += f"; {cached} cached (outputs reused, not run)"
+    return text
+
+
+# ------------------------------------------------------------------ running
+
+
+def _console() -> Console:
+    # Made per call, not per module, so that output goes to whatever sys.stdout is now
+    # (pytest's capsys replaces it).
+    console = Console(highlight=False)
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        # Rich assumes 80 columns for a pipe or file, which cuts 32-character run ids and
+        # errors short; a report saved or grepped should keep them whole. Tables take only
+        # the width they need, so this costs nothing for narrow ones.
+        console.width = _PIPE_WIDTH
+    return console
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out ``dagtrio report`` with parsed ``args``; return the exit status."""
+    problem = None
+    if args.run_id == "":
+        problem = "RUN_ID is empty (leave it out to list the runs)"
+    elif args.run_id is None and (args.status or args.limit):
+        problem = "--status and --limit choose the nodes of one run: give a RUN_ID"
+    elif args.json and (args.status or args.limit):
+        problem = "--status and --limit shape the node table; --json prints the whole run"
+    if problem is not None:
+        print(f"{_PROG}: error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        journal = _open_journal(args.journal)
+        try:
+            if args.run_id is None:
+                return _list_runs(journal, as_json=args.json)
+            return _show_run(
+                journal, args.run_id, as_json=args.json, statuses=args.status, limit=args.limit
+            )
+        finally:
+            journal.close()
+    except (_Refusal, JournalError) as exc:
+        # A JournalError names the file and says why it cannot be read; one line of it
+        # is what a user needs, not a traceback.
+        print(f"{_PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader left early (``| head``) and has what it wanted. Point stdout at
+        # devnull, as rich does, or Python fails again flushing it at exit.
+        with suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def _list_runs(journal: SqliteJournal, *, as_json: bool) -> int:
+    runs = journal.runs()
+    if as_json:
+        print(json.dumps(converter.unstructure(runs, list[RunInfo]), indent=2))
+        return 0
+    console = _console()
+    if not runs:
+        console.print(f"journal {journal.path} has no runs", markup=False, soft_wrap=True)
+        return 0
+    console.print(_runs_table(runs))
+    unfinished = sum(info.status != "finished" for info in runs)
+    line = f"{len(runs):,} run{'' if len(runs) == 1 else 's'}"
+    if unfinished:
+        line += f", {unfinished} still running or left unfinished (resumable)"
+    console.print(line, markup=False, soft_wrap=True)
+    return 0
+
+
+def _show_run(
+    journal: SqliteJournal,
+    run_id: str,
+    *,
+    as_json: bool,
+    statuses: Sequence[NodeStatus] | None,
+    limit: int | None,
+) -> int:
+    runs = journal.runs()
+    try:
+        run_id = resolve_run_id(run_id, runs)
+    except KeyError:
+        raise _Refusal(
+            f"journal {journal.path} has no run {run_id!r} (dagtrio report {journal.path} "
+            "lists them)"
+        ) from None
+    except ValueError as exc:
+        raise _Refusal(f"journal {journal.path}: {exc}") from None
+    info = next(info for info in runs if info.run_id == run_id)
+    try:
+        report: RunReport = journal.report(run_id)
+    except KeyError as exc:  # pruned by another process since we listed the runs
+        raise _Refusal(str(exc.args[0]) if exc.args else repr(exc)) from None
+    if as_json:
+        print(report.to_json(indent=2))
+        return 0
+    console = _console()
+    console.print(_header(info, report), soft_wrap=True)
+    nodes = order_nodes(report.nodes.values())
+    wanted = frozenset(statuses or NodeStatus)
+    shown = [node for node in nodes if node.status in wanted]
+    matching = len(shown)
+    if limit is not None:
+        shown = shown[:limit]
+    console.print()
+    if shown:
+        console.print(_nodes_table(report, shown))
+    if len(shown) < len(nodes):
+        note = f"showing {len(shown):,} of {len(nodes):,} nodes"
+        if statuses:
+            note += f" ({matching:,} {'/'.join(dict.fromkeys(s.value for s in statuses))})"
+        console.print(note, markup=False, soft_wrap=True)
+    console.print(_summary(report), markup=False, soft_wrap=True)
+    return 0
