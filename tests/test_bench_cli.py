@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import os
+import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from dagtrio import ActionRegistry, Coordinator
+from dagtrio import ActionRegistry, Coordinator, SqliteJournal
 from dagtrio.bench import plot, runners
 from dagtrio.bench.baselines import (
     check_scheduler,
@@ -119,7 +123,7 @@ def test_check_report_catches_a_dagtrio_run_of_the_wrong_graph() -> None:
 def test_every_available_runner_checks_and_times_a_tiny_graph(shape: str) -> None:
     workload = Workload(shape=shape, nodes=25, width=5, max_parallel=3, hooks=1)
     graph = workload.graph()
-    for name in runners.runner_names(shape, compare=True):
+    for name in runners.runner_names(shape, compare=True, journal=True):
         runner = runners.RUNNERS[name]
         if runner.unavailable():
             continue
@@ -331,3 +335,152 @@ def test_workload_round_trips_and_validates() -> None:
         Workload(shape="chain", nodes=3, action="nap")
     with pytest.raises(ValueError, match="max_parallel must be an int >= 1"):
         Workload(shape="chain", nodes=3, max_parallel=0)
+
+
+# ------------------------------------------------------------------------ --journal
+
+
+def journaled_run(path: Path, graph: Graph) -> Any:
+    registry = ActionRegistry()
+    registry.action("noop")(noop)
+    journal = SqliteJournal(path)
+    try:
+        return trio.run(Coordinator(registry, journal=journal).run, graph_specs(graph))
+    finally:
+        journal.close()
+
+
+def tamper(path: Path, sql: str) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(sql)
+
+
+def test_check_journal_passes_a_faithful_journal_and_catches_a_lost_outcome(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "journal.db"
+    report = journaled_run(path, fan_graph(8))
+    runners.check_journal(SqliteJournal(path), report)
+    tamper(path, "DELETE FROM records WHERE kind = 'outcome' AND node = 'n7'")
+    with pytest.raises(AssertionError, match=r"no outcome recorded for \['n7'\]"):
+        runners.check_journal(SqliteJournal(path), report)
+
+
+def test_check_journal_catches_a_journal_that_disagrees_with_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    report = journaled_run(path, chain_graph(5))
+    tamper(path, "UPDATE records SET attempts = 2 WHERE kind = 'outcome' AND node = 'n3'")
+    with pytest.raises(AssertionError, match=r"n3\.attempts is 2, the run said 1"):
+        runners.check_journal(SqliteJournal(path), report)
+
+
+@pytest.fixture
+def temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where `tempfile` puts the journals, in this process, so a test can see them go."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_journal_runs_dagtrio_with_and_without_a_journal_and_gives_the_ratio(
+    tmp_path: Path,
+    temp_folder: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checked: list[Path] = []
+    real_check = runners.check_journal
+
+    def spy(journal: SqliteJournal, report: Any) -> None:
+        path = Path(journal.path)
+        assert path.is_file() and path.parent.parent == temp_folder
+        checked.append(path)
+        real_check(journal, report)
+
+    monkeypatch.setattr(runners, "check_journal", spy)
+    code, data = bench(tmp_path, "--journal", "--nodes", "30,40", "--width", "5")
+    assert code == 0
+    names = ["trio-floor", "dagtrio", "dagtrio-journal"]
+    assert [(r["name"], r["status"]) for r in data["results"]] == [
+        (name, "ok") for name in names * 2
+    ]
+    assert data["parameters"]["journal"] is True
+    assert data["parameters"]["runners"] == names
+    assert [entry["nodes"] for entry in data["journal"]] == [30, 40]
+    by_size = {(r["name"], r["nodes"]): r for r in data["results"]}
+    for entry in data["journal"]:
+        on, off = by_size["dagtrio-journal", entry["nodes"]], by_size["dagtrio", entry["nodes"]]
+        assert entry["throughput_ratio"] == pytest.approx(on["nodes_per_s"] / off["nodes_per_s"])
+        assert len(on["times_s"]) == 2 and on["peak_bytes"] is not None
+    # The check verified one journal per size, each in a folder of its own, all gone now.
+    assert len(checked) == 2 and len({path.parent for path in checked}) == 2
+    assert list(temp_folder.iterdir()) == []
+    out = capsys.readouterr().out
+    assert out.count("journal on ÷ off: ") == 2
+    assert "dagtrio-journal: a fresh journal file per run" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["--shape", "growth", "--hooks", "1"], ["dagtrio", "dagtrio-static", "dagtrio-journal"]),
+        (["--shape", "random", "--compare"], ["trio-minimal", "graphlib", "dask-threads",
+                                              "dask-sync", "dagtrio", "dagtrio-journal"]),
+        (["--shape", "chain", "--runners", "trio-minimal"], ["trio-minimal", "dagtrio",
+                                                             "dagtrio-journal"]),
+    ],
+)  # fmt: skip
+def test_journal_works_with_every_shape_hooks_compare_and_runners(
+    tmp_path: Path, temp_folder: Path, args: list[str], names: list[str]
+) -> None:
+    code, data = bench(tmp_path, "--journal", "--nodes", "40", "--width", "5", *args)
+    assert code == 0
+    assert [r["name"] for r in data["results"]] == ["trio-floor", *names]
+    assert all(r["status"] in ("ok", "skipped") for r in data["results"])
+    assert [entry["nodes"] for entry in data["journal"]] == [40]
+    assert list(temp_folder.iterdir()) == []
+
+
+def test_the_journal_runner_alone_gives_no_ratio(tmp_path: Path, temp_folder: Path) -> None:
+    code, data = bench(tmp_path, "--nodes", "20", "--runners", "dagtrio-journal")
+    assert code == 0
+    assert [(r["name"], r["status"]) for r in data["results"]] == [
+        ("trio-floor", "ok"),
+        ("dagtrio-journal", "ok"),
+    ]
+    assert data["parameters"]["journal"] is False
+    assert data["journal"] == []
+
+
+def test_without_journal_the_document_has_an_empty_journal_list(tmp_path: Path) -> None:
+    code, data = bench(tmp_path, "--nodes", "20", "--memory", "none")
+    assert code == 0
+    assert data["journal"] == []
+    assert "dagtrio-journal" not in [r["name"] for r in data["results"]]
+
+
+def test_python_dash_m_dagtrio_bench_journal_cleans_up_its_temporary_files(
+    tmp_path: Path,
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    path = tmp_path / "out.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "dagtrio", "bench", "--journal", "--nodes", "20",
+         "--repeats", "1", "--json", path],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "TMPDIR": str(temp)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(path.read_text())
+    assert [(r["name"], r["status"]) for r in data["results"]] == [
+        ("trio-floor", "ok"),
+        ("dagtrio", "ok"),
+        ("dagtrio-journal", "ok"),
+    ]
+    assert data["journal"][0]["throughput_ratio"] > 0
+    assert list(temp.iterdir()) == []

@@ -1,11 +1,12 @@
 """``dagtrio bench``: throughput of dagtrio on generated graphs, beside the floor and peers.
 
 Every invocation times the ``trio-floor`` (the cost of Trio itself) and dagtrio on the
-same graph; ``--compare`` adds the baselines. Each runner is checked for correctness,
-then timed ``--repeats`` times, in a subprocess of its own. The table gives the median
-and best wall time, nodes/s, peak memory per node, and the ratio of each median to the
-floor's, measured in this invocation. Exit status: 0, 1 if a runner failed its check or
-crashed, 2 for bad arguments.
+same graph; ``--compare`` adds the baselines, ``--journal`` dagtrio recording its runs in
+a SQLite journal. Each runner is checked for correctness, then timed ``--repeats`` times,
+in a subprocess of its own. The table gives the median and best wall time, nodes/s, peak
+memory per node, and the ratio of each median to the floor's, measured in this
+invocation. Exit status: 0, 1 if a runner failed its check or crashed, 2 for bad
+arguments.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import json
 import shlex
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,8 +34,8 @@ from rich.table import Table
 from . import plot as plotting
 from .driver import run_runner
 from .generators import SHAPES, default_density
-from .results import RunnerResult, document, machine_info, set_ratios
-from .runners import FLOOR, RUNNERS, runner_names
+from .results import RunnerResult, document, machine_info, set_ratios, throughput_ratio
+from .runners import FLOOR, JOURNAL, RUNNERS, runner_names
 from .worker import MEMORY_METHODS
 from .workload import ActionKind, Workload
 
@@ -157,6 +159,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="run these runners (and always the floor) instead of the floor and dagtrio",
     )
     measure.add_argument(
+        "--journal",
+        action="store_true",
+        help=f"add {JOURNAL} (dagtrio with a SqliteJournal in a fresh temporary file per run, "
+        "opening it on the clock) and dagtrio, and print the throughput ratio of the two",
+    )
+    measure.add_argument(
         "--memory",
         choices=MEMORY_METHODS,
         default="tracemalloc",
@@ -208,10 +216,15 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         "repeats": args.repeats,
         "seed": args.seed,
         "compare": args.compare,
-        "runners": runner_names(args.shape, compare=args.compare, only=args.runners),
+        "runners": _names(args),
         "memory": args.memory,
         "in_process": args.in_process,
+        "journal": args.journal,
     }
+
+
+def _names(args: argparse.Namespace) -> list[str]:
+    return runner_names(args.shape, compare=args.compare, only=args.runners, journal=args.journal)
 
 
 def _describe(args: argparse.Namespace, nodes: int, edges: int | None) -> str:
@@ -277,6 +290,12 @@ def _notes(args: argparse.Namespace, results: Sequence[RunnerResult]) -> list[st
             "growth: dagtrio grows the graph with a hook; the baselines and dagtrio-static "
             "run the final graph given up front"
         )
+    if any(r.name == JOURNAL for r in results):
+        notes.append(
+            f"{JOURNAL}: a fresh journal file per run in a temporary folder "
+            f"({tempfile.gettempdir()}, set TMPDIR to move it); the clock includes opening "
+            "the file and every commit"
+        )
     for result in results:
         if result.skipped:
             notes.append(f"{result.name}: skipped, {result.skipped}")
@@ -307,13 +326,14 @@ def run(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     errors = Console(stderr=True)
     console = Console()
-    names = runner_names(args.shape, compare=args.compare, only=args.runners)
+    names = _names(args)
     machine = machine_info()
     packages = machine["packages"]
     steps_per_runner = 1 + args.repeats + (args.memory != "none")
     show_progress = not args.quiet and errors.is_terminal
     log = not args.quiet and not show_progress
     results: list[RunnerResult] = []
+    journal: list[dict[str, Any]] = []
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -373,12 +393,26 @@ def _bench(args: argparse.Namespace) -> int:
                 soft_wrap=True,
             )
             console.print(_table(size_results))
+            ratio = throughput_ratio(size_results, JOURNAL, "dagtrio")
+            if ratio is not None:
+                journal.append({"nodes": size_results[-1].nodes, "throughput_ratio": ratio})
+                console.print(
+                    f"  journal on ÷ off: {ratio:.2f}x the throughput "
+                    f"({JOURNAL} nodes/s ÷ dagtrio nodes/s)",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
     for note in _notes(args, results):
         console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
     command = shlex.join(["dagtrio", *args.argv])
     if args.json is not None:
         data = document(
-            command=command, parameters=_parameters(args), machine=machine, results=results
+            command=command,
+            parameters=_parameters(args),
+            machine=machine,
+            results=results,
+            journal=journal,
         )
         args.json.write_text(json.dumps(data, indent=2) + "\n")
         if not args.quiet:

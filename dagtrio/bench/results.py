@@ -12,8 +12,9 @@ new keys may appear without a bump. Version 1::
       "parameters": {
         "shape": "layered", "nodes": [20000], "width": 100, "density": null,
         "children": 4, "max_parallel": 64, "action": "noop", "hooks": 0,
-        "repeats": 3, "seed": 0, "compare": true, "memory": "tracemalloc",
-        "in_process": false
+        "repeats": 3, "seed": 0, "compare": true, "runners": ["trio-floor", ...],
+        "memory": "tracemalloc", "in_process": false,
+        "journal": false                           # --journal (added in version 1)
       },
       "machine": {
         "python": "3.11.7", "implementation": "CPython", "system": "Linux",
@@ -36,11 +37,21 @@ new keys may appear without a bump. Version 1::
           "skipped": null,                         # why it did not run, if skipped
           "error": null                            # what went wrong, if failed
         }
+      ],
+      "journal": [                                 # added in version 1; [] if not measured
+        {
+          "nodes": 20000,                          # the graph size
+          "throughput_ratio": 0.45                 # dagtrio-journal's nodes/s ÷ dagtrio's
+        }
       ]
     }
 
 Figures a runner does not have (skipped, failed) are ``null``. ``ratio_to_floor`` is
 always against the ``trio-floor`` run of the same size in the same invocation.
+``journal`` has one entry per size at which both ``dagtrio`` and ``dagtrio-journal``
+ran and were timed in this invocation (``dagtrio bench --journal``), in size order;
+a document written before it existed simply lacks the key. Its ratio is of
+throughputs, so higher is better and 1.0 means the journal costs nothing.
 """
 
 from __future__ import annotations
@@ -50,13 +61,21 @@ import importlib.metadata
 import os
 import platform
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "RunnerResult", "document", "machine_info", "set_ratios"]
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "RunnerResult",
+    "document",
+    "machine_info",
+    "set_ratios",
+    "throughput_ratio",
+]
 
 #: The ``schema`` field of the document.
 SCHEMA = "dagtrio-bench"
@@ -138,6 +157,13 @@ def set_ratios(results: Sequence[RunnerResult], floor: str) -> None:
         result.ratio_to_floor = median / base if base and median is not None else None
 
 
+def throughput_ratio(results: Sequence[RunnerResult], name: str, base: str) -> float | None:
+    """``name``'s nodes/s ÷ ``base``'s among the results of one size; None unless both ran."""
+    by_name = {result.name: result.nodes_per_s for result in results if result.ok}
+    rate, base_rate = by_name.get(name), by_name.get(base)
+    return rate / base_rate if rate and base_rate else None
+
+
 def _package_version(name: str) -> str | None:
     try:
         return importlib.metadata.version(name)
@@ -176,8 +202,9 @@ def document(
     parameters: dict[str, Any],
     machine: dict[str, Any],
     results: Iterable[RunnerResult],
+    journal: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The ``--json`` document (schema above)."""
+    """The ``--json`` document (schema above); ``journal`` holds its ``journal`` entries."""
     return {
         "schema": SCHEMA,
         "version": SCHEMA_VERSION,
@@ -186,4 +213,5 @@ def document(
         "parameters": parameters,
         "machine": machine,
         "results": [result.to_dict() for result in results],
+        "journal": [dict(entry) for entry in journal],
     }

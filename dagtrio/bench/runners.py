@@ -5,13 +5,22 @@ A `Runner` turns a `Workload` into a `Trial`: ``check()`` runs it once and raise
 wall time in seconds. Graphs, specs and task dicts (the *input*) are built before the
 clock starts; each timing covers one whole run (the scheduler's own bookkeeping
 included) inside an already started ``trio.run``.
+
+``dagtrio-journal`` is dagtrio recording the run in a `SqliteJournal`: every run
+(check, timed or weighed) writes a fresh file in a temporary folder of its own, made
+before the clock starts and deleted after it stops. The clock covers
+``coordinator.run(...)`` as for ``dagtrio``, so it includes opening the file and
+creating its tables (the journal opens lazily, on the run's first write) and every
+commit up to the last one, which the run waits for before it returns.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import attrs
 import trio
@@ -23,6 +32,7 @@ from .. import (
     ExecutionEvent,
     HookContext,
     RunReport,
+    SqliteJournal,
     testing,
 )
 from .baselines import (
@@ -41,16 +51,21 @@ from .workload import Workload
 
 __all__ = [
     "FLOOR",
+    "JOURNAL",
     "RUNNERS",
     "PassThrough",
     "Runner",
     "Trial",
+    "check_journal",
     "check_report",
     "runner_names",
 ]
 
 #: The runner every ratio is taken against.
 FLOOR = "trio-floor"
+
+#: dagtrio with a journal; ``--journal`` runs it beside ``dagtrio``.
+JOURNAL = "dagtrio-journal"
 
 #: The action name dagtrio's specs use.
 ACTION = "bench"
@@ -161,7 +176,43 @@ def check_report(report: RunReport, graph: Graph) -> None:
     testing.check_run(report)
 
 
-def _dagtrio(*, grow: bool) -> Callable[[Workload, Graph], Trial]:
+def check_journal(journal: SqliteJournal, report: RunReport) -> None:
+    """`AssertionError` unless ``journal`` tells the same story as ``report``.
+
+    The run is recorded as finished with the report's verdict, every node has exactly
+    one outcome record, and the report the journal rebuilds (`SqliteJournal.report`)
+    has the same nodes with the same deps, status, attempts, outputs and error.
+    """
+    stored = journal.stored_run(report.run_id)
+    if stored.info.status != "finished" or stored.info.success != report.success:
+        raise AssertionError(
+            f"journal: run {report.run_id} is {stored.info.status} with success "
+            f"{stored.info.success}, expected finished with {report.success}"
+        )
+    outcomes: dict[str, int] = {}
+    for _, kind, row in stored.records:
+        if kind == "outcome":
+            outcomes[row["node"]] = outcomes.get(row["node"], 0) + 1
+    if outcomes.keys() != report.nodes.keys():
+        missing = sorted(report.nodes.keys() - outcomes.keys())[:5]
+        raise AssertionError(f"journal: no outcome recorded for {missing}")
+    repeated = sorted(node for node, count in outcomes.items() if count != 1)[:5]
+    if repeated:
+        raise AssertionError(f"journal: several outcomes recorded for {repeated}")
+    stored_nodes = journal.report(report.run_id).nodes
+    if stored_nodes.keys() != report.nodes.keys():
+        raise AssertionError("journal: its report has other nodes than the run's")
+    for node, record in report.nodes.items():
+        got = stored_nodes[node]
+        for field in ("deps", "status", "attempts", "outputs", "error"):
+            if getattr(got, field) != getattr(record, field):
+                raise AssertionError(
+                    f"journal: {node}.{field} is {getattr(got, field)!r}, "
+                    f"the run said {getattr(record, field)!r}"
+                )
+
+
+def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph], Trial]:
     def prepare(workload: Workload, graph: Graph) -> Trial:
         registry = ActionRegistry()
         registry.action(ACTION)(workload.action_kind.async_action())
@@ -179,20 +230,42 @@ def _dagtrio(*, grow: bool) -> Callable[[Workload, Graph], Trial]:
         else:
             specs = graph_specs(graph, ACTION)
         hooks.extend(PassThrough() for _ in range(workload.hooks))
-        coordinator = Coordinator(registry, hooks=hooks, max_parallel=workload.max_parallel)
 
-        def check() -> None:
-            check_report(trio.run(coordinator.run, specs), graph)
-
-        async def timed() -> float:
+        async def timed(coordinator: Coordinator) -> tuple[float, RunReport]:
             start = time.perf_counter()
             report = await coordinator.run(specs)
             elapsed = time.perf_counter() - start
             if not report.success:
                 raise AssertionError(f"dagtrio run failed: {report.error}")
+            return elapsed, report
+
+        if not journal:
+            coordinator = Coordinator(registry, hooks=hooks, max_parallel=workload.max_parallel)
+
+            def check() -> None:
+                check_report(trio.run(coordinator.run, specs), graph)
+
+            return Trial(check, lambda: trio.run(timed, coordinator)[0])
+
+        def journaled(verify: bool) -> float:
+            # A fresh file per run: a journal refuses a run id it holds already, and a
+            # file that grows from run to run would make later repeats slower.
+            with tempfile.TemporaryDirectory(prefix="dagtrio-bench-") as folder:
+                store = SqliteJournal(Path(folder) / "journal.db")
+                try:
+                    coordinator = Coordinator(
+                        registry, hooks=hooks, max_parallel=workload.max_parallel, journal=store
+                    )
+                    elapsed, report = trio.run(timed, coordinator)
+                    if verify:
+                        check_report(report, graph)
+                        check_journal(store, report)
+                finally:
+                    # Closed before the folder goes: Windows cannot delete an open file.
+                    store.close()
             return elapsed
 
-        return Trial(check, lambda: trio.run(timed))
+        return Trial(lambda: journaled(verify=True), lambda: journaled(verify=False))
 
     return prepare
 
@@ -240,16 +313,25 @@ RUNNERS: Mapping[str, Runner] = {
             "growth only: dagtrio on the final graph given up front, same hooks otherwise",
             _dagtrio(grow=False),
         ),
+        Runner(
+            JOURNAL,
+            "dagtrio recording the run in a SqliteJournal, a fresh file per run",
+            _dagtrio(grow=True, journal=True),
+        ),
     ]
 }
 
 
-def runner_names(shape: str, *, compare: bool, only: Sequence[str] | None = None) -> list[str]:
+def runner_names(
+    shape: str, *, compare: bool, only: Sequence[str] | None = None, journal: bool = False
+) -> list[str]:
     """The runners one invocation runs, in table order; the floor always comes first.
 
     Without ``only``: the floor and dagtrio (and ``dagtrio-static`` for ``growth``),
     plus every baseline with ``compare``. With ``only``: the floor and those runners
-    (plus the baselines with ``compare``). `ValueError` for an unknown name.
+    (plus the baselines with ``compare``). ``journal`` adds ``dagtrio-journal`` and
+    ``dagtrio`` in either case, so the cost of the journal can be read off one table.
+    `ValueError` for an unknown name.
     """
     unknown = [name for name in only or () if name not in RUNNERS]
     if unknown:
@@ -263,4 +345,6 @@ def runner_names(shape: str, *, compare: bool, only: Sequence[str] | None = None
             wanted.add("dagtrio-static")
     if compare:
         wanted.update(["trio-minimal", "graphlib", "dask-threads", "dask-sync"])
+    if journal:
+        wanted.update(["dagtrio", JOURNAL])
     return [name for name in RUNNERS if name in wanted]
