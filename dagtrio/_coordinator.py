@@ -28,7 +28,7 @@ from ._commands import ExecutorCommand
 from ._errors import CommandRejectedError, RunFinishedError
 from ._events import ExecutionEvent, HookFailed, RunIdle, RunResumed
 from ._hooks import EventHook, HookContext, HookLike, as_hook, command_list, hook_name
-from ._journal import JournalError, SqliteJournal, StoredRun
+from ._journal import JournalError, SqliteJournal, StoredRun, journal_limiter
 from ._memo import Memo
 from ._messages import (
     EventsDone,
@@ -239,16 +239,29 @@ class Coordinator:
                     "hook_errors": self.hook_errors,
                     "hooks": [hook_name(hook) for hook in self.hooks],
                 }
+                recorder = run._recorder
+                assert recorder is not None
+                rows, recorder.rows = recorder.rows, []
                 await trio.to_thread.run_sync(
-                    journal._begin, run.run_id, run.dag_name, options, run._state.started_at
+                    journal._begin,
+                    run.run_id,
+                    run.dag_name,
+                    options,
+                    run._state.started_at,
+                    rows,
+                    recorder.nodes,
+                    limiter=journal_limiter(),
                 )
+                recorder.committed = recorder.seq
             return run
         if journal is None:
             raise JournalError("resume needs a coordinator with a journal (journal=...)")
         if any(True for _ in specs):
             raise ValueError("open_run(resume=...) takes no specs: the journal has the graph")
         try:
-            stored = await trio.to_thread.run_sync(journal.stored_run, resume)
+            stored = await trio.to_thread.run_sync(
+                journal.stored_run, resume, limiter=journal_limiter()
+            )
         except KeyError:
             raise JournalError(f"journal {journal.path} has no run {resume!r}") from None
         if stored.info.status == "finished":
@@ -257,7 +270,7 @@ class Coordinator:
                 f"{time.ctime(stored.info.finished_at or 0)}; there is nothing to resume"
             )
         run = Run(self, (), dag_name=stored.info.dag_name, run_id=resume, stored=stored)
-        await trio.to_thread.run_sync(journal._reopen, resume)
+        await trio.to_thread.run_sync(journal._reopen, resume, limiter=journal_limiter())
         return run
 
 
@@ -606,7 +619,7 @@ class Run:
         run must not be left resumable.
         """
         recorder = self._recorder
-        if recorder is None or recorder.closed or recorder.frozen:
+        if recorder is None or recorder.closed or recorder.frozen or recorder.failure:
             return
         report = self._report
         assert report is not None

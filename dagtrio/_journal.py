@@ -36,11 +36,19 @@ from contextlib import contextmanager
 from typing import Any
 
 import attrs
+import trio
 
 from ._errors import DagtrioError
 from ._spec import NodeStatus
 
-__all__ = ["SCHEMA_VERSION", "JournalError", "RunInfo", "SqliteJournal", "StoredRun"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "JournalError",
+    "RunInfo",
+    "SqliteJournal",
+    "StoredRun",
+    "journal_limiter",
+]
 
 #: The journal format this dagtrio writes and reads. 2 added the ``cache`` table; a
 #: version 1 file is upgraded in place when opened.
@@ -87,6 +95,34 @@ CREATE TABLE IF NOT EXISTS cache (
     created_at REAL NOT NULL
 ) WITHOUT ROWID;
 """
+
+
+#: threads for journal and cache calls, per Trio run (see `journal_limiter`)
+_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar(
+    "dagtrio.journal_limiter"
+)
+JOURNAL_THREADS = 4
+
+
+def journal_limiter() -> trio.CapacityLimiter:
+    """The thread limiter of journal and cache calls in this Trio run.
+
+    Not Trio's default one, which sync actions share: forty sync actions blocked (or
+    timed out and abandoned, still running) would hold every token, and a journaled
+    run could then commit nothing, so deliver no event and never end.
+    """
+    try:
+        return _LIMITER.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(JOURNAL_THREADS)
+        _LIMITER.set(limiter)
+        return limiter
+
+
+_INSERT_RECORD = (
+    "INSERT INTO records (run_id, seq, kind, node, status, attempts, started_at,"
+    " finished_at, error, data) VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 class JournalError(DagtrioError):
@@ -261,19 +297,41 @@ class SqliteJournal:
 
     # ---------------------------------------------------------------- writing (runs)
 
-    def _begin(self, run_id: str, dag_name: str, options: Mapping[str, Any], now: float) -> None:
+    def _begin(
+        self,
+        run_id: str,
+        dag_name: str,
+        options: Mapping[str, Any],
+        now: float,
+        rows: Sequence[tuple[Any, ...]] = (),
+        nodes: int = 0,
+    ) -> None:
+        """Record a new run with its first ``rows`` (the initial graph), in one transaction.
+
+        Together, so that a run in the journal always has its graph: a crash right
+        after a header written alone would leave a run that "resumes" to an empty
+        success.
+        """
         with self._db(f"record the start of run {run_id!r}") as db:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                db.execute(
-                    "INSERT INTO runs (run_id, dag_name, options, started_at, status)"
-                    " VALUES (?, ?, ?, ?, 'running')",
-                    (run_id, dag_name, json.dumps(dict(options)), now),
-                )
-            except sqlite3.IntegrityError:
-                raise JournalError(
-                    f"journal {self.path}: run {run_id!r} is already in the journal"
-                    " (resume it with Coordinator.resume, or choose another run_id)"
-                ) from None
+                try:
+                    db.execute(
+                        "INSERT INTO runs (run_id, dag_name, options, started_at, status, nodes)"
+                        " VALUES (?, ?, ?, ?, 'running', ?)",
+                        (run_id, dag_name, json.dumps(dict(options)), now, nodes),
+                    )
+                except sqlite3.IntegrityError:
+                    raise JournalError(
+                        f"journal {self.path}: run {run_id!r} is already in the journal"
+                        " (resume it with Coordinator.resume, or choose another run_id)"
+                    ) from None
+                db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def _write(
         self,
@@ -288,11 +346,7 @@ class SqliteJournal:
         with self._db(f"write run {run_id!r}") as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                db.executemany(
-                    "INSERT INTO records (run_id, seq, kind, node, status, attempts,"
-                    " started_at, finished_at, error, data) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    [(run_id, *row) for row in rows],
-                )
+                db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
                 if end is None:
                     db.execute(
                         "UPDATE runs SET handled = ?, nodes = ? WHERE run_id = ?",

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._actions import ActionRegistry, CacheKey
+from ._journal import journal_limiter
 from ._spec import NodeCtx, NodeOutput
 
 if TYPE_CHECKING:
@@ -40,7 +41,11 @@ def cache_key(action: str, value: Any) -> str:
 
     `TypeError` / `ValueError` if ``value`` is not a JSON value.
     """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    # Through JSON and back first: JSON turns every mapping key into a string, which
+    # sorting needs (keys of mixed types do not sort) and which is what a journal
+    # would store anyway.
+    plain = json.loads(json.dumps(value, allow_nan=False))
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
     return f"{action}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
@@ -83,7 +88,7 @@ class Memo:
                     f"cannot compute the cache key of node {ctx.node_id!r}: its key value is "
                     f"not a JSON value ({exc})"
                 ) from None
-            hit = await trio.to_thread.run_sync(store._cache_get, key)
+            hit = await trio.to_thread.run_sync(store._cache_get, key, limiter=journal_limiter())
             if hit is not None:
                 outputs = json.loads(hit[0]) if hit[0] is not None else None
                 # Set with no checkpoint before the return: the coordinator reads it
@@ -104,7 +109,15 @@ class Memo:
                     f"outputs cannot be stored in the cache: {type(exc).__name__}: {exc}"
                 )
             # Not abandoned on cancellation: the row is written whole or not at all.
-            await trio.to_thread.run_sync(store._cache_put, key, action, text, run_id, ctx.node_id)
+            await trio.to_thread.run_sync(
+                store._cache_put,
+                key,
+                action,
+                text,
+                run_id,
+                ctx.node_id,
+                limiter=journal_limiter(),
+            )
             return result
 
         return cached_call

@@ -32,7 +32,7 @@ from ._events import (
     NodeFailed,
     NodeSkipped,
 )
-from ._journal import JournalError, SqliteJournal, StoredRun, _describe
+from ._journal import JournalError, SqliteJournal, StoredRun, _describe, journal_limiter
 from ._report import RunReport
 from ._spec import NodeOutput, NodeSpec, NodeStatus
 from ._state import Node, RunState
@@ -201,6 +201,11 @@ class RunRecorder:
             rows = self.rows
 
     async def _write_batch(self) -> None:
+        if self.failure is not None:
+            # A batch was lost: writing later ones would leave a gap in the run's
+            # records (an outcome without the addition it follows). The run stops.
+            self.rows = []
+            return
         rows, self.rows = self.rows, []
         end = None
         if self._closed:
@@ -210,7 +215,13 @@ class RunRecorder:
         try:
             # Not abandoned on cancellation: a batch is written whole or not at all.
             await trio.to_thread.run_sync(
-                self.journal._write, self.run_id, rows, min(self.handled, last), self.nodes, end
+                self.journal._write,
+                self.run_id,
+                rows,
+                min(self.handled, last),
+                self.nodes,
+                end,
+                limiter=journal_limiter(),
             )
         except JournalError as exc:
             self.failure = exc
@@ -224,12 +235,17 @@ class RunRecorder:
             await self.on_progress()
 
     async def wait_committed(self, seq: int) -> None:
-        """Return once every record up to ``seq`` is committed."""
+        """Return once every record up to ``seq`` is committed.
+
+        After a failed write it never returns: the coordinator stops the run (it hears
+        of the failure from `serve`), which cancels whoever waits here. Raising here
+        instead would crash the waiting task, the event pipeline, with the error.
+        """
         self.waiting += 1
         try:
             while self.committed < seq:
                 if self.failure is not None:
-                    raise self.failure
+                    await trio.sleep_forever()
                 await self._committed_event.wait()
         finally:
             self.waiting -= 1

@@ -243,12 +243,6 @@ def small_registry(ran: list[str] | None = None) -> ActionRegistry:
     return registry
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the run header (_begin) and the initial 'add' record are committed in separate"
-    " transactions: a kill in between leaves a resumable run with no graph, which resume"
-    " 'finishes' as a success with zero nodes",
-)
 async def test_a_run_killed_before_its_first_batch_does_not_resume_to_an_empty_success(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -268,12 +262,6 @@ async def test_a_run_killed_before_its_first_batch_does_not_resume_to_an_empty_s
 
 
 @pytest.mark.parametrize("listener", ["hook", "reader"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="with a hook or a reader, RunRecorder.wait_committed re-raises the journal's"
-    " failure inside the pipeline's task (Outbox.receive_batch), so the run's nursery"
-    " crashes and open_run raises a nested ExceptionGroup instead of the JournalError",
-)
 async def test_a_full_disk_is_a_plain_journal_error_with_listeners(
     tmp_path: Path, listener: str
 ) -> None:
@@ -294,13 +282,6 @@ async def test_a_full_disk_is_a_plain_journal_error_with_listeners(
         await run_it()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a failed batch its rows are dropped, yet the teardown (the frozen flush"
-    " in Run._serve, and Run._record_end) still writes the rows appended later: the file"
-    " gets a gap in seq (here: a hook's AddNodes missing, its nodes' outcomes present)"
-    " and the run can neither be reported nor resumed",
-)
 async def test_records_after_a_failed_batch_are_never_written(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -453,13 +434,6 @@ async def test_a_shutdown_survives_a_crash_during_its_grace(
     assert resumed.nodes["more"].status is NodeStatus.CANCELLED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the journal's writer (and _begin, and the cache) use Trio's default thread"
-    " limiter, which sync actions share: while sync actions hold every token (40 long"
-    " ones running, or abandoned after a timeout, which keep theirs), nothing is"
-    " committed, hooks get no event and the run cannot even start or end",
-)
 async def test_sync_actions_holding_every_thread_token_do_not_stall_a_journaled_run(
     tmp_path: Path,
 ) -> None:
@@ -628,12 +602,6 @@ async def test_pruning_a_live_run_leaves_no_orphan_records(
     assert set(journal.report("r").nodes) == {"x"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cache_key dumps with sort_keys=True, which raises TypeError on a mapping with"
-    " keys of mixed types: inputs the journal stores fine fail a cached node with 'not a"
-    " JSON value'",
-)
 async def test_inputs_with_mixed_key_types_can_be_cached(tmp_path: Path) -> None:
     registry = ActionRegistry()
 
