@@ -682,6 +682,10 @@ class Run:
         handle = self._handle
         while True:
             if self._hooks_started and self._stopping is None and not self._halted:
+                # receive() may have let the scheduler run (after taking its message)
+                # while the run was being cancelled from outside: the crews may be gone
+                # already, and starting a worker in a closed nursery is an error.
+                await trio.lowlevel.checkpoint_if_cancelled()
                 self._dispatch()
             if self._is_finished():
                 break

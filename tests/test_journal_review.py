@@ -615,14 +615,6 @@ async def test_inputs_with_mixed_key_types_can_be_cached(tmp_path: Path) -> None
     assert report.nodes["p"].status is NodeStatus.SUCCEEDED, report.nodes["p"].error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cancelling the scope around a run can crash it with RuntimeError('Nursery is"
-    " closed to new arrivals'): an attempt end and the cancellation land in one"
-    " scheduler batch, the crew's serve task exits first, and the coordinator, handling"
-    " the end without a checkpoint, dispatches the dependent into that closed crew"
-    " (_Crew.start -> nursery.start_soon)",
-)
 def test_a_cancelled_run_never_starts_a_worker_late() -> None:
     """Found by the kill property above; no journal needed. Trio shuffles the order of
     the tasks woken together, so it takes a few tries (about one in four fails)."""
