@@ -26,7 +26,7 @@ import trio
 from ._actions import ActionRegistry, FunctionAction
 from ._commands import ExecutorCommand
 from ._errors import CommandRejectedError, RunFinishedError
-from ._events import ExecutionEvent, HookFailed, RunIdle, RunResumed
+from ._events import CommandRejected, ExecutionEvent, HookFailed, RunIdle, RunResumed
 from ._hooks import EventHook, HookContext, HookLike, as_hook, command_list, hook_name
 from ._journal import JournalError, SqliteJournal, StoredRun, journal_limiter
 from ._memo import Memo
@@ -355,9 +355,15 @@ class Run:
         self._resumed = stored is not None
         #: events to deliver first when resuming: (record seq, event)
         self._replayed: list[tuple[int, ExecutionEvent]] = []
-        #: with a journal and listeners: the seq of the last record when each event in
-        #: the pipeline was emitted, oldest first (see `_events_done`)
-        self._tags: deque[int] = deque()
+        # With a journal and listeners, each event in the pipeline has a tag: the seq of
+        # the last record when it was emitted (the record it announces). The journal's
+        # `handled` mark is one below the lowest tag still in the pipeline, kept as a
+        # sliding-window minimum: (position, tag) of the events whose tag is below that
+        # of every later one, oldest first (see `_tag` and `_events_done`).
+        self._floor: deque[tuple[int, int]] = deque()
+        #: events tagged so far, and of those, events through the pipeline so far
+        self._tagged = 0
+        self._through = 0
         journal = coordinator.journal
         if stored is not None:
             assert journal is not None
@@ -640,7 +646,7 @@ class Run:
             self._outbox.put(event)
             self._pipelined += 1
             self._unacked += 1
-            self._tags.append(seq)
+            self._tag(seq)
         self._replayed = []
 
     async def _start_pipeline(self, nursery: trio.Nursery) -> None:
@@ -913,21 +919,38 @@ class Run:
             self._outbox.put(event)
             self._pipelined += 1
             self._unacked += 1
-            if self._recorder is not None:
-                self._tags.append(self._recorder.seq)
+            recorder = self._recorder
+            if recorder is not None:
+                if type(event) in _UNRECORDED and self._floor:
+                    # Not the announcement of a record but the consequence of an event
+                    # still in the pipeline (a hook's rejected command, a hook's
+                    # failure), which a crash would not bring back: until it is
+                    # through, that event must stay past the mark, to be delivered
+                    # again (and cause this again) on resume.
+                    self._tag(self._floor[0][1])
+                else:
+                    self._tag(recorder.seq)
+
+    def _tag(self, tag: int) -> None:
+        floor = self._floor
+        while floor and floor[-1][1] >= tag:
+            floor.pop()
+        floor.append((self._tagged, tag))
+        self._tagged += 1
 
     def _events_done(self, count: int) -> None:
         self._unacked -= count
         recorder = self._recorder
         if recorder is not None:
-            tags = self._tags
-            for _ in range(min(count, len(tags))):
-                tags.popleft()
+            self._through = through = min(self._through + count, self._tagged)
+            floor = self._floor
+            while floor and floor[0][0] < through:
+                floor.popleft()
             # Every record's events are emitted right after it and before the next
-            # record: records before the oldest event still in the pipeline have had
-            # all their events through every hook, with the commands they caused
-            # applied (and appended, hence written no later than the mark).
-            recorder.handled = tags[0] - 1 if tags else recorder.seq
+            # record: records below the lowest tag still in the pipeline have had all
+            # their events through every hook, with the commands they caused applied
+            # (and appended, hence written no later than the mark).
+            recorder.handled = floor[0][1] - 1 if floor else recorder.seq
 
     async def _journal_progress(self) -> None:
         # The run may have ended meanwhile (the journal writes its last records after).
@@ -1153,6 +1176,9 @@ _WORKER_NAME = f"{Run._work.__module__}.{Run._work.__qualname__}"
 
 #: ``ctx.inputs`` of every node without inputs (most of them), shared: it is read-only
 _NO_INPUTS: types.MappingProxyType[str, Any] = types.MappingProxyType({})
+
+#: events that announce no record of their own (see `Run._emit`)
+_UNRECORDED = frozenset({CommandRejected, HookFailed})
 
 #: marks a submitted command that the run ended before applying
 _FINISHED = "\0run finished"

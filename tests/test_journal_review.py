@@ -355,13 +355,6 @@ class RejectionPlanner(EventHook):
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`handled` moves past the record whose event caused a CommandRejected (the"
-    " rejection is tagged with the current seq, and is not journaled), so a crash while"
-    " a hook handles the rejection loses the hook's answer: NodeCompleted(x) is not"
-    " redelivered and the resumed run lacks the fallback node",
-)
 async def test_a_hooks_answer_to_a_rejection_survives_a_crash(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
