@@ -9,6 +9,7 @@ crew (`_Crew`), whose one cancel scope stops the branch's running nodes together
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -208,11 +209,12 @@ class Coordinator:
         that had succeeded keeps its outputs and does not run again; nodes that were
         running or waiting run (again: actions that were running when the process
         died run at least once more, with their full ``try_count``); paused branches
-        stay paused and cancelled ones cancelled. Hooks receive `RunResumed` first
-        (not ``on_start``), then again every event that had not passed every hook
-        before the crash, so a hook sees each event at least once. A hook that adds
-        nodes with explicit ids is idempotent for free: the repeated `AddNode` is
-        rejected as a duplicate.
+        stay paused and cancelled ones cancelled; a shutdown under way is finished at
+        once (its grace period does not survive the crash). Hooks receive `RunResumed`
+        first (``on_start`` runs again only if its commands had not been committed),
+        then again every event that had not passed every hook before the crash, so a
+        hook sees each event at least once. A hook that adds nodes with explicit ids is
+        idempotent for free: the repeated `AddNode` is rejected as a duplicate.
 
         `JournalError` if the coordinator has no journal, the journal has no such run,
         or the run had finished.
@@ -353,6 +355,10 @@ class Run:
         # without hooks.
         self._recorder: RunRecorder | None = None
         self._resumed = stored is not None
+        #: a resumed run whose hooks' on_start ran and had its commands committed
+        self._on_start_done = False
+        #: the reason of a shutdown (or fail_fast) that a resumed run had begun
+        self._resumed_stop: str | None = None
         #: events to deliver first when resuming: (record seq, event)
         self._replayed: list[tuple[int, ExecutionEvent]] = []
         # With a journal and listeners, each event in the pipeline has a tag: the seq of
@@ -371,6 +377,11 @@ class Run:
             # from the journal's mark (`_announce_resumed`).
             self._state.listening, self._state.emit = False, _drop
             self._replayed = replay(self._state, stored)
+            for _, kind, row in stored.records:
+                if kind == "started":
+                    self._on_start_done = True
+                elif kind == "stop" and self._resumed_stop is None:
+                    self._resumed_stop = json.loads(row["data"])
             self._state.listening, self._state.emit = bool(self._hooks), self._emit
             self._state.started_at = stored.info.started_at
             last = stored.records[-1][0] if stored.records else 0
@@ -444,6 +455,10 @@ class Run:
             if message.reason is _FINISHED:
                 raise RunFinishedError(f"run {self.run_id} ended before the command applied")
             raise CommandRejectedError(command, message.reason)
+        if self._recorder is not None:
+            # With a journal, return only once the command is committed: an approval
+            # acknowledged to a person must survive a crash right after.
+            await self._recorder.wait_durable(self._recorder.seq)
 
     def events(self) -> EventStream:
         """A stream of every event from now on, in the run's order; it ends with the run.
@@ -491,6 +506,10 @@ class Run:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
         await message.reply.wait()
+        if self._recorder is not None:
+            # Like submit: once this returns, a crash cannot undo the shutdown.
+            with suppress(RunFinishedError):
+                await self._recorder.wait_durable(self._recorder.seq)
 
     def cancel(self) -> None:
         """Cancel the run now: running actions are cancelled, nothing else starts.
@@ -586,6 +605,10 @@ class Run:
                         self._announce_resumed()
                     else:
                         self._state.announce()
+                if self._resumed_stop is not None:
+                    # Its grace period did not survive the crash: what was running then
+                    # (and runs again now only if something starts it) is cancelled.
+                    self._begin_shutdown(0.0, self._resumed_stop)
                 nursery.start_soon(self._start_pipeline, nursery)
                 await self._coordinate()
                 self._conclude()
@@ -603,7 +626,7 @@ class Run:
                 # Torn down from outside (the process is going away, as far as the run
                 # can tell): keep what was recorded, record nothing of the teardown,
                 # and leave the run resumable.
-                self._recorder.frozen = True
+                self._recorder.freeze()
                 with trio.move_on_after(CLEANUP_GRACE, shield=True):
                     with suppress(JournalError):
                         await self._recorder.flush()
@@ -652,7 +675,7 @@ class Run:
     async def _start_pipeline(self, nursery: trio.Nursery) -> None:
         """Run every hook's ``on_start`` in order, then the pipeline's stages."""
         inbox = self._inbox_send
-        for hook in self._hooks:
+        for hook in () if self._on_start_done else self._hooks:
             name = hook_name(hook)
             try:
                 commands = command_list(await hook.on_start(self._hook_ctx), name)
@@ -825,6 +848,9 @@ class Run:
             state.retry_due(message.node)
         elif kind is HooksStarted:
             self._hooks_started = True
+            if self._recorder is not None and self._hooks and not self._on_start_done:
+                # A resumed run calls on_start again only if this never got committed.
+                self._recorder.mark("started")
         elif kind is HookCrashed:
             self._hook_crashed(message.hook, message.error, message.echo)
         elif kind is Shutdown:
@@ -885,6 +911,10 @@ class Run:
             self._stopping = reason
             if self._error is None:
                 self._error = reason
+            if self._recorder is not None and not self._state.stopped:
+                # A crash during the grace period must not resume as if nothing had
+                # been asked (see `_replay_record`).
+                self._recorder.mark("stop", json.dumps(reason))
             self._state.stop(f"cancelled: {reason}")
         self._idle = False
         deadline = now + grace

@@ -20,7 +20,7 @@ import trio
 
 from ._commands import CancelBranch, EmitEvent, ExecutorCommand, PauseBranch, ResumeBranch
 from ._convert import converter, to_data
-from ._errors import InvalidGraphError
+from ._errors import InvalidGraphError, RunFinishedError
 from ._events import (
     BranchCancelled,
     BranchPaused,
@@ -141,6 +141,15 @@ class RunRecorder:
         self.seq += 1
         self._append((self.seq, "command", None, None, None, None, None, None, text))
 
+    def mark(self, kind: str, data: str | None = None) -> None:
+        """Append a record of the run's own progress: ``started`` (every hook's
+        ``on_start`` done, its commands applied) or ``stop`` (a shutdown or fail_fast,
+        with its reason as JSON)."""
+        if self.frozen:
+            return
+        self.seq += 1
+        self._append((self.seq, kind, None, None, None, None, None, None, data))
+
     def take_outputs(self, node_id: str, outputs: Any) -> str | None:
         """Encode a success's outputs for its outcome record; the error if they cannot be."""
         try:
@@ -255,6 +264,31 @@ class RunRecorder:
         """True once `close` was called: nothing more will be recorded."""
         return self._closed
 
+    async def wait_durable(self, seq: int) -> None:
+        """For an outside caller: return once every record up to ``seq`` is committed.
+
+        Raises the journal's failure (`JournalError`) if it cannot be, and
+        `RunFinishedError` if the run was torn down from outside first.
+        """
+        self.waiting += 1
+        try:
+            while self.committed < seq:
+                if self.failure is not None:
+                    raise self.failure
+                if self.frozen:
+                    raise RunFinishedError(
+                        f"run {self.run_id} was torn down before the command was recorded"
+                    )
+                await self._committed_event.wait()
+        finally:
+            self.waiting -= 1
+
+    def freeze(self) -> None:
+        """Take no more records (the run is torn down from outside); wake `wait_durable`."""
+        self.frozen = True
+        event, self._committed_event = self._committed_event, trio.Event()
+        event.set()
+
     def close(self, end: tuple[float, bool, str | None] | None = None) -> None:
         """No more records: write what is left (and the run's end, if given), then stop."""
         self._end = end
@@ -330,6 +364,14 @@ def _replay_record(
         if not announce:
             return []
         return [_outcome_event(node, status, row["error"], outputs, kind == "cached")]
+    if kind == "stop":
+        # As the live run: nothing starts any more and later nodes are cancelled as
+        # they come. The nodes it cancelled then have records of their own, next; the
+        # ones it let finish within the grace period may have records later.
+        state.stopped = f"cancelled: {json.loads(row['data'])}"
+        return []
+    if kind == "started":
+        return []
     raise ValueError(f"unknown record kind {kind!r}")
 
 

@@ -264,7 +264,15 @@ async def test_the_journal_grows_with_nodes_and_commands_not_events(tmp_path: Pa
     assert failures["flaky"] == 19
     assert len(chatty.events) > 25  # added, started and retrying events galore
     kinds = [kind for _, kind, _ in journal.stored_run("r").records]
-    assert sorted(kinds) == ["add", "command", "command", "outcome", "outcome", "outcome"]
+    assert sorted(kinds) == [
+        "add",
+        "command",
+        "command",
+        "outcome",
+        "outcome",
+        "outcome",
+        "started",
+    ]
 
 
 def mixed_registry() -> ActionRegistry:
@@ -338,3 +346,30 @@ async def test_a_run_that_stops_itself_is_recorded_as_finished(
         assert NodeStatus.CANCELLED in {r.status for r in stored.nodes.values()}
     with pytest.raises(JournalError, match="nothing to resume"):
         await coord.resume("r")
+
+
+@pytest.mark.parametrize("capacity", [0, 1, 100])
+async def test_a_submitted_command_is_committed_when_submit_returns(
+    tmp_path: Path, capacity: int
+) -> None:
+    """An approval acknowledged to a person must survive a crash right after."""
+    path = tmp_path / "j.db"
+    coord = Coordinator(
+        mixed_registry(), [RecordingHook()], journal=SqliteJournal(path), event_capacity=capacity
+    )
+    reader = sqlite3.connect(path)
+    try:
+        async with coord.open_run(MIXED, run_id="r") as run:
+            for branch in ("main/x", "main/y"):
+                await run.submit(PauseBranch(branch, reason="approval"))
+                rows = reader.execute(
+                    "SELECT data FROM records WHERE run_id = 'r' AND kind = 'command'"
+                ).fetchall()
+                assert any(branch in data for (data,) in rows), f"{branch}: not committed"
+            await run.shutdown(grace=0)
+            stops = reader.execute(
+                "SELECT COUNT(*) FROM records WHERE run_id = 'r' AND kind = 'stop'"
+            ).fetchone()
+            assert stops == (1,)
+    finally:
+        reader.close()

@@ -387,12 +387,6 @@ async def test_a_hooks_answer_to_a_rejection_survives_a_crash(
     assert outcome(resumed) == outcome(uninterrupted)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a shutdown (like fail_fast's stop) is not journaled: killed during the grace"
-    " period, the run resumes as if nothing had been asked, keeps growing and ends a"
-    " success",
-)
 async def test_a_shutdown_survives_a_crash_during_its_grace(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -495,12 +489,6 @@ async def test_a_run_cannot_be_resumed_twice_at_once(
     assert "UNIQUE" not in str(errors[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on_start runs again on resume (before RunResumed), although the resume"
-    " docstring and the README say hooks get RunResumed instead of on_start: a planner"
-    " that seeds with automatic ids gets its nodes added twice",
-)
 async def test_on_start_seeds_are_not_added_again_on_resume(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
