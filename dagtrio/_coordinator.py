@@ -638,6 +638,8 @@ class Run:
             await self._record_end()
             await self._complete_hooks(cancelled=False)
         finally:
+            if self._recorder is not None:
+                self._recorder.journal._release(self.run_id)
             self._done.set()
 
     async def _record_end(self) -> None:

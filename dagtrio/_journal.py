@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import threading
 import time
@@ -50,9 +51,9 @@ __all__ = [
     "journal_limiter",
 ]
 
-#: The journal format this dagtrio writes and reads. 2 added the ``cache`` table; a
-#: version 1 file is upgraded in place when opened.
-SCHEMA_VERSION = 2
+#: The journal format this dagtrio writes and reads: 2 added the ``cache`` table, 3 the
+#: ``owner`` of each run. An older file is upgraded in place when opened.
+SCHEMA_VERSION = 3
 
 _APPLICATION = "dagtrio-journal"
 
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS runs (
     success INTEGER,
     error TEXT,
     handled INTEGER NOT NULL DEFAULT 0,
-    nodes INTEGER NOT NULL DEFAULT 0
+    nodes INTEGER NOT NULL DEFAULT 0,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS records (
     run_id TEXT NOT NULL,
@@ -86,6 +88,9 @@ CREATE TABLE IF NOT EXISTS records (
     data TEXT,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
+"""
+
+_CACHE_TABLE = """
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
     action TEXT NOT NULL,
@@ -93,8 +98,45 @@ CREATE TABLE IF NOT EXISTS cache (
     run_id TEXT NOT NULL,
     node TEXT NOT NULL,
     created_at REAL NOT NULL
-) WITHOUT ROWID;
+) WITHOUT ROWID
 """
+
+_SCHEMA += _CACHE_TABLE
+
+#: statements that take a file from schema version N to N + 1
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [_CACHE_TABLE],
+    2: ["ALTER TABLE runs ADD COLUMN owner TEXT"],
+}
+
+#: this process, as the ``owner`` of the runs it starts or resumes
+_OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+#: (journal file, run id) of every run going on in this process, whatever the
+#: `SqliteJournal` object: a run must not be resumed while it runs
+_LIVE: set[tuple[str, str]] = set()
+_LIVE_LOCK = threading.Lock()
+
+
+def _process_alive(owner: str | None) -> int | None:
+    """The pid of ``owner`` if it is another process of this host that is alive.
+
+    Another host's process cannot be checked: it counts as gone (SQLite files are
+    not meant to be shared across hosts anyway).
+    """
+    if not owner or owner == _OWNER:
+        return None
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid  # alive, another user's
+    return pid
 
 
 #: threads for journal and cache calls, per Trio run (see `journal_limiter`)
@@ -233,37 +275,66 @@ class SqliteJournal:
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            connection.execute("PRAGMA journal_mode=WAL").fetchone()
+            self._enable_wal(connection)
             connection.execute(f"PRAGMA synchronous={self.synchronous}")
-            tables = {
-                row[0]
-                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-            if tables and "meta" not in tables:
-                raise JournalError(
-                    f"journal {self.path}: not a dagtrio journal (it has tables {sorted(tables)})"
-                )
-            if "meta" in tables:
-                self._check_schema(connection)
-            else:
-                # Idempotent, so two processes creating the same new file both succeed.
-                connection.executescript(_SCHEMA)
-                connection.executemany(
-                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                    [("application", _APPLICATION), ("schema_version", str(SCHEMA_VERSION))],
-                )
-                self._check_schema(connection)
+            if "meta" not in self._tables(connection):
+                # Created in one transaction, with the table list read again inside
+                # it: another process creating the same new file at the same moment
+                # makes this one wait, then find the journal complete.
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    if "meta" not in self._tables(connection):
+                        for statement in _statements(_SCHEMA):
+                            connection.execute(statement)
+                        connection.executemany(
+                            "INSERT INTO meta (key, value) VALUES (?, ?)",
+                            [
+                                ("application", _APPLICATION),
+                                ("schema_version", str(SCHEMA_VERSION)),
+                            ],
+                        )
+                    connection.execute("COMMIT")
+                except BaseException:
+                    if connection.in_transaction:
+                        connection.execute("ROLLBACK")
+                    raise
+            self._check_schema(connection)
         except BaseException:
             connection.close()
             raise
         return connection
+
+    def _tables(self, connection: sqlite3.Connection) -> set[str]:
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        if tables and "meta" not in tables:
+            raise JournalError(
+                f"journal {self.path}: not a dagtrio journal (it has tables {sorted(tables)})"
+            )
+        return tables
+
+    def _enable_wal(self, connection: sqlite3.Connection) -> None:
+        # Changing the journal mode does not go through SQLite's busy handler: it fails
+        # at once while another connection holds a lock, so wait here as SQLite would.
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL").fetchone()
+                return
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
 
     def _check_schema(self, connection: sqlite3.Connection) -> None:
         meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("application") != _APPLICATION:
             raise JournalError(f"journal {self.path}: not a dagtrio journal")
         version = meta.get("schema_version", "")
-        if not version.isdigit():
+        if not version.isdigit() or int(version) < 1:
             raise JournalError(f"journal {self.path}: unknown schema version {version!r}")
         if int(version) > SCHEMA_VERSION:
             raise JournalError(
@@ -271,12 +342,14 @@ class SqliteJournal:
                 f"this one reads up to {SCHEMA_VERSION}); upgrade dagtrio to read it"
             )
         if int(version) < SCHEMA_VERSION:
-            # Every change so far only added tables, which the idempotent script creates;
-            # statement by statement, since executescript would commit half-way.
             connection.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
+                # Again inside the transaction: another process may have upgraded it.
+                (current,) = connection.execute(
+                    "SELECT value FROM meta WHERE key = 'schema_version'"
+                ).fetchone()
+                for step in range(int(current), SCHEMA_VERSION):
+                    for statement in _MIGRATIONS[step]:
                         connection.execute(statement)
                 connection.execute(
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
@@ -312,14 +385,14 @@ class SqliteJournal:
         after a header written alone would leave a run that "resumes" to an empty
         success.
         """
-        with self._db(f"record the start of run {run_id!r}") as db:
+        with _LIVE_LOCK, self._db(f"record the start of run {run_id!r}") as db:
             db.execute("BEGIN IMMEDIATE")
             try:
                 try:
                     db.execute(
-                        "INSERT INTO runs (run_id, dag_name, options, started_at, status, nodes)"
-                        " VALUES (?, ?, ?, ?, 'running', ?)",
-                        (run_id, dag_name, json.dumps(dict(options)), now, nodes),
+                        "INSERT INTO runs (run_id, dag_name, options, started_at, status,"
+                        " nodes, owner) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                        (run_id, dag_name, json.dumps(dict(options)), now, nodes, _OWNER),
                     )
                 except sqlite3.IntegrityError:
                     raise JournalError(
@@ -332,6 +405,15 @@ class SqliteJournal:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
+            _LIVE.add(self._live_key(run_id))
+
+    def _live_key(self, run_id: str) -> tuple[str, str]:
+        return (os.path.realpath(self.path), run_id)
+
+    def _release(self, run_id: str) -> None:
+        """The run ended in this process (or never started): it may be resumed again."""
+        with _LIVE_LOCK:
+            _LIVE.discard(self._live_key(run_id))
 
     def _write(
         self,
@@ -348,16 +430,23 @@ class SqliteJournal:
             try:
                 db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
                 if end is None:
-                    db.execute(
+                    cursor = db.execute(
                         "UPDATE runs SET handled = ?, nodes = ? WHERE run_id = ?",
                         (handled, nodes, run_id),
                     )
                 else:
                     finished_at, success, error = end
-                    db.execute(
+                    cursor = db.execute(
                         "UPDATE runs SET handled = ?, nodes = ?, status = 'finished',"
                         " finished_at = ?, success = ?, error = ? WHERE run_id = ?",
                         (handled, nodes, finished_at, int(success), error, run_id),
+                    )
+                if cursor.rowcount != 1:
+                    # Records of a run the journal no longer lists would be orphans that
+                    # a later run of the same id would read as its own.
+                    raise JournalError(
+                        f"journal {self.path}: run {run_id!r} was deleted from the journal"
+                        " while it ran (pruned?); its records can no longer be kept"
                     )
                 db.execute("COMMIT")
             except BaseException:
@@ -366,13 +455,38 @@ class SqliteJournal:
                 raise
 
     def _reopen(self, run_id: str) -> None:
-        """Mark a run that is being resumed as running again."""
-        with self._db(f"resume run {run_id!r}") as db:
-            db.execute(
-                "UPDATE runs SET status = 'running', finished_at = NULL, success = NULL,"
-                " error = NULL WHERE run_id = ?",
-                (run_id,),
-            )
+        """Claim a run that is being resumed, and mark it running again.
+
+        `JournalError` if it is going on: in this process, or in another live
+        process of this host (its ``owner``).
+        """
+        key = self._live_key(run_id)
+        with _LIVE_LOCK, self._db(f"resume run {run_id!r}") as db:
+            if key in _LIVE:
+                raise JournalError(
+                    f"journal {self.path}: run {run_id!r} is going on in this process;"
+                    " it can be resumed once it has stopped"
+                )
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                pid = _process_alive(row[0] if row else None)
+                if pid is not None:
+                    raise JournalError(
+                        f"journal {self.path}: run {run_id!r} is going on in process {pid};"
+                        " stop that process to resume it here"
+                    )
+                db.execute(
+                    "UPDATE runs SET status = 'running', finished_at = NULL, success = NULL,"
+                    " error = NULL, owner = ? WHERE run_id = ?",
+                    (_OWNER, run_id),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            _LIVE.add(key)
 
     # ---------------------------------------------------------------- the cache
 
@@ -459,7 +573,8 @@ class SqliteJournal:
         """Delete runs that finished more than ``older_than`` seconds ago; return how many.
 
         Unfinished runs (resumable ones) are kept unless ``include_unfinished``, in which
-        case those started more than ``older_than`` seconds ago go too. Cached results
+        case those started more than ``older_than`` seconds ago go too, except the ones
+        going on in this process. Cached results
         stored more than ``older_than`` seconds ago go as well (a cache entry does not
         depend on the run that stored it). The freed pages are reused by later runs; run
         ``VACUUM`` yourself to shrink the file.
@@ -467,6 +582,9 @@ class SqliteJournal:
         if not isinstance(older_than, int | float) or older_than < 0:
             raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
         cutoff = time.time() - older_than
+        here = os.path.realpath(self.path)
+        with _LIVE_LOCK:
+            live = {run_id for path, run_id in _LIVE if path == here}
         with self._db("prune runs") as db:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -475,17 +593,24 @@ class SqliteJournal:
                 if include_unfinished:
                     query += " OR (status != 'finished' AND started_at < ?)"
                     params = (cutoff, cutoff)
-                doomed = [row[0] for row in db.execute(query, params)]
+                doomed = [row[0] for row in db.execute(query, params) if row[0] not in live]
                 for run_id in doomed:
                     db.execute("DELETE FROM records WHERE run_id = ?", (run_id,))
                     db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
                 db.execute("DELETE FROM cache WHERE created_at < ?", (cutoff,))
+                # Left by a run deleted while it ran elsewhere, before it noticed.
+                db.execute("DELETE FROM records WHERE run_id NOT IN (SELECT run_id FROM runs)")
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
         return len(doomed)
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of ``script``, one by one (``executescript`` would commit)."""
+    return [statement for statement in script.split(";") if statement.strip()]
 
 
 def _info(row: Sequence[Any]) -> RunInfo:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -373,3 +374,21 @@ async def test_a_submitted_command_is_committed_when_submit_returns(
             assert stops == (1,)
     finally:
         reader.close()
+
+
+def test_a_run_going_on_in_another_process_is_not_resumed(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    kill_after(path, "r", 3)  # a resumable run, its process dead
+    journal = SqliteJournal(path)
+    host = socket.gethostname()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET owner = ? WHERE run_id = 'r'", (f"{host}:{os.getppid()}",))
+    db.close()
+    with pytest.raises(JournalError, match=rf"run 'r' is going on in process {os.getppid()}"):
+        trio.run(lambda: coordinator(journal).resume("r"))
+    assert journal.runs()[0].status == "running"  # refused: nothing changed
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET owner = ? WHERE run_id = 'r'", (f"elsewhere:{os.getppid()}",))
+    db.close()
+    report = trio.run(lambda: coordinator(journal).resume("r"))
+    assert report.success

@@ -443,12 +443,6 @@ async def test_sync_actions_holding_every_thread_token_do_not_stall_a_journaled_
     assert report.success
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="resume takes no ownership of the run (_reopen is a plain UPDATE): two resumes"
-    " of one run (or a resume of a run still alive) both run its nodes, then fail with"
-    " an IntegrityError about records.seq",
-)
 async def test_a_run_cannot_be_resumed_twice_at_once(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -528,13 +522,6 @@ async def test_on_start_seeds_are_not_added_again_on_resume(
     assert planner.calls[0] == "RunResumed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="creating a new journal is not atomic (executescript and the meta rows commit"
-    " statement by statement, and PRAGMA journal_mode=WAL does not wait for the lock):"
-    " concurrent first opens fail with 'not a dagtrio journal', 'unknown schema version"
-    " ''' or 'locked (waited 5s)' after 0s",
-)
 def test_concurrent_first_opens_of_a_new_journal_all_succeed(tmp_path: Path) -> None:
     errors: list[str] = []
     for i in range(60):
@@ -559,13 +546,6 @@ def test_concurrent_first_opens_of_a_new_journal_all_succeed(tmp_path: Path) -> 
     assert errors == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="prune(include_unfinished=True) of a run that is still alive deletes its row,"
-    " but the run's writer goes on inserting records (the UPDATE of runs matches no row"
-    " and nobody checks): orphan records that prune never removes, and that a later run"
-    " with the same run_id reads as its own",
-)
 async def test_pruning_a_live_run_leaves_no_orphan_records(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -573,14 +553,30 @@ async def test_pruning_a_live_run_leaves_no_orphan_records(
     journal = SqliteJournal(path)
     coordinator = Coordinator(small_registry(), journal=journal)
     specs = [NodeSpec("work", id=f"n{i}", inputs={"t": i}) for i in range(5)]
-    # The live run may go on or fail with a JournalError; either way, no orphans.
-    with contextlib.suppress(JournalError):
-        async with coordinator.open_run(specs, run_id="r"):
+    async with coordinator.open_run(specs, run_id="r"):
+        await trio.sleep(1.5)
+        prune = functools.partial(journal.prune, older_than=0, include_unfinished=True)
+        # Going on in this process: never pruned.
+        assert await trio.to_thread.run_sync(prune) == 0
+    assert journal.report("r").success
+
+    # Deleted behind the run's back (another process's prune): the run stops with a
+    # clear error instead of writing orphans, and prune sweeps what it left.
+    def delete_s() -> None:
+        with contextlib.closing(sqlite3.connect(path)) as other, other:
+            other.execute("DELETE FROM runs WHERE run_id = 's'")
+
+    with pytest.raises(JournalError, match="deleted from the journal while it ran"):  # noqa: PT012
+        async with coordinator.open_run(specs, run_id="s"):
             await trio.sleep(1.5)
-            prune = functools.partial(journal.prune, older_than=0, include_unfinished=True)
-            assert await trio.to_thread.run_sync(prune) == 1
-    await coordinator.run([NodeSpec("work", id="x")], run_id="r")  # the id is free again
-    assert set(journal.report("r").nodes) == {"x"}
+            delete_s()
+    journal.prune(older_than=0)
+    orphans = journal._connection.execute(  # type: ignore[union-attr]
+        "SELECT COUNT(*) FROM records WHERE run_id NOT IN (SELECT run_id FROM runs)"
+    ).fetchone()
+    assert orphans == (0,)
+    await coordinator.run([NodeSpec("work", id="x")], run_id="s")  # the id is free again
+    assert set(journal.report("s").nodes) == {"x"}
 
 
 async def test_inputs_with_mixed_key_types_can_be_cached(tmp_path: Path) -> None:
