@@ -168,7 +168,7 @@ class RunRecorder:
         self._append(
             (
                 self.seq,
-                "cached" if node.cached else "outcome",
+                "cached" if node.cached and node.status is NodeStatus.SUCCEEDED else "outcome",
                 node.id,
                 node.status.value,
                 node.attempts,

@@ -160,7 +160,8 @@ class Node:
             self.finished_at,
             self.error,
             self.outputs,
-            self.cached,
+            # A hit whose node was cancelled meanwhile (its branch, the run) did not count.
+            self.cached and self.status is SUCCEEDED,
         )
 
 

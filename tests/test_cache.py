@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from dagtrio import (
     ActionRegistry,
+    CancelBranch,
     Coordinator,
     InvalidSpecError,
     NodeCompleted,
@@ -371,3 +373,33 @@ def test_a_cached_rerun_has_the_same_outputs_and_runs_only_uncached_nodes(
     }
     assert set(calls) == {node for node, used in uses_cache.items() if not used}
     cache.close()
+
+
+async def test_a_hit_on_a_node_cancelled_meanwhile_does_not_count(tmp_path: Path) -> None:
+    class HeldCache(SqliteJournal):
+        """Holds lookups (in their worker thread) until the test lets them go."""
+
+        hold = False
+        entered = threading.Event()
+        release = threading.Event()
+
+        def _cache_get(self, key: str) -> Any:
+            if self.hold:
+                self.entered.set()
+                self.release.wait(10)
+            return super()._cache_get(key)
+
+    registry, _ = counting_registry()
+    cache = HeldCache(tmp_path / "c.db")
+    coordinator = Coordinator(registry, journal=cache, cache=cache)
+    specs = [NodeSpec("add", id="n", branch="main/b")]
+    await coordinator.run(specs, run_id="first")
+    cache.hold = True
+    async with coordinator.open_run(specs, run_id="second") as run:
+        await trio.to_thread.run_sync(cache.entered.wait, 10)
+        await run.submit(CancelBranch("main/b"))
+        cache.release.set()
+    record = run.report().nodes["n"]
+    assert record.status is NodeStatus.CANCELLED
+    assert not record.cached
+    assert not cache.report("second").nodes["n"].cached
