@@ -281,8 +281,7 @@ class SqliteJournal:
                 # Created in one transaction, with the table list read again inside
                 # it: another process creating the same new file at the same moment
                 # makes this one wait, then find the journal complete.
-                connection.execute("BEGIN IMMEDIATE")
-                try:
+                with _transaction(connection):
                     if "meta" not in self._tables(connection):
                         for statement in _statements(_SCHEMA):
                             connection.execute(statement)
@@ -293,11 +292,6 @@ class SqliteJournal:
                                 ("schema_version", str(SCHEMA_VERSION)),
                             ],
                         )
-                    connection.execute("COMMIT")
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK")
-                    raise
             self._check_schema(connection)
         except BaseException:
             connection.close()
@@ -342,8 +336,7 @@ class SqliteJournal:
                 f"this one reads up to {SCHEMA_VERSION}); upgrade dagtrio to read it"
             )
         if int(version) < SCHEMA_VERSION:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(connection):
                 # Again inside the transaction: another process may have upgraded it.
                 (current,) = connection.execute(
                     "SELECT value FROM meta WHERE key = 'schema_version'"
@@ -355,11 +348,6 @@ class SqliteJournal:
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
                     (str(SCHEMA_VERSION),),
                 )
-                connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                raise
 
     def close(self) -> None:
         """Close the file (it reopens on next use)."""
@@ -386,8 +374,7 @@ class SqliteJournal:
         success.
         """
         with _LIVE_LOCK, self._db(f"record the start of run {run_id!r}") as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 try:
                     db.execute(
                         "INSERT INTO runs (run_id, dag_name, options, started_at, status,"
@@ -400,11 +387,6 @@ class SqliteJournal:
                         " (resume it with Coordinator.resume, or choose another run_id)"
                     ) from None
                 db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
             _LIVE.add(self._live_key(run_id))
 
     def _live_key(self, run_id: str) -> tuple[str, str]:
@@ -425,34 +407,27 @@ class SqliteJournal:
     ) -> None:
         """Append ``rows`` (``(seq, kind, node, status, attempts, started_at,
         finished_at, error, data)``) and update the run's row, in one transaction."""
-        with self._db(f"write run {run_id!r}") as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
-                if end is None:
-                    cursor = db.execute(
-                        "UPDATE runs SET handled = ?, nodes = ? WHERE run_id = ?",
-                        (handled, nodes, run_id),
-                    )
-                else:
-                    finished_at, success, error = end
-                    cursor = db.execute(
-                        "UPDATE runs SET handled = ?, nodes = ?, status = 'finished',"
-                        " finished_at = ?, success = ?, error = ? WHERE run_id = ?",
-                        (handled, nodes, finished_at, int(success), error, run_id),
-                    )
-                if cursor.rowcount != 1:
-                    # Records of a run the journal no longer lists would be orphans that
-                    # a later run of the same id would read as its own.
-                    raise JournalError(
-                        f"journal {self.path}: run {run_id!r} was deleted from the journal"
-                        " while it ran (pruned?); its records can no longer be kept"
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._db(f"write run {run_id!r}") as db, _transaction(db):
+            db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
+            if end is None:
+                cursor = db.execute(
+                    "UPDATE runs SET handled = ?, nodes = ? WHERE run_id = ?",
+                    (handled, nodes, run_id),
+                )
+            else:
+                finished_at, success, error = end
+                cursor = db.execute(
+                    "UPDATE runs SET handled = ?, nodes = ?, status = 'finished',"
+                    " finished_at = ?, success = ?, error = ? WHERE run_id = ?",
+                    (handled, nodes, finished_at, int(success), error, run_id),
+                )
+            if cursor.rowcount != 1:
+                # Records of a run the journal no longer lists would be orphans that
+                # a later run of the same id would read as its own.
+                raise JournalError(
+                    f"journal {self.path}: run {run_id!r} was deleted from the journal"
+                    " while it ran (pruned?); its records can no longer be kept"
+                )
 
     def _reopen(self, run_id: str) -> None:
         """Claim a run that is being resumed, and mark it running again.
@@ -467,8 +442,7 @@ class SqliteJournal:
                     f"journal {self.path}: run {run_id!r} is going on in this process;"
                     " it can be resumed once it has stopped"
                 )
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(db):
                 row = db.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
                 pid = _process_alive(row[0] if row else None)
                 if pid is not None:
@@ -481,11 +455,6 @@ class SqliteJournal:
                     " error = NULL, owner = ? WHERE run_id = ?",
                     (_OWNER, run_id),
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
             _LIVE.add(key)
 
     # ---------------------------------------------------------------- the cache
@@ -585,27 +554,34 @@ class SqliteJournal:
         here = os.path.realpath(self.path)
         with _LIVE_LOCK:
             live = {run_id for path, run_id in _LIVE if path == here}
-        with self._db("prune runs") as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                query = "SELECT run_id FROM runs WHERE status = 'finished' AND finished_at < ?"
-                params: tuple[Any, ...] = (cutoff,)
-                if include_unfinished:
-                    query += " OR (status != 'finished' AND started_at < ?)"
-                    params = (cutoff, cutoff)
-                doomed = [row[0] for row in db.execute(query, params) if row[0] not in live]
-                for run_id in doomed:
-                    db.execute("DELETE FROM records WHERE run_id = ?", (run_id,))
-                    db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-                db.execute("DELETE FROM cache WHERE created_at < ?", (cutoff,))
-                # Left by a run deleted while it ran elsewhere, before it noticed.
-                db.execute("DELETE FROM records WHERE run_id NOT IN (SELECT run_id FROM runs)")
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+        with self._db("prune runs") as db, _transaction(db):
+            query = "SELECT run_id FROM runs WHERE status = 'finished' AND finished_at < ?"
+            params: tuple[Any, ...] = (cutoff,)
+            if include_unfinished:
+                query += " OR (status != 'finished' AND started_at < ?)"
+                params = (cutoff, cutoff)
+            doomed = [row[0] for row in db.execute(query, params) if row[0] not in live]
+            for run_id in doomed:
+                db.execute("DELETE FROM records WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM cache WHERE created_at < ?", (cutoff,))
+            # Left by a run deleted while it ran elsewhere, before it noticed.
+            db.execute("DELETE FROM records WHERE run_id NOT IN (SELECT run_id FROM runs)")
         return len(doomed)
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction, taking the file's write lock up front (``IMMEDIATE``): what
+    runs inside reads what it will change under the lock, and all of it lands or none."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
 
 
 def _statements(script: str) -> list[str]:
