@@ -7,7 +7,14 @@ What a run writes, in the order it happens (``seq`` numbers the records of one r
 - ``command``: every other applied command (`SetNodeInputs`, branch commands,
   `EmitEvent`);
 - ``outcome``: a node's final state, with its outputs as JSON (``cached`` instead for
-  a node that succeeded by reusing a cached result).
+  a node that succeeded by reusing a cached result);
+- ``started``: every hook's ``on_start`` ran and its commands were applied (a resumed
+  run calls ``on_start`` again only without it);
+- ``stop``: a shutdown or fail_fast began, with its reason (a resumed run finishes it).
+
+The first ``add`` is committed with the run's row, so a run in the journal always has
+its graph. The ``owner`` of a run (host and pid) is the process that started or last
+resumed it: resume refuses a run whose owner is alive.
 
 The ``runs`` table holds one row per run: its DAG name, options, start, end and
 verdict, and ``handled``: the last ``seq`` whose events have passed every hook, with
