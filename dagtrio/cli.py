@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "int_at_least", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,6 +22,21 @@ class _Parser(argparse.ArgumentParser):
         # argparse prints the whole usage first, which for `bench` is many lines; one
         # line that names the problem is easier to read in a log.
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type=`` for integers >= ``minimum``, with a one-line error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

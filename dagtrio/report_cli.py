@@ -34,6 +34,7 @@ from ._convert import converter
 from ._journal import JournalError, RunInfo, SqliteJournal
 from ._report import NodeRecord, RunReport
 from ._spec import NodeStatus
+from .cli import int_at_least
 
 __all__ = ["add_parser", "format_duration", "order_nodes", "resolve_run_id", "run"]
 
@@ -64,16 +65,6 @@ class _Refusal(Exception):
 
 
 # ------------------------------------------------------------------ argument types
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _statuses(text: str) -> list[NodeStatus]:
@@ -121,7 +112,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--limit",
-        type=_positive_int,
+        type=int_at_least(1),
         metavar="N",
         help="with RUN_ID: show at most N nodes (the counts still cover them all)",
     )

@@ -16,7 +16,7 @@ import json
 import shlex
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ..cli import int_at_least
 from . import plot as plotting
 from .driver import run_runner
 from .generators import SHAPES, default_density
@@ -45,21 +46,8 @@ __all__ = ["add_parser", "run"]
 # ------------------------------------------------------------------ argument types
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
 def _sizes(text: str) -> list[int]:
-    parse = _int_at_least(1)
+    parse = int_at_least(1)
     sizes = [parse(part.strip().replace("_", "")) for part in text.split(",")]
     return sorted(set(sizes))
 
@@ -112,7 +100,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "another, e.g. for --plot (default: 20000)",
     )
     graph.add_argument(
-        "--width", type=_int_at_least(1), default=100, help="layered/growth: nodes per layer"
+        "--width", type=int_at_least(1), default=100, help="layered/growth: nodes per layer"
     )
     graph.add_argument(
         "--density",
@@ -122,7 +110,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     graph.add_argument(
         "--children",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=4,
         metavar="K",
         help="growth: children a hook adds to each marked node as it completes (default: 4)",
@@ -130,7 +118,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     graph.add_argument("--seed", type=int, default=0, help="seed of the random graphs")
     run_group = parser.add_argument_group("the run")
     run_group.add_argument(
-        "--max-parallel", type=_int_at_least(1), default=64, help="actions at once (default: 64)"
+        "--max-parallel", type=int_at_least(1), default=64, help="actions at once (default: 64)"
     )
     run_group.add_argument(
         "--action",
@@ -140,11 +128,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="what each node does: noop, sleep:SECONDS or cpu:MICROSECONDS (default: noop)",
     )
     run_group.add_argument(
-        "--hooks", type=_int_at_least(0), default=0, help="pass-through hooks for dagtrio"
+        "--hooks", type=int_at_least(0), default=0, help="pass-through hooks for dagtrio"
     )
     measure = parser.add_argument_group("measuring")
     measure.add_argument(
-        "--repeats", type=_int_at_least(1), default=3, help="timed runs per runner (default: 3)"
+        "--repeats", type=int_at_least(1), default=3, help="timed runs per runner (default: 3)"
     )
     measure.add_argument(
         "--compare",
