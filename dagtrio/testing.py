@@ -9,12 +9,13 @@ rules of DESIGN.md §2 on what was recorded. Needs hypothesis
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ._events import (
+    CommandRejected,
     ExecutionEvent,
     NodeAdded,
     NodeCancelled,
@@ -116,18 +117,36 @@ def check_run(
     events: Iterable[ExecutionEvent] | None = None,
     *,
     try_counts: Mapping[str, int] | None = None,
+    rejected: int | Callable[[CommandRejected], bool] = 0,
 ) -> None:
     """Assert DESIGN.md §2's lifecycle rules on a finished run; `AssertionError` says which.
 
     On the report: every node is final; a node that started had every dep succeed, and
-    started after they finished; ``success`` holds exactly when every node succeeded;
-    a node that has a failed, cancelled or skipped dep never started. With ``events``
-    (every event of the run, in order, e.g. from a `RecordingHook`): each node has one
-    `NodeAdded` before anything else about it, one `NodeStarted` per attempt, starts
-    only after each dep's `NodeCompleted`, never has two attempts running at once, gets
-    `NodeRetrying` only between attempts, and ends with exactly one final event that
-    matches its status. ``try_counts`` (node → try_count) also bounds the attempts.
+    started after they finished; a node that has a failed, cancelled or skipped dep
+    never started and ended skipped or cancelled; a succeeded node made an attempt, a
+    skipped one none. ``success`` agrees with the statuses: true only if every node
+    succeeded, and true whenever every node succeeded and ``report.error`` is None (a
+    run whose nodes all succeeded may still fail if ``report.error`` says why, e.g. a
+    hook that raised in ``on_complete``, or a shutdown). ``try_counts`` (node →
+    try_count) also bounds the attempts.
+
+    With ``events`` (every event of the run, in order, e.g. from a `RecordingHook`): the
+    list is not empty (an empty one usually means the hook was never installed; for a
+    run with no nodes, pass no events); each node has one `NodeAdded` before anything
+    else about it, one `NodeStarted` per attempt, starts only after each dep's
+    `NodeCompleted`, never has two attempts running at once, gets `NodeRetrying` only
+    between attempts, and ends with exactly one final event that matches its status.
+    No command was rejected, unless ``rejected`` allows it: an int is the exact number
+    of `CommandRejected` events expected; a predicate allows those for which it returns
+    true (any number of them) and fails on the first it does not. The failure names
+    each offending rejection's reason. ``rejected`` needs ``events``.
     """
+    if isinstance(rejected, bool) or not (isinstance(rejected, int) or callable(rejected)):
+        raise TypeError(f"rejected= takes a count or a predicate, not {rejected!r}")
+    if isinstance(rejected, int) and rejected < 0:
+        raise ValueError(f"rejected= must be >= 0, got {rejected}")
+    if events is None and rejected != 0:
+        raise TypeError("rejected= needs events: rejections are only seen as events")
     nodes = report.nodes
     for node_id, record in nodes.items():
         assert record.status.is_final, f"{node_id} ended the run {record.status.value}"
@@ -157,9 +176,34 @@ def check_run(
     all_ok = all(r.status is NodeStatus.SUCCEEDED for r in nodes.values())
     if report.success:
         assert all_ok, "report.success is true but not every node succeeded"
+    elif all_ok:
+        assert report.error is not None, (
+            "report.success is false but every node succeeded and report.error is None"
+        )
     if events is None:
         return
-    _check_events(report, list(events))
+    events = list(events)
+    assert events, "no events were recorded: was the recording hook installed?"
+    _check_rejections(events, rejected)
+    _check_events(report, events)
+
+
+def _check_rejections(
+    events: list[ExecutionEvent], rejected: int | Callable[[CommandRejected], bool]
+) -> None:
+    rejections = [event for event in events if isinstance(event, CommandRejected)]
+    if isinstance(rejected, int):
+        assert len(rejections) == rejected, (
+            f"{len(rejections)} CommandRejected events, expected {rejected}"
+            + "".join(f"\n  {_describe_rejection(event)}" for event in rejections)
+        )
+        return
+    for event in rejections:
+        assert rejected(event), f"unexpected rejection: {_describe_rejection(event)}"
+
+
+def _describe_rejection(event: CommandRejected) -> str:
+    return f"{type(event.command).__name__} rejected: {event.reason}"
 
 
 _FINAL_EVENT = {
