@@ -41,10 +41,11 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``dagtrio`` command and all its subcommands."""
-    from . import report_cli
+    from . import __version__, report_cli
     from .bench import cli as bench_cli
 
     parser = _Parser(prog="dagtrio", description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser.add_argument("--version", action="version", version=f"dagtrio {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bench_cli.add_parser(subcommands)
     report_cli.add_parser(subcommands)
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:
             # Blame the subcommand, whose options these were meant to be.
             args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    except SystemExit as exc:  # --help, or a usage error already printed
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     args.argv = argv
     return int(args.handler(args))

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from rich.console import Console
 from rich.progress import (
@@ -70,6 +70,22 @@ def _runners(text: str) -> list[str]:
                 f"unknown runner {name!r}; choose from {', '.join(RUNNERS)}"
             )
     return names
+
+
+STDOUT: Literal["-"] = "-"
+
+
+def _json_file(text: str) -> Path | Literal["-"]:
+    # Path("-") would be a file named "-"; write "./-" for that.
+    return STDOUT if text == STDOUT else Path(text)
+
+
+def _plot_file(text: str) -> Path:
+    if text == STDOUT:
+        raise argparse.ArgumentTypeError(
+            "a PNG cannot go to standard output; give a file name (./- for a file named -)"
+        )
+    return Path(text)
 
 
 def _action(text: str) -> str:
@@ -165,9 +181,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="measure in this process instead of one subprocess per runner (for profilers)",
     )
     out = parser.add_argument_group("output")
-    out.add_argument("--json", type=Path, metavar="FILE", help="write the results as JSON")
     out.add_argument(
-        "--plot", type=Path, metavar="FILE.png", help="plot nodes/s per runner (needs matplotlib)"
+        "--json",
+        type=_json_file,
+        metavar="FILE",
+        help="write the results as JSON; - writes them to stdout, and the tables and notes "
+        "then go to stderr",
+    )
+    out.add_argument(
+        "--plot",
+        type=_plot_file,
+        metavar="FILE.png",
+        help="plot nodes/s per runner (needs matplotlib)",
     )
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or log lines")
     parser.set_defaults(handler=run, parser=parser)
@@ -299,7 +324,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None and not plotting.available():
         problem = plotting.MISSING
     for option, path in (("--json", args.json), ("--plot", args.plot)):
-        if path is not None and not path.parent.is_dir():
+        if isinstance(path, Path) and not path.parent.is_dir():
             problem = f"{option}: the folder {str(path.parent)!r} does not exist"
     if problem is not None:
         print(f"dagtrio bench: error: {problem}", file=sys.stderr)
@@ -313,7 +338,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     errors = Console(stderr=True)
-    console = Console()
+    # With --json -, stdout carries the JSON document alone; the tables go to stderr.
+    console = errors if args.json == STDOUT else Console()
     names = _names(args)
     machine = machine_info()
     packages = machine["packages"]
@@ -402,9 +428,13 @@ def _bench(args: argparse.Namespace) -> int:
             results=results,
             journal=journal,
         )
-        args.json.write_text(json.dumps(data, indent=2) + "\n")
-        if not args.quiet:
-            console.print(f"  results written to {args.json}", highlight=False, markup=False)
+        text = json.dumps(data, indent=2) + "\n"
+        if args.json == STDOUT:
+            sys.stdout.write(text)
+        else:
+            args.json.write_text(text)
+            if not args.quiet:
+                console.print(f"  results written to {args.json}", highlight=False, markup=False)
     if args.plot is not None:
         title = f"dagtrio bench: {args.shape}, {args.action}, max_parallel {args.max_parallel}"
         plotting.plot(results, args.plot, title=title)
