@@ -18,6 +18,7 @@ from cattrs.gen import override
 from cattrs.strategies import configure_tagged_union, include_subclasses
 
 from . import _commands, _events, _report, _spec
+from . import _jsonvalue as jsonvalue
 
 __all__ = ["converter", "dumps", "loads"]
 
@@ -83,10 +84,16 @@ def to_data(obj: Any) -> Any:
 def dumps(obj: Any, **kwargs: Any) -> str:
     """Serialise an event, command, spec or report to JSON text.
 
-    Raises `TypeError` naming the offending value when something in it (an output,
-    say) is not a JSON value, instead of writing a lossy document.
+    Raises `TypeError` saying where when something in it (an output, say) is not a
+    JSON value, or is a mapping with keys that are not strings (JSON would turn them
+    into strings: ``{1: "a", "1": "b"}`` would come back as ``{"1": "b"}``), instead of
+    writing a lossy document. ``kwargs`` go to `json.dumps`; with ``default=``,
+    ``cls=`` or ``skipkeys=`` the document is yours to vouch for, and is not checked.
     """
-    return json.dumps(to_data(obj), **kwargs)
+    data = to_data(obj)
+    if not {"default", "cls", "skipkeys"} & kwargs.keys():
+        jsonvalue.check(data)
+    return json.dumps(data, **kwargs)
 
 
 def loads(text: str | bytes, cls: type[T]) -> T:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
 
+from . import _jsonvalue as jsonvalue
 from ._actions import ActionRegistry, CacheKey
 from ._journal import journal_limiter
 from ._spec import NodeCtx, NodeOutput
@@ -39,14 +40,34 @@ __all__ = ["Memo", "cache_key"]
 def cache_key(action: str, value: Any) -> str:
     """The key under which ``action``'s result for ``value`` (a JSON value) is stored.
 
-    `TypeError` / `ValueError` if ``value`` is not a JSON value.
+    `TypeError` / `ValueError` if ``value`` is not a JSON value. Mappings may have keys
+    of any JSON scalar type: ``{1: x}`` and ``{"1": x}`` are different inputs, so they
+    get different keys (JSON alone would turn both into ``{"1": x}``).
     """
-    # Through JSON and back first: JSON turns every mapping key into a string, which
-    # sorting needs (keys of mixed types do not sort) and which is what a journal
-    # would store anyway.
-    plain = json.loads(json.dumps(value, allow_nan=False))
-    text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return f"{action}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+#: marks a mapping with keys that are not all strings, in `_canonical`'s form
+_PAIRS = "\0dagtrio:pairs"
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` as JSON data that tells apart every two values JSON would merge.
+
+    A mapping whose keys are all strings (and none is the marker) stays a mapping, so
+    the keys of such values, by far the most common, are those of dagtrio 0.1; any
+    other becomes ``{marker: [[key, value], ...]}``, sorted by key.
+    """
+    if isinstance(value, Mapping):
+        if _PAIRS not in value and all(type(key) is str for key in value):
+            return {key: _canonical(item) for key, item in value.items()}
+        pairs = [[_canonical(key), _canonical(item)] for key, item in value.items()]
+        pairs.sort(key=lambda pair: json.dumps(pair[0], sort_keys=True, allow_nan=False))
+        return {_PAIRS: pairs}
+    if isinstance(value, list | tuple):
+        return [_canonical(item) for item in value]
+    return value
 
 
 def _default_value(ctx: NodeCtx) -> Any:
@@ -103,7 +124,7 @@ class Memo:
             else:
                 outputs = result
             try:
-                text = None if outputs is None else json.dumps(outputs, allow_nan=False)
+                text = None if outputs is None else jsonvalue.dumps(outputs)
             except (TypeError, ValueError) as exc:
                 return NodeOutput.failed(
                     f"outputs cannot be stored in the cache: {type(exc).__name__}: {exc}"
