@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 from ._errors import InvalidSpecError
+from ._frozen import EMPTY, freeze
 
 __all__ = [
     "MAIN_BRANCH",
@@ -33,7 +34,7 @@ def validate_branch(branch: object, *, node: str | None = None) -> str:
     """
     if not isinstance(branch, str):
         raise InvalidSpecError(node, f"branch must be a string, got {type(branch).__name__}")
-    if not branch or any(not part for part in branch.split("/")):
+    if not branch or branch[0] == "/" or branch[-1] == "/" or "//" in branch:
         raise InvalidSpecError(
             node, f"branch {branch!r} is not a path of non-empty names joined by '/'"
         )
@@ -50,6 +51,23 @@ def _check_number(node: str | None, name: str, value: object, *, allow_zero: boo
     return float(value)
 
 
+def _deps_tuple(deps: Iterable[str]) -> tuple[str, ...]:
+    # What is not a good iterable of ids stays as it is, for __attrs_post_init__ to
+    # refuse naming the node (a converter cannot know which node it converts for).
+    if isinstance(deps, str | bytes) or not isinstance(deps, Iterable):
+        return deps  # type: ignore[return-value]
+    return tuple(deps)
+
+
+def _not_deps(deps: object) -> str:
+    if isinstance(deps, str | bytes):
+        return (
+            f"deps must be a list of node ids, got the string {deps!r} "
+            f"(for one dep, write deps=[{deps!r}])"
+        )
+    return f"deps must be a list of node ids, got {type(deps).__name__} {deps!r}"
+
+
 @attrs.frozen(slots=True)
 class NodeSpec:
     """What a node is: the action to run, its deps, inputs and execution policy.
@@ -60,10 +78,13 @@ class NodeSpec:
 
     - ``action``: name of an action in the `ActionRegistry`.
     - ``id``: unique node id; ``None`` lets the coordinator assign one.
-    - ``deps``: ids of nodes that must *succeed* before this one starts (any iterable;
-      repeated ids are kept once).
-    - ``inputs``: a mapping with string keys handed to the action as ``ctx.inputs``
-      (copied, so later changes to your dict do not reach the run).
+    - ``deps``: ids of nodes that must *succeed* before this one starts (any iterable
+      of ids but a string, which would be a list of one-letter ids; repeated ids are
+      kept once).
+    - ``inputs``: a mapping with string keys handed to the action as ``ctx.inputs``.
+      Copied into read-only containers, deep (see `dagtrio._frozen`): later changes
+      to your dict do not reach the run, and neither the action nor any hook can
+      change what a node receives except by the `SetNodeInputs` command.
     - ``timeout``: seconds per attempt, ``None`` for no limit.
     - ``try_count``: total attempts, at least 1.
     - ``retry_delay``: seconds before the 2nd attempt; doubles for each later one.
@@ -76,8 +97,8 @@ class NodeSpec:
 
     action: str
     id: str | None = None
-    deps: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    inputs: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+    deps: tuple[str, ...] = attrs.field(default=(), converter=_deps_tuple)
+    inputs: Mapping[str, Any] = attrs.field(default=EMPTY, hash=False)
     timeout: float | None = None
     try_count: int = 1
     retry_delay: float = 0.0
@@ -92,6 +113,8 @@ class NodeSpec:
             raise InvalidSpecError(None, f"id must be a non-empty string or None, got {self.id!r}")
         if not isinstance(self.action, str) or not self.action:
             raise InvalidSpecError(node, f"action must be a non-empty string, got {self.action!r}")
+        if not isinstance(self.deps, tuple):
+            raise InvalidSpecError(node, _not_deps(self.deps))
         deps: list[str] = []
         for dep in self.deps:
             if not isinstance(dep, str) or not dep:
@@ -107,7 +130,7 @@ class NodeSpec:
         for key in self.inputs:
             if not isinstance(key, str):
                 raise InvalidSpecError(node, f"input names must be strings, got {key!r}")
-        object.__setattr__(self, "inputs", dict(self.inputs))
+        object.__setattr__(self, "inputs", freeze(self.inputs))
         if self.timeout is not None:
             object.__setattr__(
                 self, "timeout", _check_number(node, "timeout", self.timeout, allow_zero=False)

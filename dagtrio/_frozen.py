@@ -1,0 +1,90 @@
+"""Read-only containers for node inputs, deep: what nobody may change behind the run's back.
+
+A node's inputs reach many hands: the action (``ctx.inputs``), every hook
+(``NodeAdded.spec``, ``ctx.graph.spec(id)``), every ``run.events()`` reader, and the
+code that built the spec. If any of them could write into the inputs, the action would
+receive something no command asked for and the journal never recorded (a hook that
+rewrote them without `SetNodeInputs` changed what ran, un-journaled). So `freeze` copies
+inputs once, when the spec is built, into containers that refuse every change:
+
+- mappings become `FrozenDict`, a ``dict`` subclass;
+- lists become `FrozenList`, a ``list`` subclass;
+- tuples keep their type, with their items frozen; sets become ``frozenset``.
+
+Being subclasses, they are what code expects of inputs: ``==`` a dict or a list,
+``isinstance(x, dict)``, ``json.dumps``, ``cattrs``, pickling and ``copy.deepcopy``
+all work, and ``dict(x)`` / ``list(x)`` give a mutable shallow copy. Values of other
+types (your own objects, bytearrays, arrays) are passed as they are, by reference:
+dagtrio cannot know how to freeze them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NoReturn
+
+__all__ = ["EMPTY", "FrozenDict", "FrozenList", "freeze"]
+
+
+def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
+    raise TypeError(
+        f"node inputs are read-only ({type(self).__name__}); change them with the "
+        "SetNodeInputs command, or work on a copy: dict(inputs), list(items)"
+    )
+
+
+class FrozenDict(dict[str, Any]):
+    """A ``dict`` whose items cannot change; its values are frozen too (see `freeze`)."""
+
+    __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        items = dict(*args, **kwargs)
+        dict.__init__(self, ((key, freeze(value)) for key, value in items.items()))
+
+    __setitem__ = __delitem__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle's (and copy's) default for dict subclasses refills with __setitem__.
+        return (FrozenDict, (dict(self),))
+
+
+class FrozenList(list[Any]):
+    """A ``list`` whose items cannot change; its items are frozen too (see `freeze`)."""
+
+    __slots__ = ()
+
+    def __init__(self, items: Any = ()) -> None:
+        list.__init__(self, (freeze(item) for item in items))
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = reverse = sort = _refuse
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle's (and copy's) default for list subclasses refills with append/extend.
+        # (``+``, ``*`` and ``copy()`` give plain lists: only changes in place are refused.)
+        return (FrozenList, (list(self),))
+
+
+#: the inputs of every spec that has none (most of them): one shared object, not a
+#: dict per node
+EMPTY = FrozenDict()
+
+
+def freeze(value: Any) -> Any:
+    """``value`` with every dict, list, tuple and set in it made read-only (a copy);
+    already frozen containers are returned as they are."""
+    kind = type(value)
+    if kind is FrozenDict or kind is FrozenList:
+        return value
+    if isinstance(value, Mapping):
+        return FrozenDict(value) if value else EMPTY
+    if isinstance(value, list):
+        return FrozenList(value)
+    if kind is tuple:
+        return tuple(freeze(item) for item in value)
+    if isinstance(value, set | frozenset):
+        return frozenset(value)
+    return value
