@@ -13,8 +13,14 @@ What a run writes, in the order it happens (``seq`` numbers the records of one r
 - ``stop``: a shutdown or fail_fast began, with its reason (a resumed run finishes it).
 
 The first ``add`` is committed with the run's row, so a run in the journal always has
-its graph. The ``owner`` of a run (host and pid) is the process that started or last
-resumed it: resume refuses a run whose owner is alive.
+its graph; its data holds the specs and the automatic id counter after them. An
+``outcome`` of a failed node keeps the last attempt's traceback.
+
+A run belongs to one process at a time: the one that started it, or resumed it last.
+It holds a claim on the run, an operating-system lock on one byte of a file beside the
+journal (``<journal>-claims``) that the kernel drops when the process ends, however it
+ends; a pid, which the system reuses, could block a resume forever or let two in. The
+``owner`` column (host and pid) only says who it was, for error messages.
 
 The ``runs`` table holds one row per run: its DAG name, options, start, end and
 verdict, and ``handled``: the last ``seq`` whose events have passed every hook, with
@@ -33,20 +39,28 @@ the file as its cache.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import socket
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows: claims hold within one process
+    fcntl = None  # type: ignore[assignment]
+
 import attrs
 import trio
 
-from ._errors import DagtrioError
+from ._errors import DagtrioError, describe
 from ._spec import NodeStatus
 
 __all__ = [
@@ -59,10 +73,13 @@ __all__ = [
 ]
 
 #: The journal format this dagtrio writes and reads: 2 added the ``cache`` table, 3 the
-#: ``owner`` of each run. An older file is upgraded in place when opened.
-SCHEMA_VERSION = 3
+#: ``owner`` of each run, 4 the ``traceback`` of failed outcomes and the id counter in
+#: ``add`` records. An older file is upgraded in place when opened for writing.
+SCHEMA_VERSION = 4
 
 _APPLICATION = "dagtrio-journal"
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -93,6 +110,7 @@ CREATE TABLE IF NOT EXISTS records (
     finished_at REAL,
     error TEXT,
     data TEXT,
+    traceback TEXT,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 """
@@ -114,36 +132,82 @@ _SCHEMA += _CACHE_TABLE
 _MIGRATIONS: dict[int, list[str]] = {
     1: [_CACHE_TABLE],
     2: ["ALTER TABLE runs ADD COLUMN owner TEXT"],
+    # `add` records of version 3 hold a list of specs, of version 4 an object; both read.
+    3: ["ALTER TABLE records ADD COLUMN traceback TEXT"],
 }
 
 #: this process, as the ``owner`` of the runs it starts or resumes
 _OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 #: (journal file, run id) of every run going on in this process, whatever the
-#: `SqliteJournal` object: a run must not be resumed while it runs
+#: `SqliteJournal` object: a run must not be resumed while it runs. The claims file
+#: cannot tell: a process never conflicts with its own locks.
 _LIVE: set[tuple[str, str]] = set()
 _LIVE_LOCK = threading.Lock()
 
 
-def _process_alive(owner: str | None) -> int | None:
-    """The pid of ``owner`` if it is another process of this host that is alive.
+class _Claims:
+    """This process's claims on runs: byte locks in each journal's claims file.
 
-    Another host's process cannot be checked: it counts as gone (SQLite files are
-    not meant to be shared across hosts anyway).
+    POSIX record locks belong to the process, and closing *any* descriptor of a file
+    drops all of the process's locks on it, so each claims file is opened once and
+    stays open while this process holds a claim in it. Two run ids may hash to the same
+    byte (one chance in 2**62 per pair); a count per byte keeps one run's release from
+    dropping the other's claim. Used under `_LIVE_LOCK` only.
     """
-    if not owner or owner == _OWNER:
-        return None
-    host, _, pid_text = owner.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid  # alive, another user's
-    return pid
+
+    def __init__(self) -> None:
+        #: claims file -> (descriptor, {byte: claims held on it})
+        self._files: dict[str, tuple[int, dict[int, int]]] = {}
+
+    @staticmethod
+    def _byte(run_id: str) -> int:
+        return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big") >> 2
+
+    def acquire(self, journal: str, run_id: str) -> bool:
+        """Claim ``run_id``; False if another process holds it. `OSError` if the claims
+        file cannot be opened."""
+        if fcntl is None:  # pragma: no cover
+            return True
+        path = journal + "-claims"
+        entry = self._files.get(path)
+        if entry is None:
+            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            entry = self._files[path] = (descriptor, {})
+        descriptor, held = entry
+        byte = self._byte(run_id)
+        if byte not in held:
+            try:
+                fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, byte)
+            except OSError:
+                if not held:
+                    self._close(path)
+                return False
+        held[byte] = held.get(byte, 0) + 1
+        return True
+
+    def release(self, journal: str, run_id: str) -> None:
+        path = journal + "-claims"
+        entry = self._files.get(path)
+        byte = self._byte(run_id)
+        if entry is None or byte not in entry[1]:
+            return
+        descriptor, held = entry
+        held[byte] -= 1
+        if held[byte]:
+            return
+        del held[byte]
+        if held:
+            fcntl.lockf(descriptor, fcntl.LOCK_UN, 1, byte)
+        else:
+            self._close(path)  # drops the lock too
+
+    def _close(self, path: str) -> None:
+        descriptor, _ = self._files.pop(path)
+        os.close(descriptor)
+
+
+_CLAIMS = _Claims()
 
 
 #: threads for journal and cache calls, per Trio run (see `journal_limiter`)
@@ -170,7 +234,7 @@ def journal_limiter() -> trio.CapacityLimiter:
 
 _INSERT_RECORD = (
     "INSERT INTO records (run_id, seq, kind, node, status, attempts, started_at,"
-    " finished_at, error, data) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    " finished_at, error, data, traceback) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -207,11 +271,8 @@ class StoredRun:
     #: ``(seq, kind, row)`` in ``seq`` order; ``row`` maps column names to values
     records: Sequence[tuple[int, str, Mapping[str, Any]]]
     handled: int
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    #: the journal file it was read from, for error messages
+    path: str = ""
 
 
 class SqliteJournal:
@@ -228,6 +289,10 @@ class SqliteJournal:
     - ``synchronous``: SQLite's ``synchronous`` setting. ``"NORMAL"`` (the default,
       in WAL mode) loses nothing when the process is killed; ``"FULL"`` also survives a
       power cut, at the cost of an fsync per commit.
+    - ``read_only``: open an existing journal for reading only (`runs`, `report`,
+      `stored_run`, `cache_size`), as ``dagtrio report`` does: the file is never
+      created, upgraded or switched to WAL, and a file that is not a journal is
+      left as it was. Coordinators refuse a read-only journal.
 
     The file is opened on first use, not here. The blocking methods (`runs`,
     `stored_run`, `report`, `prune`) are for scripts and the ``dagtrio report``
@@ -235,28 +300,48 @@ class SqliteJournal:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, timeout: float = 5.0, synchronous: str = "NORMAL"
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        synchronous: str = "NORMAL",
+        read_only: bool = False,
     ) -> None:
-        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
-            raise ValueError(f"synchronous must be NORMAL, FULL, EXTRA or OFF, got {synchronous!r}")
-        if not isinstance(timeout, int | float) or timeout < 0:
-            raise ValueError(f"timeout must be a number >= 0, got {timeout!r}")
+        if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
+            raise ValueError(
+                f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}"
+            )
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, int | float)
+            or not math.isfinite(timeout)
+            or timeout < 0
+        ):
+            raise ValueError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
+        if not isinstance(read_only, bool):
+            raise TypeError(f"read_only must be True or False, got {read_only!r}")
         self.path = os.fspath(path)
         self.timeout = float(timeout)
         self.synchronous = synchronous.upper()
+        self.read_only = read_only
         self._connection: sqlite3.Connection | None = None
+        #: the schema version of the open file (older than ours only when read-only)
+        self._version = SCHEMA_VERSION
         # One connection, used by one thread at a time: runs write from Trio worker
         # threads, which are not always the same thread.
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"SqliteJournal({self.path!r})"
+        mode = ", read_only=True" if self.read_only else ""
+        return f"SqliteJournal({self.path!r}{mode})"
 
     # ---------------------------------------------------------------- connection
 
     @contextmanager
-    def _db(self, doing: str) -> Iterator[sqlite3.Connection]:
+    def _db(self, doing: str, *, writes: bool = False) -> Iterator[sqlite3.Connection]:
         """The open connection, under the lock; SQLite errors become `JournalError`."""
+        if writes and self.read_only:
+            raise JournalError(f"journal {self.path}: cannot {doing}: it was opened read-only")
         with self._lock:
             try:
                 if self._connection is None:
@@ -274,10 +359,12 @@ class SqliteJournal:
         elif "not a database" in text or "malformed" in text:
             why = "the file is not a dagtrio journal or is corrupt"
         else:
-            why = _describe(exc)
+            why = describe(exc)
         return f"journal {self.path}: cannot {doing}: {why}"
 
     def _open(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._open_read_only()
         connection = sqlite3.connect(
             self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
@@ -299,6 +386,24 @@ class SqliteJournal:
                                 ("schema_version", str(SCHEMA_VERSION)),
                             ],
                         )
+            self._check_schema(connection)
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        # SQLite would create a missing file even in read-only mode's absence of one,
+        # and "unable to open database file" does not say which problem it is.
+        if not os.path.isfile(self.path):
+            raise JournalError(f"journal {self.path}: no such file")
+        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            if not self._tables(connection):
+                raise JournalError(f"journal {self.path}: not a dagtrio journal (it has no tables)")
             self._check_schema(connection)
         except BaseException:
             connection.close()
@@ -342,7 +447,8 @@ class SqliteJournal:
                 f"journal {self.path}: written by a newer dagtrio (schema {version}; "
                 f"this one reads up to {SCHEMA_VERSION}); upgrade dagtrio to read it"
             )
-        if int(version) < SCHEMA_VERSION:
+        self._version = int(version)
+        if int(version) < SCHEMA_VERSION and not self.read_only:
             with _transaction(connection):
                 # Again inside the transaction: another process may have upgraded it.
                 (current,) = connection.execute(
@@ -355,6 +461,7 @@ class SqliteJournal:
                     "UPDATE meta SET value = ? WHERE key = 'schema_version'",
                     (str(SCHEMA_VERSION),),
                 )
+            self._version = SCHEMA_VERSION
 
     def close(self) -> None:
         """Close the file (it reopens on next use)."""
@@ -374,27 +481,47 @@ class SqliteJournal:
         rows: Sequence[tuple[Any, ...]] = (),
         nodes: int = 0,
     ) -> None:
-        """Record a new run with its first ``rows`` (the initial graph), in one transaction.
+        """Record a new run with its first ``rows`` (the initial graph), in one
+        transaction, and claim it for this process.
 
         Together, so that a run in the journal always has its graph: a crash right
         after a header written alone would leave a run that "resumes" to an empty
         success.
         """
-        with _LIVE_LOCK, self._db(f"record the start of run {run_id!r}") as db:
-            with _transaction(db):
-                try:
-                    db.execute(
-                        "INSERT INTO runs (run_id, dag_name, options, started_at, status,"
-                        " nodes, owner) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                        (run_id, dag_name, json.dumps(dict(options)), now, nodes, _OWNER),
-                    )
-                except sqlite3.IntegrityError:
-                    raise JournalError(
-                        f"journal {self.path}: run {run_id!r} is already in the journal"
-                        " (resume it with Coordinator.resume, or choose another run_id)"
-                    ) from None
-                db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
-            _LIVE.add(self._live_key(run_id))
+        with _LIVE_LOCK, self._db(f"record the start of run {run_id!r}", writes=True) as db:
+            key = self._live_key(run_id)
+            if key in _LIVE or not self._acquire(run_id):
+                raise self._already(run_id)
+            try:
+                with _transaction(db):
+                    try:
+                        db.execute(
+                            "INSERT INTO runs (run_id, dag_name, options, started_at, status,"
+                            " nodes, owner) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                            (run_id, dag_name, json.dumps(dict(options)), now, nodes, _OWNER),
+                        )
+                    except sqlite3.IntegrityError:
+                        raise self._already(run_id) from None
+                    db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
+            except BaseException:
+                _CLAIMS.release(key[0], run_id)
+                raise
+            _LIVE.add(key)
+
+    def _already(self, run_id: str) -> JournalError:
+        return JournalError(
+            f"journal {self.path}: run {run_id!r} is already in the journal"
+            " (resume it with Coordinator.resume, or choose another run_id)"
+        )
+
+    def _acquire(self, run_id: str) -> bool:
+        try:
+            return _CLAIMS.acquire(os.path.realpath(self.path), run_id)
+        except OSError as exc:
+            raise JournalError(
+                f"journal {self.path}: cannot claim run {run_id!r}: cannot open "
+                f"{self.path}-claims ({describe(exc)})"
+            ) from None
 
     def _live_key(self, run_id: str) -> tuple[str, str]:
         return (os.path.realpath(self.path), run_id)
@@ -402,7 +529,10 @@ class SqliteJournal:
     def _release(self, run_id: str) -> None:
         """The run ended in this process (or never started): it may be resumed again."""
         with _LIVE_LOCK:
-            _LIVE.discard(self._live_key(run_id))
+            key = self._live_key(run_id)
+            if key in _LIVE:
+                _LIVE.discard(key)
+                _CLAIMS.release(key[0], run_id)
 
     def _write(
         self,
@@ -413,8 +543,9 @@ class SqliteJournal:
         end: tuple[float, bool, str | None] | None = None,
     ) -> None:
         """Append ``rows`` (``(seq, kind, node, status, attempts, started_at,
-        finished_at, error, data)``) and update the run's row, in one transaction."""
-        with self._db(f"write run {run_id!r}") as db, _transaction(db):
+        finished_at, error, data, traceback)``) and update the run's row, in one
+        transaction."""
+        with self._db(f"write run {run_id!r}", writes=True) as db, _transaction(db):
             db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
             if end is None:
                 cursor = db.execute(
@@ -436,33 +567,49 @@ class SqliteJournal:
                     " while it ran (pruned?); its records can no longer be kept"
                 )
 
-    def _reopen(self, run_id: str) -> None:
-        """Claim a run that is being resumed, and mark it running again.
+    def _claim(self, run_id: str) -> tuple[StoredRun, bool]:
+        """Read run ``run_id`` to resume it and, unless it finished, claim it; in one
+        step, so that nobody can finish (or claim) it between the reading and the claim.
 
-        `JournalError` if it is going on: in this process, or in another live
-        process of this host (its ``owner``).
+        Returns what the journal holds and whether the run is now this process's to
+        finish (``False``: it had finished, and nothing changed). `KeyError` if there
+        is no such run; `JournalError` if it is going on, in this process or another.
+        A caller that got ``True`` must `_release` the run once it stops.
         """
         key = self._live_key(run_id)
-        with _LIVE_LOCK, self._db(f"resume run {run_id!r}") as db:
+        with _LIVE_LOCK, self._db(f"resume run {run_id!r}", writes=True) as db:
             if key in _LIVE:
                 raise JournalError(
                     f"journal {self.path}: run {run_id!r} is going on in this process;"
                     " it can be resumed once it has stopped"
                 )
-            with _transaction(db):
+            if not self._acquire(run_id):
                 row = db.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-                pid = _process_alive(row[0] if row else None)
-                if pid is not None:
-                    raise JournalError(
-                        f"journal {self.path}: run {run_id!r} is going on in process {pid};"
-                        " stop that process to resume it here"
-                    )
-                db.execute(
-                    "UPDATE runs SET status = 'running', finished_at = NULL, success = NULL,"
-                    " error = NULL, owner = ? WHERE run_id = ?",
-                    (_OWNER, run_id),
+                owner = f" ({row[0]})" if row and row[0] else ""
+                raise JournalError(
+                    f"journal {self.path}: run {run_id!r} is going on in another process"
+                    f"{owner}; it can be resumed once that process has stopped"
                 )
-            _LIVE.add(key)
+            try:
+                with _transaction(db):
+                    stored = self._read_run(db, run_id)
+                    if stored.info.status == "finished":
+                        claimed = False
+                    else:
+                        claimed = True
+                        db.execute(
+                            "UPDATE runs SET status = 'running', finished_at = NULL,"
+                            " success = NULL, error = NULL, owner = ? WHERE run_id = ?",
+                            (_OWNER, run_id),
+                        )
+            except BaseException:
+                _CLAIMS.release(key[0], run_id)
+                raise
+            if claimed:
+                _LIVE.add(key)
+            else:
+                _CLAIMS.release(key[0], run_id)
+        return stored, claimed
 
     # ---------------------------------------------------------------- the cache
 
@@ -474,7 +621,7 @@ class SqliteJournal:
     def _cache_put(
         self, key: str, action: str, outputs: str | None, run_id: str, node: str
     ) -> None:
-        with self._db("write the cache") as db:
+        with self._db("write the cache", writes=True) as db:
             db.execute(
                 "INSERT OR REPLACE INTO cache (key, action, outputs, run_id, node, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -498,7 +645,7 @@ class SqliteJournal:
         Use it when an action's code changed in a way its cache key does not capture.
         Runs and their reports are not touched.
         """
-        with self._db("clear the cache") as db:
+        with self._db("clear the cache", writes=True) as db:
             if action is None:
                 cursor = db.execute("DELETE FROM cache")
             else:
@@ -519,21 +666,26 @@ class SqliteJournal:
     def stored_run(self, run_id: str) -> StoredRun:
         """All the journal holds about ``run_id``; `KeyError` if it has no such run."""
         with self._db(f"read run {run_id!r}") as db:
-            row = db.execute(
-                "SELECT run_id, dag_name, status, started_at, finished_at, success, error,"
-                " nodes, options, handled FROM runs WHERE run_id = ?",
-                (run_id,),
-            ).fetchone()
-            if row is None:
-                raise KeyError(f"journal {self.path} has no run {run_id!r}")
-            cursor = db.execute(
-                "SELECT seq, kind, node, status, attempts, started_at, finished_at, error,"
-                " data FROM records WHERE run_id = ? ORDER BY seq",
-                (run_id,),
-            )
-            names = [column[0] for column in cursor.description]
-            records = [(r[0], r[1], dict(zip(names, r, strict=True))) for r in cursor]
-        return StoredRun(_info(row[:8]), json.loads(row[8]), records, row[9])
+            return self._read_run(db, run_id)
+
+    def _read_run(self, db: sqlite3.Connection, run_id: str) -> StoredRun:
+        row = db.execute(
+            "SELECT run_id, dag_name, status, started_at, finished_at, success, error,"
+            " nodes, options, handled FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"journal {self.path} has no run {run_id!r}")
+        # A file of an older schema, opened read-only, was not upgraded.
+        traceback = "traceback" if self._version >= 4 else "NULL AS traceback"
+        cursor = db.execute(
+            "SELECT seq, kind, node, status, attempts, started_at, finished_at, error,"
+            f" data, {traceback} FROM records WHERE run_id = ? ORDER BY seq",
+            (run_id,),
+        )
+        names = [column[0] for column in cursor.description]
+        records = [(r[0], r[1], dict(zip(names, r, strict=True))) for r in cursor]
+        return StoredRun(_info(row[:8]), json.loads(row[8]), records, row[9], self.path)
 
     def report(self, run_id: str) -> Any:
         """The `RunReport` of ``run_id`` as the journal tells it.
@@ -550,24 +702,40 @@ class SqliteJournal:
 
         Unfinished runs (resumable ones) are kept unless ``include_unfinished``, in which
         case those started more than ``older_than`` seconds ago go too, except the ones
-        going on in this process. Cached results
+        going on, in this process or another (their claim is held). Cached results
         stored more than ``older_than`` seconds ago go as well (a cache entry does not
         depend on the run that stored it). The freed pages are reused by later runs; run
         ``VACUUM`` yourself to shrink the file.
         """
-        if not isinstance(older_than, int | float) or older_than < 0:
+        if (
+            isinstance(older_than, bool)
+            or not isinstance(older_than, int | float)
+            or math.isnan(older_than)
+            or older_than < 0
+        ):
             raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
         cutoff = time.time() - older_than
         here = os.path.realpath(self.path)
-        with _LIVE_LOCK:
+        with _LIVE_LOCK, self._db("prune runs", writes=True) as db, _transaction(db):
             live = {run_id for path, run_id in _LIVE if path == here}
-        with self._db("prune runs") as db, _transaction(db):
-            query = "SELECT run_id FROM runs WHERE status = 'finished' AND finished_at < ?"
-            params: tuple[Any, ...] = (cutoff,)
+            doomed = [
+                row[0]
+                for row in db.execute(
+                    "SELECT run_id FROM runs WHERE status = 'finished' AND finished_at < ?",
+                    (cutoff,),
+                )
+                if row[0] not in live
+            ]
             if include_unfinished:
-                query += " OR (status != 'finished' AND started_at < ?)"
-                params = (cutoff, cutoff)
-            doomed = [row[0] for row in db.execute(query, params) if row[0] not in live]
+                for (run_id,) in db.execute(
+                    "SELECT run_id FROM runs WHERE status != 'finished' AND started_at < ?",
+                    (cutoff,),
+                ).fetchall():
+                    # Claimed for the moment of the deletion: a run that another
+                    # process is running holds its claim and stays.
+                    if run_id not in live and self._acquire(run_id):
+                        _CLAIMS.release(here, run_id)
+                        doomed.append(run_id)
             for run_id in doomed:
                 db.execute("DELETE FROM records WHERE run_id = ?", (run_id,))
                 db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))

@@ -13,14 +13,15 @@ again.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import trio
 
+from . import _jsonvalue as jsonvalue
 from ._commands import CancelBranch, EmitEvent, ExecutorCommand, PauseBranch, ResumeBranch
 from ._convert import converter, to_data
-from ._errors import InvalidGraphError, RunFinishedError
+from ._errors import InvalidGraphError, RunFinishedError, describe
 from ._events import (
     BranchCancelled,
     BranchPaused,
@@ -32,12 +33,12 @@ from ._events import (
     NodeFailed,
     NodeSkipped,
 )
-from ._journal import JournalError, SqliteJournal, StoredRun, _describe, journal_limiter
+from ._journal import JournalError, SqliteJournal, StoredRun, journal_limiter
 from ._report import RunReport
 from ._spec import NodeOutput, NodeSpec, NodeStatus
 from ._state import Node, RunState
 
-__all__ = ["RunRecorder", "encode_outputs", "replay", "stored_report"]
+__all__ = ["RunRecorder", "encode_outputs", "replay", "stored_report", "stored_state"]
 
 #: appended rows not yet committed, past which the run starts no new node
 BACKLOG_LIMIT = 20_000
@@ -66,28 +67,41 @@ def encode_spec(spec: NodeSpec) -> dict[str, Any]:
     return data
 
 
-def encode_specs(specs: Iterable[NodeSpec]) -> str:
-    """The specs as one JSON document; `InvalidGraphError` names a node whose inputs
-    are not JSON values (a journal could not bring them back)."""
+def encode_batch(specs: Sequence[NodeSpec], next_auto_id: int) -> str:
+    """An ``add`` record's data: the specs (with their final ids) and the automatic id
+    counter after them, so that a resumed run numbers later nodes as an uninterrupted
+    one would. `InvalidGraphError` names a node whose inputs are not JSON values (a
+    journal could not bring them back as they were)."""
     encoded = [encode_spec(spec) for spec in specs]
-    try:
-        return json.dumps(encoded, allow_nan=False)
-    except (TypeError, ValueError):
-        for spec, data in zip(specs, encoded, strict=False):
+    for spec, data in zip(specs, encoded, strict=True):
+        if "inputs" in data:
             try:
-                json.dumps(data, allow_nan=False)
+                jsonvalue.check(data["inputs"])
             except (TypeError, ValueError) as exc:
                 raise InvalidGraphError(
                     spec.id, f"inputs cannot be stored in the journal: {exc}"
                 ) from None
-        raise
+    return json.dumps({"specs": encoded, "next_auto_id": next_auto_id}, allow_nan=False)
+
+
+def decode_batch(text: str) -> tuple[list[NodeSpec], int | None]:
+    """The specs of an ``add`` record and the id counter after them (``None`` in the
+    records of dagtrio before 0.2, which stored the list of specs alone)."""
+    data = json.loads(text)
+    if isinstance(data, list):
+        return [NodeSpec(**spec) for spec in data], None
+    counter = data["next_auto_id"]
+    if isinstance(counter, bool) or not isinstance(counter, int) or counter < 0:
+        raise ValueError(f"bad automatic id counter {counter!r}")
+    return [NodeSpec(**spec) for spec in data["specs"]], counter
 
 
 def encode_outputs(outputs: Any) -> str | None:
-    """Outputs as JSON text (None for None); `TypeError`/`ValueError` if they are not JSON."""
+    """Outputs as JSON text (None for None); `TypeError`/`ValueError` if they are not
+    a JSON value that would come back as it is (see `_jsonvalue`)."""
     if outputs is None:
         return None
-    return json.dumps(outputs, allow_nan=False)
+    return jsonvalue.dumps(outputs)
 
 
 class RunRecorder:
@@ -131,15 +145,15 @@ class RunRecorder:
             return
         self.seq += 1
         self.nodes += count
-        self._append((self.seq, "add", None, None, None, None, None, None, encoded))
+        self._append((self.seq, "add", None, None, None, None, None, None, encoded, None))
 
     def command(self, command: ExecutorCommand) -> None:
         """Append ``command``; `TypeError`/`ValueError` (nothing appended) if not JSON."""
         if self.frozen:
             return
-        text = json.dumps(to_data(command), allow_nan=False)
+        text = jsonvalue.dumps(to_data(command))
         self.seq += 1
-        self._append((self.seq, "command", None, None, None, None, None, None, text))
+        self._append((self.seq, "command", None, None, None, None, None, None, text, None))
 
     def mark(self, kind: str, data: str | None = None) -> None:
         """Append a record of the run's own progress: ``started`` (every hook's
@@ -148,14 +162,14 @@ class RunRecorder:
         if self.frozen:
             return
         self.seq += 1
-        self._append((self.seq, kind, None, None, None, None, None, None, data))
+        self._append((self.seq, kind, None, None, None, None, None, None, data, None))
 
     def take_outputs(self, node_id: str, outputs: Any) -> str | None:
         """Encode a success's outputs for its outcome record; the error if they cannot be."""
         try:
             self.encoded[node_id] = encode_outputs(outputs)
         except (TypeError, ValueError) as exc:
-            return f"outputs cannot be stored in the journal: {_describe(exc)}"
+            return f"outputs cannot be stored in the journal: {describe(exc)}"
         return None
 
     def outcome(self, node: Node) -> None:
@@ -176,6 +190,7 @@ class RunRecorder:
                 node.finished_at,
                 node.error,
                 data,
+                node.traceback,
             )
         )
 
@@ -312,15 +327,12 @@ def replay(state: RunState, stored: StoredRun) -> list[tuple[int, ExecutionEvent
     for seq, kind, row in stored.records:
         try:
             event = _replay_record(state, kind, row, announce=seq > stored.handled)
-        except JournalError:
-            raise
         except Exception as exc:
             raise JournalError(
-                f"journal run {state.run_id!r}: record {seq} ({kind}) cannot be read back: "
-                f"{_describe(exc)}"
+                f"journal {stored.path or '(unknown file)'}: run {state.run_id!r}: record "
+                f"{seq} ({kind}) cannot be read back: {describe(exc)}"
             ) from exc
         again.extend((seq, one) for one in event)
-    state.purge()
     return again
 
 
@@ -330,12 +342,13 @@ def _replay_record(
     """Apply one record to ``state``; its events if ``announce``."""
     nodes = state.nodes
     if kind == "add":
-        specs = [NodeSpec(**data) for data in json.loads(row["data"])]
+        specs, counter = decode_batch(row["data"])
         try:
             prepared = state.prepare(specs)
         except InvalidGraphError as exc:
-            raise JournalError(f"journal {state.run_id}: cannot rebuild the graph: {exc}") from None
+            raise ValueError(f"cannot rebuild the graph: {exc}") from None
         state.add(prepared)
+        state.restore_auto_ids(prepared.specs, counter)
         if not announce:
             return []
         added = [nodes[spec.id] for spec in prepared.specs]  # type: ignore[index]
@@ -360,10 +373,11 @@ def _replay_record(
             error=row["error"],
             outputs=outputs,
             cached=kind == "cached",
+            traceback=row["traceback"],
         )
         if not announce:
             return []
-        return [_outcome_event(node, status, row["error"], outputs, kind == "cached")]
+        return [_outcome_event(node, status, row, outputs, kind == "cached")]
     if kind == "stop":
         # As the live run: nothing starts any more and later nodes are cancelled as
         # they come. The nodes it cancelled then have records of their own, next; the
@@ -391,13 +405,14 @@ def _command_event(state: RunState, command: ExecutorCommand) -> ExecutionEvent 
 
 
 def _outcome_event(
-    node: Node, status: NodeStatus, error: str | None, outputs: Any, cached: bool
+    node: Node, status: NodeStatus, row: Mapping[str, Any], outputs: Any, cached: bool
 ) -> ExecutionEvent:
     ref = node.ref
+    error = row["error"]
     if status is NodeStatus.SUCCEEDED:
         return NodeCompleted(ref, NodeOutput(outputs, True, {"cached": True} if cached else None))
     if status is NodeStatus.FAILED:
-        return NodeFailed(ref, error or "failed")
+        return NodeFailed(ref, error or "failed", row["traceback"])
     if status is NodeStatus.CANCELLED:
         return NodeCancelled(ref, error or "cancelled")
     return NodeSkipped(ref, error or "skipped")
@@ -405,6 +420,14 @@ def _outcome_event(
 
 def stored_report(stored: StoredRun) -> RunReport:
     """The report of a stored run, rebuilt without running anything."""
+    info = stored.info
+    state = stored_state(stored)
+    success = bool(info.success) if info.success is not None else False
+    return state.report(success=success, error=info.error, final=True)
+
+
+def stored_state(stored: StoredRun) -> RunState:
+    """The state a stored run was left in, rebuilt without its actions (nothing runs)."""
     info = stored.info
     state = RunState(
         _AnyAction(),  # type: ignore[arg-type]
@@ -418,8 +441,7 @@ def stored_report(stored: StoredRun) -> RunReport:
     replay(state, stored)
     state.started_at = info.started_at
     state.finished_at = info.finished_at
-    success = bool(info.success) if info.success is not None else False
-    return state.report(success=success, error=info.error, final=True)
+    return state
 
 
 class _AnyAction:

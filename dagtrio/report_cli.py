@@ -137,7 +137,7 @@ def _open_journal(path: Path) -> SqliteJournal:
         raise _Refusal(f"journal {path}: cannot read it: {exc.strerror or exc}") from None
     if empty:
         raise _Refusal(f"journal {path}: not a dagtrio journal (the file is empty)")
-    return SqliteJournal(path)
+    return SqliteJournal(path, read_only=True)
 
 
 def resolve_run_id(run_id: str, runs: Iterable[RunInfo]) -> str:

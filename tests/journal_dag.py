@@ -2,7 +2,11 @@
 
 ``python tests/journal_dag.py JOURNAL RUN_ID`` runs it with a journal and prints
 ``done <node> <output>`` for every node a hook saw succeed, so the test knows what
-was reported done before it kills the process.
+was reported done before it kills the process. ``... JOURNAL RUN_ID resume`` resumes
+the run instead and prints ``ran <node>`` for every action it ran, then ``finished``,
+or ``refused <message>`` if the journal would not let it resume. ``... JOURNAL RUN_ID
+hold`` starts a run whose one node never ends, prints ``holding`` once it runs, and
+waits to be killed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dagtrio import (
     EventHook,
     ExecutionEvent,
     HookContext,
+    JournalError,
     NodeCompleted,
     NodeCtx,
     NodeSpec,
@@ -70,7 +75,36 @@ def coordinator(journal: SqliteJournal | None, echo: bool = False) -> Coordinato
     return Coordinator(registry(), [Grow(echo)], journal=journal, max_parallel=8)
 
 
+def _resume(path: str, run_id: str) -> None:
+    try:
+        trio.run(lambda: coordinator(SqliteJournal(path)).resume(run_id))
+    except JournalError as exc:
+        print("refused", exc, flush=True)
+        return
+    for node in RAN:
+        print("ran", node, flush=True)
+    print("finished", flush=True)
+
+
+def _hold(path: str, run_id: str) -> None:
+    reg = ActionRegistry()
+
+    @reg.action()
+    async def forever(ctx: NodeCtx) -> None:
+        print("holding", flush=True)
+        await trio.sleep_forever()
+
+    coord = Coordinator(reg, journal=SqliteJournal(path))
+    trio.run(lambda: coord.run([NodeSpec("forever", id="f")], run_id=run_id))
+
+
 if __name__ == "__main__":
     path, run_id = sys.argv[1], sys.argv[2]
-    trio.run(lambda: coordinator(SqliteJournal(path), echo=True).run(specs(), run_id=run_id))
-    print("finished", flush=True)
+    mode = sys.argv[3] if len(sys.argv) > 3 else "run"
+    if mode == "resume":
+        _resume(path, run_id)
+    elif mode == "hold":
+        _hold(path, run_id)
+    else:
+        trio.run(lambda: coordinator(SqliteJournal(path), echo=True).run(specs(), run_id=run_id))
+        print("finished", flush=True)

@@ -310,6 +310,7 @@ async def test_a_schema_1_journal_is_upgraded(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("DROP TABLE cache")
         db.execute("ALTER TABLE runs DROP COLUMN owner")
+        db.execute("ALTER TABLE records DROP COLUMN traceback")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.close()
     registry, _ = counting_registry()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -179,8 +178,8 @@ async def test_a_run_id_already_in_the_journal_is_refused(tmp_path: Path) -> Non
     await coord.run([NodeSpec("ok", id="a")], run_id="same")
     with pytest.raises(JournalError, match="already in the journal"):
         await coord.run([NodeSpec("ok", id="a")], run_id="same")
-    with pytest.raises(JournalError, match="nothing to resume"):
-        await coord.resume("same")
+    again = await coord.resume("same")  # finished: its report, nothing run
+    assert again.success and set(again.nodes) == {"a"}
     with pytest.raises(JournalError, match="no run 'other'"):
         await coord.resume("other")
 
@@ -345,8 +344,7 @@ async def test_a_run_that_stops_itself_is_recorded_as_finished(
     }
     if how == "cancel":
         assert NodeStatus.CANCELLED in {r.status for r in stored.nodes.values()}
-    with pytest.raises(JournalError, match="nothing to resume"):
-        await coord.resume("r")
+    assert await coord.resume("r") == stored  # finished: nothing to run again
 
 
 @pytest.mark.parametrize("capacity", [0, 1, 100])
@@ -377,18 +375,35 @@ async def test_a_submitted_command_is_committed_when_submit_returns(
 
 
 def test_a_run_going_on_in_another_process_is_not_resumed(tmp_path: Path) -> None:
+    """The claim, not the owner column: see tests/test_adversarial.py for the process
+    that holds a run and is then killed, and for a reused pid."""
     path = tmp_path / "j.db"
     kill_after(path, "r", 3)  # a resumable run, its process dead
     journal = SqliteJournal(path)
-    host = socket.gethostname()
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE runs SET owner = ? WHERE run_id = 'r'", (f"{host}:{os.getppid()}",))
-    db.close()
-    with pytest.raises(JournalError, match=rf"run 'r' is going on in process {os.getppid()}"):
-        trio.run(lambda: coordinator(journal).resume("r"))
-    assert journal.runs()[0].status == "running"  # refused: nothing changed
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE runs SET owner = ? WHERE run_id = 'r'", (f"elsewhere:{os.getppid()}",))
-    db.close()
+    claims = os.open(f"{os.path.realpath(path)}-claims", os.O_RDWR | os.O_CREAT)
+    try:
+        # Another process holding the claim: a child that locks every byte and waits.
+        holder = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR);"
+                " fcntl.lockf(fd, fcntl.LOCK_EX); print('locked', flush=True); sys.stdin.read()",
+                f"{os.path.realpath(path)}-claims",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(JournalError, match=r"run 'r' is going on in another process"):
+            trio.run(lambda: coordinator(journal).resume("r"))
+        assert journal.runs()[0].status == "running"  # refused: nothing changed
+        holder.stdin.close()
+        holder.wait()
+        holder.stdout.close()
+    finally:
+        os.close(claims)
     report = trio.run(lambda: coordinator(journal).resume("r"))
     assert report.success

@@ -46,7 +46,7 @@ class Committed:
         rows = self.db.execute(
             "SELECT data FROM records WHERE run_id = ? AND kind = 'add'", (self.run_id,)
         )
-        return {spec["id"] for (data,) in rows for spec in json.loads(data)}
+        return {spec["id"] for (data,) in rows for spec in json.loads(data)["specs"]}
 
     def outcome(self, node: str) -> tuple[str, Any] | None:
         row = self.db.execute(

@@ -397,7 +397,7 @@ async def test_a_damaged_record_is_one_line_naming_the_run(
     db.close()
     status, out, err = report(capsys, path, "r")
     assert_one_line_error(status, out, err)
-    assert "journal run 'r': record 1 (add) cannot be read back" in err
+    assert f"journal {path}: run 'r': record 1 (add) cannot be read back" in err
 
 
 @pytest.mark.parametrize(
