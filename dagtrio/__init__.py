@@ -6,6 +6,8 @@ only the coordinator applies. Every channel is bounded, and cancel scopes give g
 shutdown and branch cancellation. Start with `run_dag` or `Coordinator.open_run`.
 """
 
+import logging as _logging
+
 from ._actions import ActionRegistry as ActionRegistry
 from ._actions import CacheKey as CacheKey
 from ._actions import FunctionAction as FunctionAction
@@ -64,6 +66,10 @@ from ._spec import NodeStatus as NodeStatus
 from ._view import GraphView as GraphView
 
 __version__ = "0.1.0"
+
+# A library logs; the application decides where to (the logging HOWTO's advice).
+# Without a handler, Python would print dagtrio's warnings on stderr by itself.
+_logging.getLogger("dagtrio").addHandler(_logging.NullHandler())
 
 __all__ = [
     "ActionRegistry",

@@ -9,6 +9,7 @@ crew (`_Crew`), whose one cancel scope stops the branch's running nodes together
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ import trio
 
 from ._actions import ActionRegistry, FunctionAction
 from ._commands import ExecutorCommand
-from ._errors import CommandRejectedError, RunFinishedError
+from ._errors import CommandRejectedError, RunFinishedError, describe
 from ._events import CommandRejected, ExecutionEvent, HookFailed, RunIdle, RunResumed
 from ._hooks import EventHook, HookContext, HookLike, as_hook, command_list, hook_name
 from ._journal import JournalError, SqliteJournal, StoredRun, journal_limiter
@@ -39,13 +40,14 @@ from ._messages import (
     HooksStarted,
     JournalFailed,
     JournalProgress,
+    Reply,
     RetryDue,
     Shutdown,
     Submitted,
 )
 from ._pipeline import ChannelSource, EventStream, Outbox, Reader, run_stage, run_tail
 from ._report import RunReport
-from ._resume import BACKLOG_LIMIT, RunRecorder, replay
+from ._resume import BACKLOG_LIMIT, RunRecorder, replay, stored_state
 from ._spec import NodeCtx, NodeSpec, NodeStatus, iter_specs
 from ._state import CANCELLED_ATTEMPT, Node, Rejected, RunState
 from ._view import GraphView
@@ -82,11 +84,6 @@ def _holds_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[0] is not None
     return isinstance(exc, trio.Cancelled)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Coordinator:
@@ -146,11 +143,14 @@ class Coordinator:
             raise ValueError(f"hook_errors must be 'fail' or 'isolate', got {hook_errors!r}")
         self.on_failure: OnFailure = on_failure
         self.hook_errors: HookErrors = hook_errors
-        if journal is not None and not isinstance(journal, SqliteJournal):
-            raise TypeError(f"journal must be a SqliteJournal, got {type(journal).__name__}")
+        for name, store in (("journal", journal), ("cache", cache)):
+            if store is None:
+                continue
+            if not isinstance(store, SqliteJournal):
+                raise TypeError(f"{name} must be a SqliteJournal, got {type(store).__name__}")
+            if store.read_only:
+                raise ValueError(f"{name} {store.path} was opened read-only; a run writes to it")
         self.journal = journal
-        if cache is not None and not isinstance(cache, SqliteJournal):
-            raise TypeError(f"cache must be a SqliteJournal, got {type(cache).__name__}")
         self.cache = cache
         self.app_data = app_data
 
@@ -172,27 +172,56 @@ class Coordinator:
         the problem). A hook that fails the run makes leaving the block raise its
         exception; an exception in the body cancels the run and propagates as it is.
 
+        A hook (or the journal) that fails the run cancels the body at once; if the
+        body raises as well, leaving the block raises both, in an exception group. A
+        ``KeyboardInterrupt`` (or ``SystemExit``) raised in an action or a hook reaches
+        the caller as itself.
+
         ``resume=run_id`` finishes a run recorded in the coordinator's journal instead
-        of starting one (see `resume`); ``specs`` must then be empty.
+        of starting one (see `resume`); ``specs`` must then be empty. A run that had
+        finished is handed over finished: nothing runs, ``run.wait()`` returns its
+        stored report.
         """
         run = await self._make_run(specs, dag_name=dag_name, run_id=run_id, resume=resume)
+        if run.finished:
+            yield run  # resumed, but it had finished: nothing runs
+            return
         body_error: BaseException | None = None
-        async with trio.open_nursery() as nursery:
-            await nursery.start(run._serve)
-            run._enter_body()
-            try:
-                yield run
-            except BaseException as exc:
-                # Re-raised below, outside the nursery, so the body's own exception
-                # reaches the caller as it is rather than inside an ExceptionGroup.
-                body_error = exc
-                run.cancel()
-            finally:
-                run._leave_body()
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run._serve)
+                run._enter_body()
+                try:
+                    # Cancelled when the run fails (a hook, the journal): the body must
+                    # not go on with a run that is over, nor hide its error.
+                    with run._body_scope:
+                        yield run
+                except BaseException as exc:
+                    # Re-raised below, outside the nursery, so the body's own exception
+                    # reaches the caller as it is rather than inside an ExceptionGroup.
+                    body_error = exc
+                    run.cancel()
+                finally:
+                    run._leave_body()
+        except BaseExceptionGroup as group:
+            interrupt = _interrupt_in(group)
+            if interrupt is None:
+                raise
+            # An action (or a hook) was interrupted: Ctrl-C reaches the caller as the
+            # KeyboardInterrupt it is, not three task groups deep.
+            raise interrupt from None
+        finally:
+            run._release_claim()  # if the run never got to serve
+        failure = run._failure
         if body_error is not None:
+            if failure is not None and failure is not body_error:
+                raise BaseExceptionGroup(
+                    f"run {run.run_id} failed, and so did the body of its open_run",
+                    [failure, body_error],
+                )
             raise body_error
-        if run._failure is not None:
-            raise run._failure
+        if failure is not None:
+            raise failure
 
     async def run(
         self, specs: Iterable[NodeSpec], *, dag_name: str = "dag", run_id: str | None = None
@@ -214,10 +243,17 @@ class Coordinator:
         first (``on_start`` runs again only if its commands had not been committed),
         then again every event that had not passed every hook before the crash, so a
         hook sees each event at least once. A hook that adds nodes with explicit ids is
-        idempotent for free: the repeated `AddNode` is rejected as a duplicate.
+        idempotent for free: the repeated `AddNode` is rejected as a duplicate. **A
+        hook that adds nodes with automatic ids may add them twice** after a crash:
+        give the nodes a hook adds ids derived from the event (``f"{node}/summary"``).
+
+        A run that had already finished runs nothing: its stored report is returned,
+        so a supervisor may call this unconditionally after a restart. The run is
+        claimed for this process while it runs (an operating-system lock the kernel
+        drops when the process dies), so two resumes of one run never both run it.
 
         `JournalError` if the coordinator has no journal, the journal has no such run,
-        or the run had finished.
+        or the run is going on (in this process or another).
         """
         async with self.open_run(resume=run_id) as run:
             pass
@@ -254,6 +290,7 @@ class Coordinator:
                     recorder.nodes,
                     limiter=journal_limiter(),
                 )
+                run._claimed = True
                 recorder.committed = recorder.seq
             return run
         if journal is None:
@@ -261,19 +298,23 @@ class Coordinator:
         if any(True for _ in specs):
             raise ValueError("open_run(resume=...) takes no specs: the journal has the graph")
         try:
-            stored = await trio.to_thread.run_sync(
-                journal.stored_run, resume, limiter=journal_limiter()
+            # Reading and claiming are one step: a run read here cannot be finished by
+            # another process before this one claims it.
+            stored, claimed = await trio.to_thread.run_sync(
+                journal._claim, resume, limiter=journal_limiter()
             )
         except KeyError:
             raise JournalError(f"journal {journal.path} has no run {resume!r}") from None
-        if stored.info.status == "finished":
-            raise JournalError(
-                f"journal {journal.path}: run {resume!r} finished at "
-                f"{time.ctime(stored.info.finished_at or 0)}; there is nothing to resume"
-            )
-        run = Run(self, (), dag_name=stored.info.dag_name, run_id=resume, stored=stored)
-        await trio.to_thread.run_sync(journal._reopen, resume, limiter=journal_limiter())
-        return run
+        try:
+            if not claimed:
+                return Run._from_finished(self, stored)
+            run = Run(self, (), dag_name=stored.info.dag_name, run_id=resume, stored=stored)
+            run._claimed = True
+            return run
+        except BaseException:
+            if claimed:
+                journal._release(resume)
+            raise
 
 
 @attrs.frozen
@@ -407,6 +448,10 @@ class Run:
         self._grace_scope: trio.CancelScope | None = None
         #: branch -> the crew its nodes run in
         self._crews: dict[str, _Crew] = {}
+        #: crews that had nothing left to run when last heard of, oldest first: a new
+        #: branch takes one over rather than starting a task of its own (a run with a
+        #: branch per tool call would start and retire a crew per node)
+        self._idle_crews: deque[_Crew] = deque()
         self._grace_deadline = math.inf
         self._grace = 0.0
         self._hooks_started = False
@@ -419,6 +464,15 @@ class Run:
         self._finished = False
         self._done = trio.Event()
         self._report: RunReport | None = None
+        #: around the open_run body: cancelled when the run fails
+        self._body_scope = trio.CancelScope()
+        #: whether this process holds the run's claim in the journal (see `_release_claim`)
+        self._claimed = False
+        # Hooks' on_complete: the scope of the one running, whether `cancel` ended them,
+        # and the deadline a `shutdown` set them.
+        self._complete_scope: trio.CancelScope | None = None
+        self._complete_cancelled = False
+        self._complete_deadline = math.inf
 
     # ----------------------------------------------------------------- public API
 
@@ -440,17 +494,23 @@ class Run:
             raise TypeError(f"submit() takes an ExecutorCommand, got {command!r}")
         if self._finished:
             raise RunFinishedError(f"run {self.run_id} has ended")
-        message = Submitted(command, trio.Event())
+        message = Submitted(command, Reply())
         try:
-            await self._inbox_send.send(message)
+            # Without send()'s own checkpoint when the inbox has room: the wait below
+            # is one, and a trip through the scheduler is much of what submit costs.
+            self._inbox_send.send_nowait(message)
+        except trio.WouldBlock:
+            try:
+                await self._inbox_send.send(message)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                raise RunFinishedError(f"run {self.run_id} has ended") from None
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             raise RunFinishedError(f"run {self.run_id} has ended") from None
-        # Once sent, the command will be applied: wait for that under a shield, so a
+        # Once sent, the command will be applied: wait for that even if cancelled, so a
         # cancelled submit either took effect and returned, or never reached the run.
         # This cannot hang: the coordinator answers without waiting on anyone, and a
         # run that ends answers every command it still holds.
-        with trio.CancelScope(shield=True):
-            await message.reply.wait()
+        await message.reply.wait_uncancellable()
         if message.reason is not None:
             if message.reason is _FINISHED:
                 raise RunFinishedError(f"run {self.run_id} ended before the command applied")
@@ -488,7 +548,8 @@ class Run:
         Nodes that never started end ``CANCELLED`` at once; actions still running when
         ``grace`` runs out are cancelled (``None``: wait for them however long they take).
         Returns once the shutdown is in force; ``await run.wait()`` for the end. Calling
-        it again only ever shortens the grace; after the run ended it does nothing.
+        it again only ever shortens the grace. Once every node is final, the grace
+        bounds the hooks' ``on_complete``; after the run ended it does nothing.
         """
         if grace is not None:
             if isinstance(grace, bool) or not isinstance(grace, int | float):
@@ -496,10 +557,16 @@ class Run:
             if math.isnan(grace) or grace < 0:
                 raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
         if self._finished:
+            if grace is not None and not self._done.is_set():
+                # The run has ended and its hooks' on_complete run: they get the grace.
+                deadline = trio.current_time() + grace
+                self._complete_deadline = min(self._complete_deadline, deadline)
+                if self._complete_scope is not None:
+                    self._complete_scope.deadline = min(self._complete_scope.deadline, deadline)
             await trio.lowlevel.checkpoint()
             return
         message = Shutdown(
-            math.inf if grace is None else float(grace), "shutdown requested", trio.Event()
+            math.inf if grace is None else float(grace), "shutdown requested", Reply()
         )
         try:
             await self._inbox_send.send(message)
@@ -516,8 +583,14 @@ class Run:
 
         Unlike `shutdown` there is no grace and hooks see no more events; every node
         not yet final ends ``CANCELLED``. The report is still available from `wait`.
+        Once every node is final it still ends the run at once: hooks' ``on_complete``
+        are cancelled.
         """
         if self._finished:
+            if not self._done.is_set():
+                self._complete_cancelled = True
+                if self._complete_scope is not None:
+                    self._complete_scope.cancel()
             return
         if self._error is None:
             self._error = "run was cancelled"
@@ -560,8 +633,8 @@ class Run:
             nodes=len(state.nodes),
             unfinished=state.unfinished,
             running=state.running,
-            ready=sum(node.status is NodeStatus.READY for node in state.ready),
-            held=sum(node.status is NodeStatus.READY for node in state.held),
+            ready=len(state.ready) - state.stale,
+            held=state.held_count,
             delayed=state.delayed,
             events_in_flight=self._unacked,
             outbox=len(self._outbox),
@@ -574,6 +647,41 @@ class Run:
         return f"<Run {self.dag_name!r} {self.run_id} {status}, {len(self._state.nodes)} nodes>"
 
     # ----------------------------------------------------------------- open_run's side
+
+    @classmethod
+    def _from_finished(cls, coordinator: Coordinator, stored: StoredRun) -> Run:
+        """A run the journal says had finished, handed over finished (nothing runs)."""
+        info = stored.info
+        run = cls(coordinator, (), dag_name=info.dag_name, run_id=info.run_id)
+        state = stored_state(stored)
+        run._state = state
+        run.graph = GraphView(state)
+        run._hook_ctx = HookContext(run.run_id, run.dag_name, run._app_data, run.graph)
+        run._cache = types.MappingProxyType(state.outputs)
+        run._recorder = None
+        run._error = info.error
+        run._finished = run._halted = True
+        run._inbox.close()
+        run._report = state.report(success=bool(info.success), error=info.error, final=True)
+        run._done.set()
+        return run
+
+    def _release_claim(self) -> None:
+        """Let the run be resumed elsewhere: it stopped in this process (or never started)."""
+        if self._claimed:
+            self._claimed = False
+            journal = self._coordinator.journal
+            assert journal is not None
+            journal._release(self.run_id)
+
+    def _fail(self, error: BaseException, message: str | None) -> None:
+        """The run fails with ``error`` (the first failure wins): leaving open_run raises
+        it, so the body is cancelled now rather than left to run on."""
+        if self._failure is None:
+            self._failure = error
+            if message is not None:
+                self._error = message
+        self._body_scope.cancel()
 
     def _enter_body(self) -> None:
         self._body_task = trio.lowlevel.current_task()
@@ -620,7 +728,7 @@ class Run:
                 self._error = (
                     "run was cancelled"
                     if _is_cancellation(exc)
-                    else f"run crashed: {_describe(exc)}"
+                    else f"run crashed: {describe(exc)}"
                 )
             if self._recorder is not None and not self._finished:
                 # Torn down from outside (the process is going away, as far as the run
@@ -638,8 +746,7 @@ class Run:
             await self._record_end()
             await self._complete_hooks(cancelled=False)
         finally:
-            if self._recorder is not None:
-                self._recorder.journal._release(self.run_id)
+            self._release_claim()
             self._done.set()
 
     async def _record_end(self) -> None:
@@ -659,8 +766,7 @@ class Run:
             try:
                 await recorder.flush()
             except JournalError as exc:
-                if self._failure is None:
-                    self._failure = exc
+                self._fail(exc, None)
 
     def _announce_resumed(self) -> None:
         """A resumed run's first events: `RunResumed`, then those hooks may have missed."""
@@ -680,14 +786,14 @@ class Run:
         for hook in () if self._on_start_done else self._hooks:
             name = hook_name(hook)
             try:
-                commands = command_list(await hook.on_start(self._hook_ctx), name)
+                commands = command_list(await _settle(hook.on_start(self._hook_ctx)), name)
             except Exception as exc:
                 await inbox.send(HookCrashed(name, exc))
                 if not self._isolate:
                     return
             else:
                 if commands:
-                    applied = trio.Event()
+                    applied = Reply()
                     await inbox.send(HookCommands(name, commands, applied))
                     await applied.wait()
         await inbox.send(HooksStarted())
@@ -781,7 +887,7 @@ class Run:
                 state.dag_name,
                 node.id,
                 state.run_id,
-                types.MappingProxyType(spec.inputs) if spec.inputs else _NO_INPUTS,
+                spec.inputs,  # read-only already (see `_frozen`)
                 state.upstream(node),
                 node.attempts,
                 self._cache,
@@ -792,13 +898,24 @@ class Run:
 
     def _new_crew(self, branch: str) -> _Crew:
         crews = self._crews
+        pool = self._idle_crews
+        while pool:
+            crew = pool.popleft()
+            crew.pooled = False
+            if crew.running or crew.scope.cancel_called or crews.get(crew.branch) is not crew:
+                continue  # busy again, cancelled with its branch, or retired
+            # Idle, so nothing runs under its scope: it may serve another branch.
+            del crews[crew.branch]
+            crew.branch = branch
+            crews[branch] = crew
+            return crew
         if len(crews) >= 2 * self._max_parallel:
             # At most max_parallel crews can be busy: retire the idle ones, so that a run
             # with many short-lived branches does not keep a task alive for each.
             for name, idle in [item for item in crews.items() if not item[1].running]:
                 idle.scope.cancel()
                 del crews[name]
-        crew = crews[branch] = _Crew()
+        crew = crews[branch] = _Crew(branch)
         assert self._nursery is not None
         self._nursery.start_soon(
             crew.serve, self._work, self._inbox_send, name=f"dagtrio crew {branch!r}"
@@ -809,10 +926,9 @@ class Run:
         state = self._state
         if state.running or state.delayed or self._unacked or not self._hooks_started:
             return False
-        state.purge()
-        if state.ready and not self._halted:
+        if state.has_ready() and not self._halted:
             return False
-        if state.held and self._stopping is None and not self._halted:
+        if state.held_count and self._stopping is None and not self._halted:
             # Only paused work is left: a person (or a hook answering RunIdle) must
             # resume it, so stay alive and say so once.
             if not self._idle:
@@ -829,9 +945,15 @@ class Run:
         if kind is Node:
             # A worker's attempt ended (see `_work`).
             node = message
-            node.crew.running -= 1
-            result, node.result, node.crew = node.result, None, None
-            state.attempt_done(node, result, node.fault)
+            crew = node.crew
+            crew.running -= 1
+            if not crew.running and not crew.pooled:
+                crew.pooled = True
+                self._idle_crews.append(crew)
+            # The fault may be an exception: dropped here, its frames with it.
+            result, fault = node.result, node.fault
+            node.result = node.crew = node.fault = None
+            state.attempt_done(node, result, fault)
             if self._fail_fast and node.status is NodeStatus.FAILED:
                 reason = f"fail_fast: node {node.id!r} failed: {node.error}"
                 if self._error is None or self._stopping is not None:
@@ -863,9 +985,7 @@ class Run:
         elif kind is JournalProgress:
             pass  # the backlog shrank: the loop dispatches again
         elif kind is JournalFailed:
-            if self._failure is None:
-                self._failure = message.error
-                self._error = str(message.error)
+            self._fail(message.error, str(message.error))
             self._halt()
         else:  # pragma: no cover - a bug in dagtrio, not in user code
             raise AssertionError(f"unexpected message {message!r}")
@@ -883,7 +1003,7 @@ class Run:
             self._state.reject(message.command, exc.reason)
             message.reason = exc.reason
         except BaseException as exc:  # pragma: no cover - a bug in dagtrio
-            message.reason = f"internal error applying the command: {_describe(exc)}"
+            message.reason = f"internal error applying the command: {describe(exc)}"
             raise
         finally:
             # The submitter waits shielded: it must hear back whatever happened.
@@ -892,13 +1012,11 @@ class Run:
     def _hook_crashed(self, name: str, error: BaseException, echo: bool) -> None:
         if self._isolate:
             if echo:
-                logger.warning("hook %s raised on a HookFailed event: %s", name, _describe(error))
+                logger.warning("hook %s raised on a HookFailed event: %s", name, describe(error))
             else:
-                self._emit(HookFailed(name, _describe(error)))
+                self._emit(HookFailed(name, describe(error)))
             return
-        if self._failure is None:
-            self._failure = error
-            self._error = f"hook {name} raised {_describe(error)}"
+        self._fail(error, f"hook {name} raised {describe(error)}")
         self._halt()
 
     def _halt(self) -> None:
@@ -936,9 +1054,8 @@ class Run:
 
     def _cancel_running(self) -> None:
         over = f" ({self._grace:g}s grace period over)" if self._grace else ""
-        self._state.cancel_nodes(
-            lambda node: node.status is NodeStatus.RUNNING, f"cancelled: {self._stopping}{over}"
-        )
+        running = [node for node in self._state.nodes.values() if node.status is NodeStatus.RUNNING]
+        self._state.cancel_nodes(running, f"cancelled: {self._stopping}{over}")
 
     async def _grace_timer(self, scope: trio.CancelScope, grace: float) -> None:
         with scope:
@@ -995,9 +1112,7 @@ class Run:
         except JournalError as exc:
             if self._finished:
                 # The run's last records: nobody reads the inbox any more.
-                if self._failure is None:
-                    self._failure = exc
-                    self._error = str(exc)
+                self._fail(exc, str(exc))
             else:
                 with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await self._inbox_send.send(JournalFailed(exc))
@@ -1016,7 +1131,7 @@ class Run:
 
     async def _work(self, node: Node, crew: _Crew, ctx: NodeCtx) -> None:
         output: Any = None
-        error: str | None = None
+        error: BaseException | str | None = None
         timeout = node.spec.timeout
         try:
             if timeout is None:
@@ -1025,23 +1140,33 @@ class Run:
                 with trio.move_on_after(timeout) as limit:
                     output = await node.call(ctx)
                 if limit.cancelled_caught:
-                    error = f"timed out after {timeout:g}s (attempt {ctx.attempt})"
+                    message = f"timed out after {timeout:g}s (attempt {ctx.attempt})"
                     if isinstance(node.action, FunctionAction) and not node.action.is_async:
                         # Say what really happened: Python cannot stop a thread.
-                        error += (
+                        message += (
                             "; its worker thread could not be stopped and was"
                             " abandoned (it may still be running)"
                         )
+                    error = message
         except Exception as exc:
-            error = _describe(exc)
+            # Kept whole until the coordinator has formatted its traceback.
+            error = exc
         except BaseException as exc:
-            if _holds_cancellation(exc):
+            if not _holds_cancellation(exc):
+                raise  # KeyboardInterrupt, SystemExit: not this node's business
+            if trio.current_effective_deadline() != -math.inf:
+                # A Cancelled that no scope of ours asked for: re-raised by hand out of
+                # the scope it belonged to. Taken for ours, it would end the crew's
+                # other nodes as cancelled and then crash the run; it is this attempt's
+                # failure.
+                error = exc
+            else:
                 # The crew was cancelled (its branch, a shutdown) or the whole run was;
                 # an action with a nursery of its own raises a group holding Cancelled.
                 # The node is final already; the coordinator only needs its slot back.
                 node.result, node.fault = CANCELLED_ATTEMPT, None
                 crew.report(self._inbox_send, node)
-            raise
+                raise
         # The node itself is the message: a message object (and a NodeOutput for the
         # plain value most actions return) per attempt would be garbage the collector
         # must chase, and with max_parallel tasks alive that costs more than the rest
@@ -1070,7 +1195,7 @@ class Run:
         if state.unfinished:
             # Whatever the pipeline can no longer deliver, the report still records.
             state.emit = _drop
-            state.cancel_nodes(lambda node: True, f"cancelled: {reason}")
+            state.cancel_nodes(list(state.nodes.values()), f"cancelled: {reason}")
         state.finished_at = state.now()
         self._set_report()
         # Anyone whose command was queued but never applied hears that the run ended;
@@ -1093,8 +1218,7 @@ class Run:
                 message.applied.set()
             elif kind is HookCrashed and not self._isolate and self._failure is None:
                 # The hook failed the run even if a cancellation got there first.
-                self._failure = message.error
-                self._error = f"hook {message.hook} raised {_describe(message.error)}"
+                self._fail(message.error, f"hook {message.hook} raised {describe(message.error)}")
                 self._set_report()
         # Every stream ends with the run, including any the pipeline's tail never got
         # to (the run ended before it started, or a stream opened during teardown).
@@ -1117,7 +1241,12 @@ class Run:
         self._report = state.report(success=success, error=self._error, final=True)
 
     async def _complete_hooks(self, *, cancelled: bool) -> None:
-        """Call every hook's ``on_complete`` once, each on its own, whatever the others do."""
+        """Call every hook's ``on_complete`` once, each on its own, whatever the others do.
+
+        `cancel` ends them at once (each later one is still called, in a cancelled
+        scope, so that its synchronous cleanup runs) and `shutdown` bounds them by its
+        grace.
+        """
         success = self._report.success if self._report is not None else False
         interrupted: trio.Cancelled | None = None
         for hook in self._hooks:
@@ -1126,18 +1255,23 @@ class Run:
             try:
                 # After a cancellation, cleanup gets a bounded, shielded window per hook,
                 # so one slow or cancelled hook cannot rob the others of theirs.
-                limit = CLEANUP_GRACE if shielded else math.inf
-                with trio.move_on_after(limit, shield=shielded):
-                    await hook.on_complete(self._hook_ctx, success)
+                with trio.CancelScope(shield=shielded) as scope:
+                    limit = trio.current_time() + CLEANUP_GRACE if shielded else math.inf
+                    scope.deadline = min(limit, self._complete_deadline)
+                    if self._complete_cancelled:
+                        scope.cancel()
+                    self._complete_scope = scope
+                    await _settle(hook.on_complete(self._hook_ctx, success))
             except trio.Cancelled as exc:
                 interrupted = exc
             except Exception as exc:
                 if self._isolate:
-                    logger.warning("hook %s raised in on_complete: %s", name, _describe(exc))
+                    logger.warning("hook %s raised in on_complete: %s", name, describe(exc))
                 elif self._failure is None:
-                    self._failure = exc
-                    self._error = f"hook {name} raised in on_complete: {_describe(exc)}"
+                    self._fail(exc, f"hook {name} raised in on_complete: {describe(exc)}")
                     self._set_report()
+            finally:
+                self._complete_scope = None
         if interrupted is not None:
             raise interrupted
 
@@ -1151,12 +1285,17 @@ class _Crew:
     cancels a whole branch's running nodes at once (`RunState.cancel_nodes`), so every
     running node of a branch shares its crew's scope instead. Cancelling it is for
     good: a branch is cancelled for good, and so is a run that stops (shutdown,
-    fail_fast, its end); idle crews that the run retires leave `Run._crews` first.
+    fail_fast, its end); idle crews that the run retires leave `Run._crews` first,
+    and an idle crew taken over by another branch leaves its old branch's entry.
     """
 
-    __slots__ = ("nursery", "running", "scope", "unsent", "waiting")
+    __slots__ = ("branch", "nursery", "pooled", "running", "scope", "unsent", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, branch: str) -> None:
+        #: the branch it runs nodes of now (an idle crew may move to another)
+        self.branch = branch
+        #: in `Run._idle_crews`
+        self.pooled = False
         self.scope = trio.CancelScope()
         self.nursery: trio.Nursery | None = None
         #: attempts started here whose end the coordinator has not heard of yet
@@ -1206,9 +1345,6 @@ Worker = Callable[[Node, _Crew, NodeCtx], Awaitable[None]]
 #: what Trio would name the worker tasks by itself
 _WORKER_NAME = f"{Run._work.__module__}.{Run._work.__qualname__}"
 
-#: ``ctx.inputs`` of every node without inputs (most of them), shared: it is read-only
-_NO_INPUTS: types.MappingProxyType[str, Any] = types.MappingProxyType({})
-
 #: events that announce no record of their own (see `Run._emit`)
 _UNRECORDED = frozenset({CommandRejected, HookFailed})
 
@@ -1218,6 +1354,31 @@ _FINISHED = "\0run finished"
 
 def _drop(event: ExecutionEvent) -> None:
     pass
+
+
+async def _settle(result: Any) -> Any:
+    """What a hook method returned, awaited if it is awaitable: sync methods are
+    accepted, as sync function hooks are."""
+    if inspect.isawaitable(result):
+        return await result
+    await trio.lowlevel.checkpoint()
+    return result
+
+
+def _interrupt_in(group: BaseExceptionGroup[Any]) -> BaseException | None:
+    """The KeyboardInterrupt (or SystemExit) a group of a run's tasks holds, if that is
+    all it holds besides the cancellations it caused."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(reversed(exc.exceptions))
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    if leaves and all(isinstance(exc, KeyboardInterrupt | SystemExit) for exc in leaves):
+        return leaves[0]
+    return None
 
 
 async def run_dag(specs: Iterable[NodeSpec], registry: ActionRegistry, **options: Any) -> RunReport:

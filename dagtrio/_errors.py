@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "CommandRejectedError",
+    "describe",
     "DagtrioError",
     "InvalidGraphError",
     "InvalidSpecError",
@@ -81,3 +82,9 @@ class CommandRejectedError(DagtrioError):
 
 class RunFinishedError(DagtrioError):
     """A command was submitted to a run that has already ended."""
+
+
+def describe(exc: BaseException) -> str:
+    """``"KeyError: 'missing'"``: an exception as one line, the way errors are reported."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -72,10 +72,14 @@ class NodeCompleted(ExecutionEvent):
 
 @attrs.frozen(slots=True)
 class NodeFailed(ExecutionEvent):
-    """The node failed for good: its last attempt failed (emitted once per node)."""
+    """The node failed for good: its last attempt failed (emitted once per node).
+
+    ``traceback`` is that attempt's formatted traceback when it raised, else ``None``.
+    """
 
     node: NodeRef
     error: str
+    traceback: str | None = None
 
 
 @attrs.frozen(slots=True)

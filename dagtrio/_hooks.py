@@ -47,9 +47,15 @@ class EventHook:
     approval, return ``PauseBranch`` for its branch *ahead of* the command that adds it;
     pausing in answer to its `NodeAdded` may come too late.
 
+    The methods may also be plain ``def`` (they then run in the run's own Trio
+    thread, like a sync function hook, so they must not block); type checkers will
+    flag such an override, so typed code should prefer ``async def``.
+
     Across a crash and resume (with a journal) delivery is at-least-once: a hook that
     adds nodes with explicit ids is idempotent for free, since a repeated `AddNode` is
-    rejected as a duplicate.
+    rejected as a duplicate. **A hook that adds nodes with automatic ids (no ``id=``)
+    may add them twice after a crash**: derive the ids from the event instead
+    (``NodeSpec("summarize", id=f"{event.node.node}/summary")``).
     """
 
     #: name used in `HookFailed` events; defaults to the class name

@@ -12,6 +12,7 @@ starts no new node while more than ``event_capacity`` events are unacknowledged
 from __future__ import annotations
 
 from collections import deque
+from inspect import isawaitable
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -19,7 +20,7 @@ import trio
 
 from ._events import ExecutionEvent, HookFailed
 from ._hooks import EventHook, HookContext, command_list
-from ._messages import EventsDone, HookCommands, HookCrashed
+from ._messages import EventsDone, HookCommands, HookCrashed, Reply
 
 __all__ = ["EventStream", "Outbox", "Reader", "run_stage", "run_tail"]
 
@@ -122,7 +123,10 @@ async def run_stage(
                 return
             for event in batch:
                 try:
-                    commands = command_list(await hook.handle(ctx, event), name)
+                    result: Any = hook.handle(ctx, event)
+                    if isawaitable(result):  # a sync handle() is accepted too
+                        result = await result
+                    commands = command_list(result, name)
                 except Exception as exc:
                     await inbox.send(HookCrashed(name, exc, type(event) is HookFailed))
                     if not isolate:
@@ -134,7 +138,7 @@ async def run_stage(
                     # ctx.graph at its next event, and later hooks see this event only
                     # after them. The coordinator never waits on us, so this cannot
                     # close a cycle.
-                    applied = trio.Event()
+                    applied = Reply()
                     await inbox.send(HookCommands(name, commands, applied))
                     await applied.wait()
                 try:

@@ -23,6 +23,9 @@ class NodeRecord:
     succeeded; ``error`` says why a node failed, was cancelled or was skipped.
     ``cached`` is true for a node that succeeded by reusing the outputs of an earlier
     computation of the same cache key (``Coordinator(cache=...)``) instead of running.
+    ``traceback`` is the formatted traceback of the last failed attempt, when it
+    raised (a timeout or a returned ``NodeOutput.failed`` has none): ``error`` says
+    what went wrong, this says where.
     """
 
     id: str
@@ -36,6 +39,7 @@ class NodeRecord:
     error: str | None = None
     outputs: Any = None
     cached: bool = False
+    traceback: str | None = None
 
     @property
     def duration(self) -> float | None:

@@ -10,8 +10,10 @@ the order it happens, which is the run's one event order.
 from __future__ import annotations
 
 import gc
+import logging
+import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +31,7 @@ from ._commands import (
     ResumeBranch,
     SetNodeInputs,
 )
-from ._errors import InvalidGraphError, InvalidSpecError
+from ._errors import InvalidGraphError, InvalidSpecError, describe
 from ._events import (
     BranchCancelled,
     BranchPaused,
@@ -58,6 +60,8 @@ from ._spec import (
 )
 
 __all__ = ["CANCELLED_ATTEMPT", "Node", "RunState"]
+
+logger = logging.getLogger("dagtrio")
 
 PENDING = NodeStatus.PENDING
 READY = NodeStatus.READY
@@ -88,6 +92,7 @@ class Node:
         "error",
         "fault",
         "finished_at",
+        "held",
         "id",
         "outputs",
         "result",
@@ -95,6 +100,7 @@ class Node:
         "spec",
         "started_at",
         "status",
+        "traceback",
         "waiting",
     )
 
@@ -130,10 +136,14 @@ class Node:
         self.crew: Any = None
         #: what the action returned (a `NodeOutput` or a plain value), or CANCELLED_ATTEMPT
         self.result: Any = None
-        #: why the attempt failed (an exception, a timeout), or None
-        self.fault: str | None = None
+        #: why the attempt failed: the exception it raised, a message (a timeout), or None
+        self.fault: BaseException | str | None = None
         #: succeeded by reusing a cached result (set by `_memo.Memo`'s wrapper)
         self.cached = False
+        #: READY, and set aside in `RunState.held` because its branch is paused
+        self.held = False
+        #: the formatted traceback of the last failed attempt that raised
+        self.traceback: str | None = None
 
     @property
     def ref(self) -> NodeRef:
@@ -162,6 +172,7 @@ class Node:
             self.outputs,
             # A hit whose node was cancelled meanwhile (its branch, the run) did not count.
             self.cached and self.status is SUCCEEDED,
+            self.traceback,
         )
 
 
@@ -200,8 +211,18 @@ def _ancestors(branch: str) -> Iterator[str]:
     yield branch
 
 
-def _under(branch: str, root: str) -> bool:
-    return branch == root or branch.startswith(root + "/")
+def _root_in(names: Mapping[str, object], branch: str) -> str | None:
+    """The highest of ``branch`` and the branches above it that is in ``names``.
+
+    `_ancestors` inlined: this runs for every node that becomes ready while a branch
+    is paused, and for every branch command.
+    """
+    end = branch.find("/")
+    while end != -1:
+        if branch[:end] in names:
+            return branch[:end]
+        end = branch.find("/", end + 1)
+    return branch if branch in names else None
 
 
 class Rejected(Exception):
@@ -251,17 +272,28 @@ class RunState:
         self.nodes: dict[str, Node] = {}
         #: outputs of every succeeded node: ``ctx.cache``
         self.outputs: dict[str, Any] = {}
-        #: nodes that may start now, in the order they became ready
+        #: nodes that may start now, in the order they became ready, and ``stale``
+        #: entries among them: nodes cancelled while queued, dropped when they come up
+        #: (taking each out at once would cost the length of the queue)
         self.ready: deque[Node] = deque()
-        #: ready nodes held back by a paused branch
-        self.held: list[Node] = []
+        self.stale = 0
+        #: ready nodes held back by a paused branch, by their branch, so that resuming a
+        #: branch costs what it holds; ``held_count`` of them are still READY
+        self.held: dict[str, list[Node]] = {}
+        self.held_count = 0
         self.running = 0
         #: nodes waiting out a retry delay
         self.delayed = 0
         #: nodes not yet in a final state
         self.unfinished = 0
-        #: how many nodes each branch holds (to tell a known branch from a typo)
-        self.branch_sizes: dict[str, int] = {}
+        # The branches, indexed so that a branch command costs what its branch holds,
+        # not what the graph holds (one approval per tool call, paused and resumed one
+        # by one, was quadratic): every node by its branch, the tree of branch names
+        # (each named branch to those directly below it that hold nodes or pauses), and
+        # the branches with a node on or below them (to tell a known branch from a typo).
+        self.branch_nodes: dict[str, list[Node]] = {}
+        self.children: dict[str, list[str]] = {}
+        self.populated: set[str] = set()
         self.paused: dict[str, str | None] = {}
         self.cancelled: dict[str, str | None] = {}
         #: why the run stopped starting nodes (shutdown, fail_fast), once it has
@@ -353,9 +385,9 @@ class RunState:
             batch_branch[spec.id] = branch  # type: ignore[index]
         encoded = None
         if self.recorder is not None:
-            from ._resume import encode_specs
+            from ._resume import encode_batch
 
-            encoded = encode_specs(final)  # type: ignore[arg-type]
+            encoded = encode_batch(final, auto)  # type: ignore[arg-type]
         return _Prepared(final, order, branches, auto, encoded)  # type: ignore[arg-type]
 
     def add(self, prepared: _Prepared) -> None:
@@ -367,11 +399,13 @@ class RunState:
         emit = self.emit
         listening = self.listening
         memo = self.memo
-        sizes = self.branch_sizes
+        branch_nodes = self.branch_nodes
         actions: dict[str, NodeAction] = {}
         batch: list[Node] = []
         if self.recorder is not None:
             self.recorder.add(prepared.encoded, len(prepared.specs))
+        last_branch: str | None = None
+        on_branch: list[Node] = []
         for spec, branch in zip(prepared.specs, prepared.branches, strict=True):
             action = actions.get(spec.action)
             if action is None:
@@ -380,7 +414,14 @@ class RunState:
             if memo is not None:
                 memo.attach(node)
             nodes[node.id] = node
-            sizes[branch] = sizes.get(branch, 0) + 1
+            if branch != last_branch:  # batches mostly keep to one branch
+                last_branch = branch
+                found = branch_nodes.get(branch)
+                if found is None:
+                    found = branch_nodes[branch] = []
+                    self._populate(branch)
+                on_branch = found
+            on_branch.append(node)
             batch.append(node)
             if listening:
                 emit(NodeAdded(node.ref, spec, branch))
@@ -441,9 +482,18 @@ class RunState:
     def _make_ready(self, node: Node) -> None:
         node.status = READY
         if self.paused and self._paused_root(node.branch) is not None:
-            self.held.append(node)
+            self._hold(node)
         else:
             self.ready.append(node)
+
+    def _hold(self, node: Node) -> None:
+        node.held = True
+        self.held_count += 1
+        held = self.held.get(node.branch)
+        if held is None:
+            self.held[node.branch] = [node]
+        else:
+            held.append(node)
 
     def next_ready(self) -> Node | None:
         """Pop the next node allowed to start now, moving paused ones aside."""
@@ -451,12 +501,17 @@ class RunState:
         while ready:
             node = ready.popleft()
             if node.status is not READY:
-                continue  # cancelled while queued
+                self.stale -= 1  # cancelled while queued
+                continue
             if self.paused and self._paused_root(node.branch) is not None:
-                self.held.append(node)
+                self._hold(node)
                 continue
             return node
         return None
+
+    def has_ready(self) -> bool:
+        """Whether a node is READY and not held back by a pause."""
+        return len(self.ready) > self.stale
 
     def start(self, node: Node, scope: trio.CancelScope) -> None:
         """Mark ``node`` running under ``scope`` (the coordinator starts its worker).
@@ -477,12 +532,13 @@ class RunState:
         outputs = self.outputs
         return {dep: outputs[dep] for dep in node.spec.deps}
 
-    def attempt_done(self, node: Node, result: Any, error: str | None) -> None:
+    def attempt_done(self, node: Node, result: Any, fault: BaseException | str | None) -> None:
         """Apply the end of one attempt reported by a worker.
 
         ``result`` is what the action returned: a `NodeOutput`, or a plain value that
         means ``NodeOutput.ok(value)`` (wrapped here only if an event needs it), or
-        `CANCELLED_ATTEMPT`; ``error`` says why the attempt failed, if it raised.
+        `CANCELLED_ATTEMPT`; ``fault`` says why the attempt failed: the exception it
+        raised, or a message (a timeout).
         """
         self.running -= 1
         node.scope = None
@@ -496,11 +552,13 @@ class RunState:
             self._skip_dependents(node)
             return
         output: NodeOutput | None = result if isinstance(result, NodeOutput) else None
-        if error is None and (output is None or output.success):
+        error: str | None = None
+        if fault is None and (output is None or output.success):
             outputs = result if output is None else output.outputs
             if self.recorder is not None:
                 error = self.recorder.take_outputs(node.id, outputs)
-        if error is None and (output is None or output.success):
+        if fault is None and error is None and (output is None or output.success):
+            node.traceback = None  # of an earlier attempt: before the outcome is recorded
             self._finish(node, SUCCEEDED, None)
             node.outputs = outputs
             self.outputs[node.id] = outputs
@@ -512,20 +570,42 @@ class RunState:
                     self._make_ready(dependent)
             node.dependents = ()
             return
-        if error is None:
-            assert output is not None  # a plain value is a success
-            error = output.error or "action reported failure"
+        exc: BaseException | None = None
+        if isinstance(fault, BaseException):
+            exc = fault
+            error = describe(exc)
+            if not isinstance(exc, Exception):
+                # Only a Cancelled gets here (see `Run._work`): one the action raised
+                # itself, out of the cancel scope it belonged to.
+                error += (
+                    " (the action raised trio.Cancelled outside the cancel scope it belongs"
+                    " to: re-raise a Cancelled only where it was caught)"
+                )
+            node.traceback = "".join(traceback.format_exception(exc))
+        else:
+            node.traceback = None
+            if fault is not None:
+                error = fault
+            elif error is None:
+                assert output is not None  # a plain value is a success
+                error = output.error or "action reported failure"
+        self._failed_attempt(node, error, exc)
+
+    def _failed_attempt(self, node: Node, error: str, exc: BaseException | None) -> None:
         spec = node.spec
-        if node.attempts < spec.try_count and self.stopped is not None:
+        retry = node.attempts < spec.try_count
+        if retry and self.stopped is not None:
+            self._log(logging.WARNING, node, error, exc, "; not retried: the run is stopping")
             self._finish(node, CANCELLED, f"{self.stopped} (before retrying: {error})")
             self.emit(NodeCancelled(node.ref, node.error))  # type: ignore[arg-type]
             self._skip_dependents(node)
             return
-        if node.attempts < spec.try_count:
+        if retry:
             # 2.0 ** 1023 is the largest finite power of two: past it both int and float
             # powers raise OverflowError. The product may still saturate to inf, which
             # honestly means "wait forever", not a crash of the whole run.
             delay = spec.retry_delay and spec.retry_delay * 2.0 ** min(node.attempts - 1, 1023)
+            self._log(logging.WARNING, node, error, exc, f"; retrying in {delay:g}s")
             node.error = error
             self.emit(NodeRetrying(node.ref, node.attempts, error, delay))
             if delay > 0:
@@ -535,9 +615,27 @@ class RunState:
             else:
                 self._make_ready(node)
             return
+        self._log(logging.ERROR, node, error, exc, "")
         self._finish(node, FAILED, error)
-        self.emit(NodeFailed(node.ref, error))
+        self.emit(NodeFailed(node.ref, error, node.traceback))
         self._skip_dependents(node)
+
+    def _log(
+        self, level: int, node: Node, error: str, exc: BaseException | None, then: str
+    ) -> None:
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "run %s: node %r attempt %d of %d failed: %s%s",
+                self.run_id,
+                node.id,
+                node.attempts,
+                node.spec.try_count,
+                error,
+                then,
+                exc_info=exc,
+                extra={"dagtrio_run": self.run_id, "dagtrio_node": node.id},
+            )
 
     def retry_due(self, node: Node) -> None:
         """A retry delay ended (timer fired); the node may start again."""
@@ -548,6 +646,14 @@ class RunState:
         self._make_ready(node)
 
     def _finish(self, node: Node, status: NodeStatus, error: str | None) -> None:
+        if node.status is READY:
+            # Still in the ready queue or the held lists: it is dropped from there
+            # when it comes up, and counted out now.
+            if node.held:
+                node.held = False
+                self.held_count -= 1
+            else:
+                self.stale += 1
         node.status = status
         node.error = error
         node.finished_at = self.now()
@@ -566,6 +672,7 @@ class RunState:
         error: str | None,
         outputs: Any,
         cached: bool = False,
+        traceback: str | None = None,
     ) -> None:
         """Put back a final outcome read from the journal, as if it had just happened.
 
@@ -581,18 +688,17 @@ class RunState:
                 node.started_at = started_at
                 node.finished_at = finished_at
                 node.error = error
+                node.traceback = traceback
             return
-        # A READY node stays in the ready queue, which skips nodes no longer READY.
         node.attempts = attempts
         node.started_at = started_at
+        node.traceback = traceback
         if status is SUCCEEDED:
+            self._finish(node, SUCCEEDED, None)
             node.outputs = outputs
             node.cached = cached
             self.outputs[node.id] = outputs
-            node.status = SUCCEEDED
-            node.error = None
             node.finished_at = finished_at
-            self.unfinished -= 1
             for dependent in node.dependents:
                 dependent.waiting -= 1
                 if dependent.waiting == 0 and dependent.status is PENDING:
@@ -602,6 +708,21 @@ class RunState:
             self._finish(node, status, error)
             node.finished_at = finished_at
             self._skip_dependents(node)
+
+    def restore_auto_ids(self, specs: Sequence[NodeSpec], counter: int | None) -> None:
+        """Set the automatic id counter as it was after a replayed batch.
+
+        ``None`` (a journal of dagtrio before 0.2 did not store it): the highest number
+        of an id of the automatic form ``<action>-<n>`` in the batch, which is what the
+        counter was unless an explicit id took that form.
+        """
+        if counter is None:
+            counter = self._next_auto_id
+            for spec in specs:
+                prefix, _, number = (spec.id or "").rpartition("-")
+                if prefix == spec.action and number.isdigit():
+                    counter = max(counter, int(number))
+        self._next_auto_id = max(self._next_auto_id, counter)
 
     def _skip(self, node: Node, cause: Node) -> None:
         self._finish(node, SKIPPED, f"dep {cause.id!r} {_PAST[cause.status]}")
@@ -624,42 +745,70 @@ class RunState:
     # ------------------------------------------------------------------ branches
 
     def _paused_root(self, branch: str) -> str | None:
-        paused = self.paused
-        for name in _ancestors(branch):
-            if name in paused:
-                return name
-        return None
+        return _root_in(self.paused, branch)
 
     def _cancelled_root(self, branch: str) -> str | None:
-        cancelled = self.cancelled
-        if not cancelled:
-            return None
+        return _root_in(self.cancelled, branch) if self.cancelled else None
+
+    def _register(self, branch: str) -> None:
+        """Put ``branch`` (and the branches above it) into the tree of branch names."""
+        children = self.children
+        if branch in children:
+            return
+        children[branch] = []
+        child = branch
+        parent = branch.rpartition("/")[0]
+        while parent:
+            below = children.get(parent)
+            if below is not None:
+                below.append(child)
+                return
+            children[parent] = [child]
+            child = parent
+            parent = parent.rpartition("/")[0]
+
+    def _populate(self, branch: str) -> None:
+        """``branch`` gets its first node: it and every branch above it are known."""
+        self._register(branch)
+        populated = self.populated
         for name in _ancestors(branch):
-            if name in cancelled:
-                return name
-        return None
+            populated.add(name)
 
-    def _release_held(self) -> None:
-        held, self.held = self.held, []
-        for node in held:
-            if node.status is READY:
-                self._make_ready(node)
+    def _subtree(self, root: str) -> list[str]:
+        """``root`` and every branch below it that holds nodes or was paused."""
+        children = self.children
+        found = [root]
+        for name in found:  # grows as it goes: a breadth-first walk
+            found.extend(children.get(name, ()))
+        return found
 
-    def cancel_nodes(self, select: Callable[[Node], bool], reason: str) -> None:
-        """End every unfinished node ``select`` picks as CANCELLED; running ones via their scope.
+    def _release_held(self, root: str) -> None:
+        """Let the held nodes of ``root`` and below go (unless a pause above holds them)."""
+        held = self.held
+        for name in self._subtree(root):
+            nodes = held.pop(name, None)
+            if nodes is None:
+                continue
+            for node in nodes:
+                if node.held:
+                    node.held = False
+                    self.held_count -= 1
+                    self._make_ready(node)
+
+    def cancel_nodes(self, candidates: Iterable[Node], reason: str) -> None:
+        """End every unfinished node of ``candidates`` as CANCELLED; running ones via
+        their scope.
 
         All of them are cancelled before any dependent is skipped, so a waiting node
-        inside the selection ends CANCELLED (as it should) even when its dep is cancelled
-        first; only dependents outside the selection end SKIPPED.
+        among them ends CANCELLED (as it should) even when its dep is cancelled first;
+        only dependents outside them end SKIPPED.
 
         A running node's scope is its branch's (the coordinator runs a branch's nodes
-        under one scope, which is much cheaper than a scope per attempt), so ``select``
-        must take every running node of a branch or none of them: a whole branch and
-        those below it, or every running node. Every caller does.
+        under one scope, which is much cheaper than a scope per attempt), so the
+        candidates must hold every running node of a branch or none of them: a whole
+        branch and those below it, or every running node. Every caller does.
         """
-        victims = [
-            node for node in self.nodes.values() if not node.status.is_final and select(node)
-        ]
+        victims = [node for node in candidates if not node.status.is_final]
         for node in victims:
             status = node.status
             if node.scope is not None:
@@ -676,7 +825,9 @@ class RunState:
     def stop(self, reason: str) -> None:
         """Start nothing more: every node that is not running ends CANCELLED, now or when added."""
         self.stopped = reason
-        self.cancel_nodes(lambda node: node.status is not RUNNING, reason)
+        self.cancel_nodes(
+            [node for node in self.nodes.values() if node.status is not RUNNING], reason
+        )
 
     # ------------------------------------------------------------------ commands
 
@@ -700,8 +851,9 @@ class RunState:
                 if self._cancelled_root(branch) is not None:
                     raise Rejected(f"branch {branch!r} is cancelled")
                 self._record(command)
+                self._register(branch)  # so that resuming a branch above finds it
                 self.paused[branch] = reason
-                self.emit(BranchPaused(branch, reason, self._known(branch)))
+                self.emit(BranchPaused(branch, reason, branch in self.populated))
             case ResumeBranch(branch=branch):
                 branch = self._branch_arg(branch)
                 root = self._cancelled_root(branch)
@@ -710,19 +862,26 @@ class RunState:
                 self._record(command)
                 # Resuming a branch lifts pauses on it and on every branch below it; a
                 # pause on a branch above it still holds (resume that one instead).
-                for name in [name for name in self.paused if _under(name, branch)]:
-                    del self.paused[name]
-                self.emit(BranchResumed(branch, self._known(branch)))
-                self._release_held()
+                below = self._subtree(branch)
+                if self.paused:
+                    for name in below:
+                        self.paused.pop(name, None)
+                self.emit(BranchResumed(branch, branch in self.populated))
+                self._release_held(branch)
             case CancelBranch(branch=branch, reason=reason):
                 branch = self._branch_arg(branch)
                 self._record(command)
                 self.cancelled[branch] = reason
-                for name in [name for name in self.paused if _under(name, branch)]:
-                    del self.paused[name]
-                self.emit(BranchCancelled(branch, reason, self._known(branch)))
+                below = self._subtree(branch)
+                for name in below:
+                    self.paused.pop(name, None)
+                    self.held.pop(name, None)  # cancelled below: counted out as they go
+                self.emit(BranchCancelled(branch, reason, branch in self.populated))
                 why = f"branch {branch!r} was cancelled" + (f": {reason}" if reason else "")
-                self.cancel_nodes(lambda node: _under(node.branch, branch), why)
+                branch_nodes = self.branch_nodes
+                self.cancel_nodes(
+                    [node for name in below for node in branch_nodes.get(name, ())], why
+                )
             case EmitEvent(event=event):
                 if not isinstance(event, CustomEvent):
                     raise Rejected(
@@ -771,10 +930,6 @@ class RunState:
             except (TypeError, ValueError) as exc:
                 raise Rejected(f"cannot be stored in the journal: {exc}") from None
 
-    def _known(self, branch: str) -> bool:
-        """Whether any node is on ``branch`` or below it."""
-        return any(_under(name, branch) for name in self.branch_sizes)
-
     @staticmethod
     def _branch_arg(branch: object) -> str:
         try:
@@ -783,13 +938,6 @@ class RunState:
             raise Rejected(exc.reason) from None
 
     # ------------------------------------------------------------------ reporting
-
-    def purge(self) -> None:
-        """Drop nodes from the ready queue and the held list that were cancelled there."""
-        if any(node.status is not READY for node in self.ready):
-            self.ready = deque(node for node in self.ready if node.status is READY)
-        if any(node.status is not READY for node in self.held):
-            self.held = [node for node in self.held if node.status is READY]
 
     def report(
         self, *, success: bool | None = None, error: str | None = None, final: bool = False

@@ -308,9 +308,12 @@ def test_a_reader_in_the_body_ends_even_if_the_pipeline_never_started() -> None:
             raise RuntimeError("no config")
 
     async def main() -> None:
-        with pytest.raises(RuntimeError, match="no config"):
+        seen: list[ExecutionEvent] = []
+        with pytest.raises(RuntimeError, match="no config"):  # noqa: PT012 - the body reads
             async with Coordinator(REG, [BrokenStart()]).open_run([NodeSpec("noop")]) as run:
-                seen = [event async for event in run.events()]
+                # Ends with the run, or is cancelled with the body when the run fails.
+                async for event in run.events():
+                    seen.append(event)
         assert all(not isinstance(e, NodeStarted) for e in seen)
 
     run_mock(main)
