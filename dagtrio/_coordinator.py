@@ -494,6 +494,9 @@ class Run:
             raise TypeError(f"submit() takes an ExecutorCommand, got {command!r}")
         if self._finished:
             raise RunFinishedError(f"run {self.run_id} has ended")
+        # A cancellation point like any Trio call that may block, even though the wait
+        # below cannot be one (and send_nowait is none).
+        await trio.lowlevel.checkpoint_if_cancelled()
         message = Submitted(command, Reply())
         try:
             # Without send()'s own checkpoint when the inbox has room: the wait below
@@ -548,21 +551,23 @@ class Run:
         Nodes that never started end ``CANCELLED`` at once; actions still running when
         ``grace`` runs out are cancelled (``None``: wait for them however long they take).
         Returns once the shutdown is in force; ``await run.wait()`` for the end. Calling
-        it again only ever shortens the grace. Once every node is final, the grace
-        bounds the hooks' ``on_complete``; after the run ended it does nothing.
+        it again only ever shortens the grace. The grace bounds the hooks'
+        ``on_complete`` too (counted from this call, like the nodes'), so a shutdown
+        takes at most ``grace`` seconds; after the run ended it does nothing.
         """
         if grace is not None:
             if isinstance(grace, bool) or not isinstance(grace, int | float):
                 raise TypeError(f"grace must be a number of seconds or None, got {grace!r}")
             if math.isnan(grace) or grace < 0:
                 raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+        if grace is not None and not self._done.is_set():
+            # The grace covers the hooks' on_complete too, whether the nodes are still
+            # running or have all ended: a hook that blocks there cannot outlast it.
+            deadline = trio.current_time() + grace
+            self._complete_deadline = min(self._complete_deadline, deadline)
+            if self._complete_scope is not None:
+                self._complete_scope.deadline = min(self._complete_scope.deadline, deadline)
         if self._finished:
-            if grace is not None and not self._done.is_set():
-                # The run has ended and its hooks' on_complete run: they get the grace.
-                deadline = trio.current_time() + grace
-                self._complete_deadline = min(self._complete_deadline, deadline)
-                if self._complete_scope is not None:
-                    self._complete_scope.deadline = min(self._complete_scope.deadline, deadline)
             await trio.lowlevel.checkpoint()
             return
         message = Shutdown(
@@ -582,15 +587,16 @@ class Run:
         """Cancel the run now: running actions are cancelled, nothing else starts.
 
         Unlike `shutdown` there is no grace and hooks see no more events; every node
-        not yet final ends ``CANCELLED``. The report is still available from `wait`.
-        Once every node is final it still ends the run at once: hooks' ``on_complete``
-        are cancelled.
+        not yet final ends ``CANCELLED``, and hooks' ``on_complete`` are called in a
+        cancelled scope (their synchronous cleanup runs, any wait is cancelled), also
+        when every node had already ended. The report is still available from `wait`.
         """
+        if not self._done.is_set():
+            # Hooks' on_complete, now or once the nodes have ended, are cancelled too.
+            self._complete_cancelled = True
+            if self._complete_scope is not None:
+                self._complete_scope.cancel()
         if self._finished:
-            if not self._done.is_set():
-                self._complete_cancelled = True
-                if self._complete_scope is not None:
-                    self._complete_scope.cancel()
             return
         if self._error is None:
             self._error = "run was cancelled"
@@ -722,7 +728,9 @@ class Run:
                 self._conclude()
                 if recorder is not None:
                     state = self._state
-                    recorder.close((state.now(), self._report.success, self._error))  # type: ignore[union-attr]
+                    # The end the live report says, so that a stored report equals it.
+                    end = state.finished_at or state.now()
+                    recorder.close((end, self._report.success, self._error))  # type: ignore[union-attr]
         except BaseException as exc:
             if self._error is None:
                 self._error = (

@@ -1,4 +1,5 @@
-"""Read-only containers for node inputs, deep: what nobody may change behind the run's back.
+"""Read-only containers for node inputs and outputs, deep: what nobody may change behind
+the run's back.
 
 A node's inputs reach many hands: the action (``ctx.inputs``), every hook
 (``NodeAdded.spec``, ``ctx.graph.spec(id)``), every ``run.events()`` reader, and the
@@ -9,7 +10,13 @@ inputs once, when the spec is built, into containers that refuse every change:
 
 - mappings become `FrozenDict`, a ``dict`` subclass;
 - lists become `FrozenList`, a ``list`` subclass;
-- tuples keep their type, with their items frozen; sets become ``frozenset``.
+- tuples (namedtuples too) keep their type, with their items frozen; sets become
+  ``frozenset``.
+
+Outputs get the same treatment when a node succeeds: dependents (``ctx.upstream``),
+hooks (``NodeCompleted``, ``ctx.graph.outputs``) and the report all see what the
+action returned, and none of them can change it for the others, nor make a resumed
+run (whose outputs come from the journal) compute something else.
 
 Being subclasses, they are what code expects of inputs: ``==`` a dict or a list,
 ``isinstance(x, dict)``, ``json.dumps``, ``cattrs``, pickling and ``copy.deepcopy``
@@ -38,9 +45,16 @@ class FrozenDict(dict[str, Any]):
 
     __slots__ = ()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    # Filled in __new__, and __init__ does nothing: dict.__init__ updates in place, so
+    # calling it again on a made object would rewrite it.
+    def __new__(cls, *args: Any, **kwargs: Any) -> FrozenDict:
+        self = dict.__new__(cls)
         items = dict(*args, **kwargs)
-        dict.__init__(self, ((key, freeze(value)) for key, value in items.items()))
+        dict.update(self, ((key, freeze(value)) for key, value in items.items()))
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
     __setitem__ = __delitem__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse
@@ -56,8 +70,13 @@ class FrozenList(list[Any]):
 
     __slots__ = ()
 
+    def __new__(cls, items: Any = ()) -> FrozenList:
+        self = list.__new__(cls)
+        list.extend(self, (freeze(item) for item in items))
+        return self
+
     def __init__(self, items: Any = ()) -> None:
-        list.__init__(self, (freeze(item) for item in items))
+        pass  # list.__init__ would empty and refill it (see FrozenDict.__new__)
 
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
     append = extend = insert = pop = remove = clear = reverse = sort = _refuse
@@ -73,11 +92,15 @@ class FrozenList(list[Any]):
 EMPTY = FrozenDict()
 
 
+#: types whose values cannot change: returned as they are, without a look inside
+_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, range, frozenset})
+
+
 def freeze(value: Any) -> Any:
     """``value`` with every dict, list, tuple and set in it made read-only (a copy);
     already frozen containers are returned as they are."""
     kind = type(value)
-    if kind is FrozenDict or kind is FrozenList:
+    if kind in _ATOMS or kind is FrozenDict or kind is FrozenList:
         return value
     if isinstance(value, Mapping):
         return FrozenDict(value) if value else EMPTY
@@ -85,6 +108,8 @@ def freeze(value: Any) -> Any:
         return FrozenList(value)
     if kind is tuple:
         return tuple(freeze(item) for item in value)
-    if isinstance(value, set | frozenset):
+    if isinstance(value, tuple) and hasattr(kind, "_make"):  # a namedtuple
+        return kind._make(freeze(item) for item in value)
+    if isinstance(value, set):
         return frozenset(value)
     return value

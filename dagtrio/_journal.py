@@ -321,6 +321,10 @@ class SqliteJournal:
         if not isinstance(read_only, bool):
             raise TypeError(f"read_only must be True or False, got {read_only!r}")
         self.path = os.fspath(path)
+        # Fixed now: a relative path must name the same file (and the same claims)
+        # however the working directory changes while the journal is in use.
+        self._file = os.path.abspath(self.path)
+        self._real = os.path.realpath(self._file)
         self.timeout = float(timeout)
         self.synchronous = synchronous.upper()
         self.read_only = read_only
@@ -366,7 +370,7 @@ class SqliteJournal:
         if self.read_only:
             return self._open_read_only()
         connection = sqlite3.connect(
-            self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            self._file, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
         try:
             self._enable_wal(connection)
@@ -395,9 +399,9 @@ class SqliteJournal:
     def _open_read_only(self) -> sqlite3.Connection:
         # SQLite would create a missing file even in read-only mode's absence of one,
         # and "unable to open database file" does not say which problem it is.
-        if not os.path.isfile(self.path):
+        if not os.path.isfile(self._file):
             raise JournalError(f"journal {self.path}: no such file")
-        uri = "file:" + urllib.parse.quote(os.path.abspath(self.path)) + "?mode=ro"
+        uri = "file:" + urllib.parse.quote(self._file) + "?mode=ro"
         connection = sqlite3.connect(
             uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
@@ -488,25 +492,26 @@ class SqliteJournal:
         after a header written alone would leave a run that "resumes" to an empty
         success.
         """
-        with _LIVE_LOCK, self._db(f"record the start of run {run_id!r}", writes=True) as db:
-            key = self._live_key(run_id)
+        key = self._live_key(run_id)
+        with _LIVE_LOCK:
             if key in _LIVE or not self._acquire(run_id):
                 raise self._already(run_id)
-            try:
-                with _transaction(db):
-                    try:
-                        db.execute(
-                            "INSERT INTO runs (run_id, dag_name, options, started_at, status,"
-                            " nodes, owner) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                            (run_id, dag_name, json.dumps(dict(options)), now, nodes, _OWNER),
-                        )
-                    except sqlite3.IntegrityError:
-                        raise self._already(run_id) from None
-                    db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
-            except BaseException:
-                _CLAIMS.release(key[0], run_id)
-                raise
             _LIVE.add(key)
+        try:
+            doing = f"record the start of run {run_id!r}"
+            with self._db(doing, writes=True) as db, _transaction(db):
+                try:
+                    db.execute(
+                        "INSERT INTO runs (run_id, dag_name, options, started_at, status,"
+                        " nodes, owner) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+                        (run_id, dag_name, json.dumps(dict(options)), now, nodes, _OWNER),
+                    )
+                except sqlite3.IntegrityError:
+                    raise self._already(run_id) from None
+                db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
+        except BaseException:
+            self._release(run_id)
+            raise
 
     def _already(self, run_id: str) -> JournalError:
         return JournalError(
@@ -515,8 +520,11 @@ class SqliteJournal:
         )
 
     def _acquire(self, run_id: str) -> bool:
+        # Under _LIVE_LOCK, which guards memory only: never held across SQLite I/O
+        # (a worker thread waiting out another process's lock would stall the Trio
+        # thread, which takes it to release a claim).
         try:
-            return _CLAIMS.acquire(os.path.realpath(self.path), run_id)
+            return _CLAIMS.acquire(self._real, run_id)
         except OSError as exc:
             raise JournalError(
                 f"journal {self.path}: cannot claim run {run_id!r}: cannot open "
@@ -524,7 +532,7 @@ class SqliteJournal:
             ) from None
 
     def _live_key(self, run_id: str) -> tuple[str, str]:
-        return (os.path.realpath(self.path), run_id)
+        return (self._real, run_id)
 
     def _release(self, run_id: str) -> None:
         """The run ended in this process (or never started): it may be resumed again."""
@@ -572,44 +580,49 @@ class SqliteJournal:
         step, so that nobody can finish (or claim) it between the reading and the claim.
 
         Returns what the journal holds and whether the run is now this process's to
-        finish (``False``: it had finished, and nothing changed). `KeyError` if there
-        is no such run; `JournalError` if it is going on, in this process or another.
-        A caller that got ``True`` must `_release` the run once it stops.
+        finish (``False``: it had finished, and nothing changed; a finished run is
+        read without a claim, so that someone else holding it for a moment does not
+        matter). `KeyError` if there is no such run; `JournalError` if it is going on,
+        in this process or another. A caller that got ``True`` must `_release` it.
         """
         key = self._live_key(run_id)
-        with _LIVE_LOCK, self._db(f"resume run {run_id!r}", writes=True) as db:
-            if key in _LIVE:
-                raise JournalError(
-                    f"journal {self.path}: run {run_id!r} is going on in this process;"
-                    " it can be resumed once it has stopped"
-                )
-            if not self._acquire(run_id):
-                row = db.execute("SELECT owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-                owner = f" ({row[0]})" if row and row[0] else ""
-                raise JournalError(
-                    f"journal {self.path}: run {run_id!r} is going on in another process"
-                    f"{owner}; it can be resumed once that process has stopped"
-                )
-            try:
-                with _transaction(db):
-                    stored = self._read_run(db, run_id)
-                    if stored.info.status == "finished":
-                        claimed = False
-                    else:
-                        claimed = True
-                        db.execute(
-                            "UPDATE runs SET status = 'running', finished_at = NULL,"
-                            " success = NULL, error = NULL, owner = ? WHERE run_id = ?",
-                            (_OWNER, run_id),
-                        )
-            except BaseException:
-                _CLAIMS.release(key[0], run_id)
-                raise
+        with _LIVE_LOCK:
+            here = key in _LIVE
+            claimed = not here and self._acquire(run_id)
             if claimed:
                 _LIVE.add(key)
-            else:
-                _CLAIMS.release(key[0], run_id)
-        return stored, claimed
+        if not claimed:
+            with self._db(f"read run {run_id!r}") as db:
+                row = db.execute(
+                    "SELECT status, owner FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone()
+                if row is None:
+                    raise KeyError(f"journal {self.path} has no run {run_id!r}")
+                if row[0] == "finished":
+                    return self._read_run(db, run_id), False
+            where = (
+                "this process" if here else "another process" + (f" ({row[1]})" if row[1] else "")
+            )
+            raise JournalError(
+                f"journal {self.path}: run {run_id!r} is going on in {where};"
+                " it can be resumed once it has stopped"
+            )
+        try:
+            with self._db(f"resume run {run_id!r}", writes=True) as db, _transaction(db):
+                stored = self._read_run(db, run_id)
+                finished = stored.info.status == "finished"
+                if not finished:
+                    db.execute(
+                        "UPDATE runs SET status = 'running', finished_at = NULL,"
+                        " success = NULL, error = NULL, owner = ? WHERE run_id = ?",
+                        (_OWNER, run_id),
+                    )
+        except BaseException:
+            self._release(run_id)
+            raise
+        if finished:
+            self._release(run_id)
+        return stored, not finished
 
     # ---------------------------------------------------------------- the cache
 
@@ -715,33 +728,44 @@ class SqliteJournal:
         ):
             raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
         cutoff = time.time() - older_than
-        here = os.path.realpath(self.path)
-        with _LIVE_LOCK, self._db("prune runs", writes=True) as db, _transaction(db):
-            live = {run_id for path, run_id in _LIVE if path == here}
-            doomed = [
+        here = self._real
+        held: list[str] = []  # unfinished runs claimed for the moment of their deletion
+        with self._db("prune runs", writes=True) as db, _transaction(db):
+            finished = [
                 row[0]
                 for row in db.execute(
                     "SELECT run_id FROM runs WHERE status = 'finished' AND finished_at < ?",
                     (cutoff,),
                 )
-                if row[0] not in live
             ]
+            unfinished = []
             if include_unfinished:
-                for (run_id,) in db.execute(
-                    "SELECT run_id FROM runs WHERE status != 'finished' AND started_at < ?",
-                    (cutoff,),
-                ).fetchall():
-                    # Claimed for the moment of the deletion: a run that another
-                    # process is running holds its claim and stays.
-                    if run_id not in live and self._acquire(run_id):
-                        _CLAIMS.release(here, run_id)
-                        doomed.append(run_id)
-            for run_id in doomed:
-                db.execute("DELETE FROM records WHERE run_id = ?", (run_id,))
-                db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM cache WHERE created_at < ?", (cutoff,))
-            # Left by a run deleted while it ran elsewhere, before it noticed.
-            db.execute("DELETE FROM records WHERE run_id NOT IN (SELECT run_id FROM runs)")
+                unfinished = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT run_id FROM runs WHERE status != 'finished' AND started_at < ?",
+                        (cutoff,),
+                    )
+                ]
+            try:
+                with _LIVE_LOCK:
+                    live = {run_id for path, run_id in _LIVE if path == here}
+                    doomed = [run_id for run_id in finished if run_id not in live]
+                    for run_id in unfinished:
+                        # A run that another process is running holds its claim, stays.
+                        if run_id not in live and self._acquire(run_id):
+                            _LIVE.add((here, run_id))
+                            held.append(run_id)
+                doomed += held
+                for run_id in doomed:
+                    db.execute("DELETE FROM records WHERE run_id = ?", (run_id,))
+                    db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+                db.execute("DELETE FROM cache WHERE created_at < ?", (cutoff,))
+                # Left by a run deleted while it ran elsewhere, before it noticed.
+                db.execute("DELETE FROM records WHERE run_id NOT IN (SELECT run_id FROM runs)")
+            finally:
+                for run_id in held:
+                    self._release(run_id)
         return len(doomed)
 
 

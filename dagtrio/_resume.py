@@ -33,6 +33,7 @@ from ._events import (
     NodeFailed,
     NodeSkipped,
 )
+from ._frozen import freeze
 from ._journal import JournalError, SqliteJournal, StoredRun, journal_limiter
 from ._report import RunReport
 from ._spec import NodeOutput, NodeSpec, NodeStatus
@@ -377,7 +378,7 @@ def _replay_record(
         )
         if not announce:
             return []
-        return [_outcome_event(node, status, row, outputs, kind == "cached")]
+        return [_outcome_event(node, status, row, freeze(outputs), kind == "cached")]
     if kind == "stop":
         # As the live run: nothing starts any more and later nodes are cancelled as
         # they come. The nodes it cancelled then have records of their own, next; the

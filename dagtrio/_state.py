@@ -47,6 +47,7 @@ from ._events import (
     NodeSkipped,
     NodeStarted,
 )
+from ._frozen import freeze
 from ._graph import batch_order
 from ._report import NodeRecord, RunReport
 from ._spec import (
@@ -560,10 +561,14 @@ class RunState:
         if fault is None and error is None and (output is None or output.success):
             node.traceback = None  # of an earlier attempt: before the outcome is recorded
             self._finish(node, SUCCEEDED, None)
-            node.outputs = outputs
-            self.outputs[node.id] = outputs
+            # Read-only from here on: dependents, hooks and the report share them.
+            frozen = freeze(outputs)
+            node.outputs = frozen
+            self.outputs[node.id] = frozen
             if self.listening:
-                self.emit(NodeCompleted(node.ref, output or NodeOutput(outputs)))
+                if output is None or frozen is not outputs:
+                    output = NodeOutput(frozen, True, None if output is None else output.metadata)
+                self.emit(NodeCompleted(node.ref, output))
             for dependent in node.dependents:
                 dependent.waiting -= 1
                 if dependent.waiting == 0 and dependent.status is PENDING:
@@ -695,6 +700,7 @@ class RunState:
         node.traceback = traceback
         if status is SUCCEEDED:
             self._finish(node, SUCCEEDED, None)
+            outputs = freeze(outputs)
             node.outputs = outputs
             node.cached = cached
             self.outputs[node.id] = outputs
