@@ -54,6 +54,11 @@ def _check_number(node: str | None, name: str, value: object, *, allow_zero: boo
 def _deps_tuple(deps: Iterable[str]) -> tuple[str, ...]:
     # What is not a good iterable of ids stays as it is, for __attrs_post_init__ to
     # refuse naming the node (a converter cannot know which node it converts for).
+    kind = type(deps)
+    if kind is tuple:  # the common cases first: a spec is built per node
+        return deps  # type: ignore[return-value]
+    if kind is list:
+        return tuple(deps)
     if isinstance(deps, str | bytes) or not isinstance(deps, Iterable):
         return deps  # type: ignore[return-value]
     return tuple(deps)
@@ -123,14 +128,16 @@ class NodeSpec:
                 deps.append(dep)
         if len(deps) != len(self.deps):
             object.__setattr__(self, "deps", tuple(deps))
-        if not isinstance(self.inputs, Mapping):
-            raise InvalidSpecError(
-                node, f"inputs must be a mapping, got {type(self.inputs).__name__}"
-            )
-        for key in self.inputs:
-            if not isinstance(key, str):
-                raise InvalidSpecError(node, f"input names must be strings, got {key!r}")
-        object.__setattr__(self, "inputs", freeze(self.inputs))
+        inputs = self.inputs
+        if inputs is not EMPTY:  # the default, frozen and empty already
+            if not isinstance(inputs, Mapping):
+                raise InvalidSpecError(
+                    node, f"inputs must be a mapping, got {type(inputs).__name__}"
+                )
+            for key in inputs:
+                if not isinstance(key, str):
+                    raise InvalidSpecError(node, f"input names must be strings, got {key!r}")
+            object.__setattr__(self, "inputs", freeze(inputs))
         if self.timeout is not None:
             object.__setattr__(
                 self, "timeout", _check_number(node, "timeout", self.timeout, allow_zero=False)

@@ -562,7 +562,7 @@ class RunState:
             node.traceback = None  # of an earlier attempt: before the outcome is recorded
             self._finish(node, SUCCEEDED, None)
             # Read-only from here on: dependents, hooks and the report share them.
-            frozen = freeze(outputs)
+            frozen = outputs if outputs is None else freeze(outputs)
             node.outputs = frozen
             self.outputs[node.id] = frozen
             if self.listening:
