@@ -100,6 +100,15 @@ def _branch_scenarios(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+#: the steps of a generated scenario, by name
+_COMMANDS: dict[str, Any] = {
+    "pause": PauseBranch,
+    "resume": ResumeBranch,
+    "cancel": CancelBranch,
+    "add": AddNodes,
+}
+
+
 class _Watch(EventHook):
     """Records every event; optionally pauses/resumes a branch in answer to events, so
     that branch commands also land in the same scheduler batch as starts and ends."""
@@ -155,12 +164,7 @@ def test_branch_commands_keep_statistics_and_schedule_right(scenario: dict[str, 
             for i, (wait, kind, arg) in enumerate(scenario["steps"]):
                 if wait:
                     await trio.sleep(wait)
-                command = {
-                    "pause": PauseBranch,
-                    "resume": ResumeBranch,
-                    "cancel": CancelBranch,
-                    "add": AddNodes,
-                }[kind](arg)
+                command = _COMMANDS[kind](arg)
                 with suppress(CommandRejectedError, RunFinishedError):
                     await run.submit(command)
                 if not run.finished:
@@ -631,12 +635,7 @@ def test_branch_state_survives_a_crash_and_resume(
                         for wait, kind, arg in steps:
                             if wait:
                                 await trio.sleep(wait)
-                            command = {
-                                "pause": PauseBranch,
-                                "resume": ResumeBranch,
-                                "cancel": CancelBranch,
-                                "add": AddNodes,
-                            }[kind](arg)
+                            command = _COMMANDS[kind](arg)
                             with suppress(CommandRejectedError, RunFinishedError):
                                 await run.submit(command)
                         if crash_in_idle:
