@@ -841,7 +841,7 @@ class Run:
             # at once starts a whole wave of workers at once. Waves hurt twice:
             # - Sleeping actions wake together again, so the run alternates between a
             #   long batch of bookkeeping and an idle wait (sleep:0.001 on layered 20k,
-            #   max_parallel 64: 1.0 s against trio-minimal's 0.7 s; 0.62 s with 4).
+            #   max_parallel 64: 1.0 s against trio-naive's 0.7 s; 0.62 s with 4).
             # - The swing in live objects sets off the cyclic garbage collector every
             #   wave: its trigger counts allocations minus deallocations, and a wave of
             #   deallocations just after a collection is not counted (no-op actions:

@@ -26,6 +26,7 @@ from dagtrio.bench.baselines import (
     graphlib_trio,
     trio_floor,
     trio_minimal,
+    trio_naive,
 )
 from dagtrio.bench.generators import (
     Graph,
@@ -54,7 +55,7 @@ async def noop(node: int) -> None:
 
 
 @pytest.mark.parametrize("shape", sorted(GRAPHS))
-@pytest.mark.parametrize("scheduler", [trio_minimal, graphlib_trio])
+@pytest.mark.parametrize("scheduler", [trio_minimal, trio_naive, graphlib_trio])
 def test_correct_schedulers_pass_the_check(scheduler, shape: str) -> None:
     check_scheduler(scheduler, GRAPHS[shape], 3, noop)
 
@@ -218,7 +219,15 @@ def test_json_document_follows_the_schema(
     machine = data["machine"]
     assert {"python", "system", "machine", "cpu_count", "packages"} <= machine.keys()
     assert machine["packages"]["dagtrio"]
-    names = ["trio-floor", "trio-minimal", "graphlib", "dask-threads", "dask-sync", "dagtrio"]
+    names = [
+        "trio-floor",
+        "trio-minimal",
+        "trio-naive",
+        "graphlib",
+        "dask-threads",
+        "dask-sync",
+        "dagtrio",
+    ]
     assert [r["name"] for r in data["results"]] == names * 2
     keys = {
         "name", "status", "nodes", "edges", "times_s", "median_s", "best_s", "nodes_per_s",
@@ -425,8 +434,9 @@ def test_journal_runs_dagtrio_with_and_without_a_journal_and_gives_the_ratio(
     ("args", "names"),
     [
         (["--shape", "growth", "--hooks", "1"], ["dagtrio", "dagtrio-static", "dagtrio-journal"]),
-        (["--shape", "random", "--compare"], ["trio-minimal", "graphlib", "dask-threads",
-                                              "dask-sync", "dagtrio", "dagtrio-journal"]),
+        (["--shape", "random", "--compare"], ["trio-minimal", "trio-naive", "graphlib",
+                                              "dask-threads", "dask-sync", "dagtrio",
+                                              "dagtrio-journal"]),
         (["--shape", "chain", "--runners", "trio-minimal"], ["trio-minimal", "dagtrio",
                                                              "dagtrio-journal"]),
     ],

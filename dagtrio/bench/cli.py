@@ -153,7 +153,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     measure.add_argument(
         "--compare",
         action="store_true",
-        help="add the baselines: trio-minimal, graphlib, dask-threads, dask-sync",
+        help="add the baselines: trio-minimal, trio-naive, graphlib, dask-threads, dask-sync",
     )
     measure.add_argument(
         "--runners",
