@@ -58,7 +58,7 @@ class FrozenDict(dict[str, Any]):
 
     __setitem__ = __delitem__ = _refuse
     clear = pop = popitem = setdefault = update = _refuse
-    __ior__ = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickle's (and copy's) default for dict subclasses refills with __setitem__.
@@ -78,7 +78,7 @@ class FrozenList(list[Any]):
     def __init__(self, items: Any = ()) -> None:
         pass  # list.__init__ would empty and refill it (see FrozenDict.__new__)
 
-    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
     append = extend = insert = pop = remove = clear = reverse = sort = _refuse
 
     def __reduce__(self) -> tuple[Any, ...]:

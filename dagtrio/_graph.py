@@ -24,7 +24,7 @@ def batch_order(specs: Sequence[NodeSpec]) -> list[int] | list[str]:
     """
     if len(specs) == 1:
         spec = specs[0]
-        return [spec.id, spec.id] if spec.id in spec.deps else [0]  # type: ignore[list-item]
+        return [spec.id, spec.id] if spec.id in spec.deps else [0]  # type: ignore[list-item,unused-ignore]
     index = {spec.id: i for i, spec in enumerate(specs)}
     edges = [(index[dep], i) for i, spec in enumerate(specs) for dep in spec.deps if dep in index]
     if not edges:
@@ -35,7 +35,8 @@ def batch_order(specs: Sequence[NodeSpec]) -> list[int] | list[str]:
 
     graph = igraph.Graph(n=len(specs), edges=edges, directed=True)
     if graph.is_dag():
-        return graph.topological_sorting(mode="out")
+        order: list[int] = graph.topological_sorting(mode="out")
+        return order
     return _one_cycle(graph, specs)
 
 
@@ -55,5 +56,5 @@ def _one_cycle(graph: igraph.Graph, specs: Sequence[NodeSpec]) -> list[str]:
             path.append(vertex)
             vertex = next(v for v in graph.successors(vertex) if v in members)
         cycle = [*path[seen[vertex] :], vertex]
-        return [specs[v].id for v in cycle]  # type: ignore[misc]
+        return [str(specs[v].id) for v in cycle]
     raise AssertionError("igraph said the batch has a cycle but none was found")

@@ -190,7 +190,7 @@ class _Claims:
         path = journal + "-claims"
         entry = self._files.get(path)
         byte = self._byte(run_id)
-        if entry is None or byte not in entry[1]:
+        if fcntl is None or entry is None or byte not in entry[1]:
             return
         descriptor, held = entry
         held[byte] -= 1
@@ -629,7 +629,8 @@ class SqliteJournal:
     def _cache_get(self, key: str) -> tuple[str | None] | None:
         """``(outputs JSON,)`` stored under ``key``, or None if there is no entry."""
         with self._db("read the cache") as db:
-            return db.execute("SELECT outputs FROM cache WHERE key = ?", (key,)).fetchone()
+            row = db.execute("SELECT outputs FROM cache WHERE key = ?", (key,)).fetchone()
+        return None if row is None else (row[0],)
 
     def _cache_put(
         self, key: str, action: str, outputs: str | None, run_id: str, node: str

@@ -388,7 +388,7 @@ class RunState:
         if self.recorder is not None:
             from ._resume import encode_batch
 
-            encoded = encode_batch(final, auto)  # type: ignore[arg-type]
+            encoded = encode_batch(final, auto)
         return _Prepared(final, order, branches, auto, encoded)  # type: ignore[arg-type]
 
     def add(self, prepared: _Prepared) -> None:
@@ -554,11 +554,11 @@ class RunState:
             return
         output: NodeOutput | None = result if isinstance(result, NodeOutput) else None
         error: str | None = None
-        if fault is None and (output is None or output.success):
-            outputs = result if output is None else output.outputs
-            if self.recorder is not None:
-                error = self.recorder.take_outputs(node.id, outputs)
-        if fault is None and error is None and (output is None or output.success):
+        outputs = result if output is None else output.outputs
+        succeeded = fault is None and (output is None or output.success)
+        if succeeded and self.recorder is not None:
+            error = self.recorder.take_outputs(node.id, outputs)
+        if succeeded and error is None:
             node.traceback = None  # of an earlier attempt: before the outcome is recorded
             self._finish(node, SUCCEEDED, None)
             # Read-only from here on: dependents, hooks and the report share them.

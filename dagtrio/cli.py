@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import __version__, report_cli
     from .bench import cli as bench_cli
 
-    parser = _Parser(prog="dagtrio", description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser = _Parser(prog="dagtrio", description=(__doc__ or "").split("\n\n")[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"dagtrio {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bench_cli.add_parser(subcommands)

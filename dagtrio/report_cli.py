@@ -87,7 +87,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "report",
         help="what the runs in a journal did: list them, or one run per node",
-        description=__doc__.replace("``", ""),
+        description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")

@@ -239,12 +239,13 @@ class Planner(EventHook):
                     branch=branch,
                 )
             )
-        tool_ids = [spec.id for spec in tools]
+        tool_ids = [spec.id for spec in tools if spec.id is not None]
         # Without an explicit branch, `continue` would join its first dep's branch, and
         # a command on that one tool would act on the whole turn; the turn is "main"'s.
-        gather = NodeSpec("continue", id=f"continue-{turn}", deps=tool_ids, branch="main")
+        gather_id = f"continue-{turn}"
+        gather = NodeSpec("continue", id=gather_id, deps=tool_ids, branch="main")
         next_turn = NodeSpec(
-            "llm", id=f"llm-{turn + 1}", deps=[gather.id], inputs={"turn": turn + 1}
+            "llm", id=f"llm-{turn + 1}", deps=[gather_id], inputs={"turn": turn + 1}
         )
         return pauses, [*tools, gather, next_turn]
 
@@ -338,7 +339,7 @@ class AgentOutcome:
         """The model's final answer, if the agent got that far."""
         for record in self.report.outputs().values():
             if isinstance(record, Mapping) and record.get("answer"):
-                return record["answer"]
+                return str(record["answer"])
         return None
 
 

@@ -176,14 +176,15 @@ def plan_fan_out(source: str, pages: list[str], *, top_level: bool) -> list[Node
     # Without an explicit branch the summary would join its first dep's branch; the
     # top-level one belongs to no single page, so it stays on "main".
     branch = "main" if top_level else None
-    deps = [spec.id for spec in specs]
+    deps = [spec.id for spec in specs if spec.id is not None]
     specs.append(NodeSpec("summarize", id=f"summarize:{name}", deps=deps, branch=branch))
     return specs
 
 
 def describe(event: ExecutionEvent) -> tuple[str, str, str]:
     """(kind, node, detail) for one log line."""
-    node = event.node.node if hasattr(event, "node") else ""
+    ref = getattr(event, "node", None)
+    node = ref.node if isinstance(ref, dagtrio.NodeRef) else ""
     match event:
         case dagtrio.NodeAdded(spec=spec, branch=branch):
             after = f" after {short_list(spec.deps)}" if spec.deps else ""

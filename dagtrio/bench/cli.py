@@ -100,7 +100,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
         help="throughput of dagtrio on generated graphs, beside the floor and baselines",
-        description=__doc__.replace("``", ""),
+        description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="runners:\n"
         + "\n".join(f"  {name:<15} {runner.summary}" for name, runner in RUNNERS.items()),
@@ -374,7 +374,9 @@ def _bench(args: argparse.Namespace) -> int:
                 task = progress.add_task(f"{name} · {nodes:,} nodes", total=steps_per_runner)
                 done = [0]
 
-                def on_event(event: dict[str, Any], task: Any = task, done: list = done) -> None:
+                def on_event(
+                    event: dict[str, Any], task: Any = task, done: list[int] = done
+                ) -> None:
                     kind = event.get("event")
                     if kind in ("checked", "time", "memory"):
                         done[0] += 1

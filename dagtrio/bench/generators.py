@@ -320,7 +320,8 @@ def make_graph(
     }
     if shape not in builders:
         raise ValueError(f"unknown shape {shape!r}; choose from {', '.join(SHAPES)}")
-    return builders[shape]()
+    graph: list[tuple[int, ...]] = builders[shape]()
+    return graph
 
 
 def check_graph(graph: Sequence[Sequence[int]]) -> None:

@@ -36,14 +36,16 @@ def plot(results: Sequence[RunnerResult], path: str | Path, *, title: str) -> No
     figure, axes = plt.subplots(figsize=(8, 5))
     try:
         if len(sizes) <= 1:
-            rates = [next(r.nodes_per_s for r in results if r.name == n and r.ok) for n in names]
+            rates = [
+                next(r.nodes_per_s or 0.0 for r in results if r.name == n and r.ok) for n in names
+            ]
             axes.bar(names, rates, color="tab:blue")
             axes.set_ylabel("nodes / s (median)")
             axes.tick_params(axis="x", rotation=20)
         else:
             for name in names:
                 points = sorted(
-                    (r.nodes, r.nodes_per_s) for r in results if r.name == name and r.ok
+                    (r.nodes, r.nodes_per_s or 0.0) for r in results if r.name == name and r.ok
                 )
                 axes.plot(
                     [p[0] for p in points],

@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -131,7 +132,9 @@ def _trio(scheduler: AsyncScheduler, *, ordered: bool = True) -> Callable[[Workl
     return prepare
 
 
-def _dask(scheduler: Callable[[dict, int], None]) -> Callable[[Workload, Graph], Trial]:
+def _dask(
+    scheduler: Callable[[dict[Any, Any], int], None],
+) -> Callable[[Workload, Graph], Trial]:
     def prepare(workload: Workload, graph: Graph) -> Trial:
         action = workload.action_kind.sync_action()
         limit = workload.max_parallel
@@ -266,7 +269,10 @@ def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph]
                     store.close()
             return elapsed
 
-        return Trial(lambda: journaled(verify=True), lambda: journaled(verify=False))
+        def check_journaled() -> None:
+            journaled(verify=True)
+
+        return Trial(check_journaled, lambda: journaled(verify=False))
 
     return prepare
 

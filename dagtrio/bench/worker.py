@@ -98,7 +98,7 @@ def measure(runner: str, workload: Workload, *, repeats: int, memory: str, emit:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m dagtrio.bench.worker``; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m dagtrio.bench.worker", description=__doc__.split("\n\n")[0]
+        prog="python -m dagtrio.bench.worker", description=(__doc__ or "").split("\n\n")[0]
     )
     parser.add_argument("runner", choices=sorted(RUNNERS))
     parser.add_argument("--workload", required=True, help="the Workload as a JSON object")
