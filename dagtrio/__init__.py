@@ -71,6 +71,7 @@ __version__ = "0.1.0"
 # Without a handler, Python would print dagtrio's warnings on stderr by itself.
 _logging.getLogger("dagtrio").addHandler(_logging.NullHandler())
 
+
 __all__ = [
     "ActionRegistry",
     "AddNode",
@@ -129,3 +130,17 @@ __all__ = [
     "run_dag",
     "run_dag_sync",
 ]
+
+
+def _fixup_module_metadata() -> None:
+    # Every export says it lives in `dagtrio` (trio's fixup_module_metadata, httpcore's
+    # loop): reprs, tracebacks, pickles and docs then name the public place, and moving
+    # a private module changes none of them.
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("dagtrio."):
+            obj.__module__ = "dagtrio"
+
+
+_fixup_module_metadata()
+del _fixup_module_metadata
