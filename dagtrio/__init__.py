@@ -32,6 +32,7 @@ from ._errors import CommandRejectedError as CommandRejectedError
 from ._errors import DagtrioError as DagtrioError
 from ._errors import InvalidGraphError as InvalidGraphError
 from ._errors import InvalidSpecError as InvalidSpecError
+from ._errors import JournalError as JournalError
 from ._errors import RunFinishedError as RunFinishedError
 from ._errors import UnknownActionError as UnknownActionError
 from ._events import BranchCancelled as BranchCancelled
@@ -52,7 +53,6 @@ from ._events import RunIdle as RunIdle
 from ._events import RunResumed as RunResumed
 from ._hooks import EventHook as EventHook
 from ._hooks import HookContext as HookContext
-from ._journal import JournalError as JournalError
 from ._journal import RunInfo as RunInfo
 from ._journal import SqliteJournal as SqliteJournal
 from ._pipeline import EventStream as EventStream

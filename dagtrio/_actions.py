@@ -16,6 +16,7 @@ import trio
 
 from ._errors import UnknownActionError
 from ._spec import NodeCtx, NodeOutput
+from ._validate import check_int
 
 __all__ = ["ActionRegistry", "CacheKey", "FunctionAction", "NodeAction"]
 
@@ -123,10 +124,8 @@ class ActionRegistry:
     """
 
     def __init__(self, *, max_threads: int | None = None) -> None:
-        if max_threads is not None and (
-            isinstance(max_threads, bool) or not isinstance(max_threads, int) or max_threads < 1
-        ):
-            raise ValueError(f"max_threads must be an int >= 1 or None, got {max_threads!r}")
+        if max_threads is not None:
+            check_int("max_threads", max_threads, 1)
         self._actions: dict[str, NodeAction] = {}
         self._cache_keys: dict[str, CacheKey] = {}
         self._limiter = trio.CapacityLimiter(max_threads) if max_threads is not None else None

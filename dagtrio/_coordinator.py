@@ -50,6 +50,7 @@ from ._report import RunReport
 from ._resume import BACKLOG_LIMIT, RunRecorder, replay, stored_state
 from ._spec import NodeCtx, NodeSpec, NodeStatus, iter_specs
 from ._state import CANCELLED_ATTEMPT, Node, Rejected, RunState
+from ._validate import check_int, check_seconds
 from ._view import GraphView
 
 __all__ = ["Coordinator", "Run", "RunStatistics", "run_dag", "run_dag_sync"]
@@ -64,12 +65,6 @@ CLEANUP_GRACE = 5.0
 
 OnFailure = Literal["skip", "fail_fast"]
 HookErrors = Literal["fail", "isolate"]
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -134,9 +129,9 @@ class Coordinator:
             raise TypeError(f"registry must be an ActionRegistry, got {type(registry).__name__}")
         self.registry = registry
         self.hooks: tuple[EventHook, ...] = tuple(as_hook(hook) for hook in hooks)
-        self.max_parallel = _check_int("max_parallel", max_parallel, 1)
-        self.event_capacity = _check_int("event_capacity", event_capacity, 0)
-        self.command_capacity = _check_int("command_capacity", command_capacity, 0)
+        self.max_parallel = check_int("max_parallel", max_parallel, 1)
+        self.event_capacity = check_int("event_capacity", event_capacity, 0)
+        self.command_capacity = check_int("command_capacity", command_capacity, 0)
         if on_failure not in ("skip", "fail_fast"):
             raise ValueError(f"on_failure must be 'skip' or 'fail_fast', got {on_failure!r}")
         if hook_errors not in ("fail", "isolate"):
@@ -514,9 +509,9 @@ class Run:
         # This cannot hang: the coordinator answers without waiting on anyone, and a
         # run that ends answers every command it still holds.
         await message.reply.wait_uncancellable()
+        if message.unapplied:
+            raise RunFinishedError(f"run {self.run_id} ended before the command applied")
         if message.reason is not None:
-            if message.reason is _FINISHED:
-                raise RunFinishedError(f"run {self.run_id} ended before the command applied")
             raise CommandRejectedError(command, message.reason)
         if self._recorder is not None:
             # With a journal, return only once the command is committed: an approval
@@ -556,10 +551,7 @@ class Run:
         takes at most ``grace`` seconds; after the run ended it does nothing.
         """
         if grace is not None:
-            if isinstance(grace, bool) or not isinstance(grace, int | float):
-                raise TypeError(f"grace must be a number of seconds or None, got {grace!r}")
-            if math.isnan(grace) or grace < 0:
-                raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+            grace = check_seconds("grace", grace, type_error=TypeError)
         if grace is not None and not self._done.is_set():
             # The grace covers the hooks' on_complete too, whether the nodes are still
             # running or have all ended: a hook that blocks there cannot outlast it.
@@ -1218,7 +1210,7 @@ class Run:
         for message in pending:
             kind = type(message)
             if kind is Submitted:
-                message.reason = _FINISHED
+                message.unapplied = True
                 message.reply.set()
             elif kind is Shutdown:
                 message.reply.set()
@@ -1355,9 +1347,6 @@ _WORKER_NAME = f"{Run._work.__module__}.{Run._work.__qualname__}"
 
 #: events that announce no record of their own (see `Run._emit`)
 _UNRECORDED = frozenset({CommandRejected, HookFailed})
-
-#: marks a submitted command that the run ended before applying
-_FINISHED = "\0run finished"
 
 
 def _drop(event: ExecutionEvent) -> None:

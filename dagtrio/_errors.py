@@ -8,6 +8,7 @@ __all__ = [
     "DagtrioError",
     "InvalidGraphError",
     "InvalidSpecError",
+    "JournalError",
     "RunFinishedError",
     "UnknownActionError",
 ]
@@ -78,6 +79,14 @@ class CommandRejectedError(DagtrioError):
         self.command = command
         self.reason = reason
         super().__init__(f"{type(command).__name__} rejected: {reason}")
+
+
+class JournalError(DagtrioError):
+    """The journal cannot be opened, read or written: the message says which file and why.
+
+    A run whose journal fails is stopped (it can no longer promise durability) and
+    raises this from `Coordinator.run` / leaving `Coordinator.open_run`.
+    """
 
 
 class RunFinishedError(DagtrioError):

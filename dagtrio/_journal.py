@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -60,8 +59,8 @@ except ImportError:  # pragma: no cover - not on Windows: claims hold within one
 import attrs
 import trio
 
-from ._errors import DagtrioError, describe
-from ._spec import NodeStatus
+from ._errors import JournalError, describe
+from ._validate import check_seconds
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -238,14 +237,6 @@ _INSERT_RECORD = (
 )
 
 
-class JournalError(DagtrioError):
-    """The journal cannot be opened, read or written: the message says which file and why.
-
-    A run whose journal fails is stopped (it can no longer promise durability) and
-    raises this from `Coordinator.run` / leaving `Coordinator.open_run`.
-    """
-
-
 @attrs.frozen
 class RunInfo:
     """One run in a journal, as `SqliteJournal.runs` lists it."""
@@ -311,13 +302,7 @@ class SqliteJournal:
             raise ValueError(
                 f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}"
             )
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, int | float)
-            or not math.isfinite(timeout)
-            or timeout < 0
-        ):
-            raise ValueError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
+        timeout = check_seconds("timeout", timeout, finite=True)
         if not isinstance(read_only, bool):
             raise TypeError(f"read_only must be True or False, got {read_only!r}")
         self.path = os.fspath(path)
@@ -721,13 +706,7 @@ class SqliteJournal:
         depend on the run that stored it). The freed pages are reused by later runs; run
         ``VACUUM`` yourself to shrink the file.
         """
-        if (
-            isinstance(older_than, bool)
-            or not isinstance(older_than, int | float)
-            or math.isnan(older_than)
-            or older_than < 0
-        ):
-            raise ValueError(f"older_than must be a number of seconds >= 0, got {older_than!r}")
+        older_than = check_seconds("older_than", older_than)
         cutoff = time.time() - older_than
         here = self._real
         held: list[str] = []  # unfinished runs claimed for the moment of their deletion
@@ -802,6 +781,3 @@ def _info(row: Sequence[Any]) -> RunInfo:
         nodes,
     )
 
-
-#: statuses an outcome record can hold
-FINAL = frozenset(status.value for status in NodeStatus if status.is_final)

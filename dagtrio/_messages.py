@@ -120,14 +120,16 @@ class EventsDone:
 
 
 class Submitted:
-    """A command from outside the run; ``reply`` is set once it was applied or rejected."""
+    """A command from outside the run; ``reply`` is set once it was applied or rejected
+    (``reason`` says why), or the run ended before it got to it (``unapplied``)."""
 
-    __slots__ = ("command", "reason", "reply")
+    __slots__ = ("command", "reason", "reply", "unapplied")
 
     def __init__(self, command: ExecutorCommand, reply: Reply) -> None:
         self.command = command
         self.reply = reply
         self.reason: str | None = None
+        self.unapplied = False
 
 
 class Shutdown:

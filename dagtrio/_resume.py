@@ -38,6 +38,7 @@ from ._journal import JournalError, SqliteJournal, StoredRun, journal_limiter
 from ._report import RunReport
 from ._spec import NodeOutput, NodeSpec, NodeStatus
 from ._state import Node, RunState
+from ._validate import check_int
 
 __all__ = ["RunRecorder", "encode_outputs", "replay", "stored_report", "stored_state"]
 
@@ -91,9 +92,7 @@ def decode_batch(text: str) -> tuple[list[NodeSpec], int | None]:
     data = json.loads(text)
     if isinstance(data, list):
         return [NodeSpec(**spec) for spec in data], None
-    counter = data["next_auto_id"]
-    if isinstance(counter, bool) or not isinstance(counter, int) or counter < 0:
-        raise ValueError(f"bad automatic id counter {counter!r}")
+    counter = check_int("the automatic id counter", data["next_auto_id"], 0)
     return [NodeSpec(**spec) for spec in data["specs"]], counter
 
 

@@ -27,6 +27,7 @@ from .. import (
     NodeCompleted,
     NodeSpec,
 )
+from .._validate import check_int
 
 __all__ = [
     "SHAPES",
@@ -58,9 +59,7 @@ SHAPES = ("chain", "fan", "layered", "random", "growth")
 
 
 def _check_count(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return check_int(name, value, minimum)
 
 
 def _check_density(density: object) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import trio
 
+from .._validate import check_int
 from .generators import SHAPES, Graph, make_graph
 
 __all__ = ["ActionKind", "Workload", "spin"]
@@ -113,8 +114,7 @@ class ActionKind:
 
 def _positive(name: str) -> Callable[[Any, Any, int], None]:
     def check(instance: Any, attribute: Any, value: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        check_int(name, value, 1)
 
     return check
 
@@ -125,8 +125,7 @@ def _shape(instance: Any, attribute: Any, value: str) -> None:
 
 
 def _hooks(instance: Any, attribute: Any, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"hooks must be an int >= 0, got {value!r}")
+    check_int("hooks", value, 0)
 
 
 @attrs.frozen
