@@ -26,7 +26,7 @@ from dagtrio import (
     RunReport,
     SqliteJournal,
 )
-from dagtrio._journal import SCHEMA_VERSION
+from dagtrio._durable.sqlite import SCHEMA_VERSION
 from dagtrio.testing import RecordingHook, dags
 
 

@@ -428,7 +428,7 @@ async def test_big_batches_leave_the_garbage_collector_as_they_found_it(
     # setting must be back afterwards.
     import gc
 
-    from dagtrio._state import BULK
+    from dagtrio._state.state import BULK
 
     good = [NodeSpec("noop", id=f"g{i}") for i in range(BULK)]
     bad = [NodeSpec("noop", id=f"b{i}") for i in range(BULK)] + [

@@ -23,7 +23,7 @@ from dagtrio import (
     SqliteJournal,
 )
 from dagtrio.cli import main
-from dagtrio.report_cli import format_duration, order_nodes, resolve_run_id
+from dagtrio.cli.report import format_duration, order_nodes, resolve_run_id
 
 #: set by the ``hang`` action once it runs, so a test can cancel the run from outside
 HANGING: list[trio.Event] = []

@@ -44,7 +44,7 @@ from dagtrio import (
     SetNodeInputs,
     SqliteJournal,
 )
-from dagtrio._journal import _LIVE
+from dagtrio._durable.sqlite import _LIVE
 
 REG = work_registry()
 
@@ -454,7 +454,7 @@ def test_node_inputs_cannot_be_rewritten_at_all(how: str) -> None:
     with suppress(TypeError):
         mutate()
     assert spec.inputs == {"l": [1], "d": {"k": 1}, "p": Pair([1], 2)}
-    assert dagtrio._frozen.EMPTY == {}
+    assert dagtrio._model.frozen.EMPTY == {}
 
 
 # ---------------------------------------------------------------- sound under attack (pins)
@@ -516,7 +516,7 @@ def test_a_run_whose_replay_fails_keeps_no_claim(tmp_path: Path) -> None:
     claim: in this process and at the OS level; fixed, the run resumes."""
     import sqlite3
 
-    from dagtrio._journal import _Claims
+    from dagtrio._durable.sqlite import _Claims
 
     path = tmp_path / "j.db"
     specs = [NodeSpec("work", id="a", inputs={"delay": 5}), NodeSpec("work", id="b", deps=["a"])]
@@ -555,7 +555,7 @@ def test_a_run_whose_replay_fails_keeps_no_claim(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute(
             "UPDATE records SET data = ? WHERE kind = 'add'",
-            (dagtrio._resume.encode_batch(specs, 0),),
+            (dagtrio._durable.codec.encode_batch(specs, 0),),
         )
     db.close()
     assert _run_journaled(lambda: coord.resume("r")).success

@@ -8,8 +8,8 @@
   correct.
 - `dagtrio.bench.runners`: every runner by name, checked then timed the same way.
 - `dagtrio.bench.worker` (one runner in one process), `driver` (a subprocess per
-  runner), `results` (figures and the ``--json`` schema), `plot`, and `cli`
-  (``dagtrio bench``).
+  runner), `results` (figures and the ``--json`` schema) and `plot`. The command,
+  ``dagtrio bench``, is `dagtrio.cli.bench`.
 
 See ``benchmarks/README.rst`` for what each runner measures and figures.
 """

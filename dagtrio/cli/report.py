@@ -30,11 +30,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ._convert import converter
-from ._journal import JournalError, RunInfo, SqliteJournal
-from ._report import NodeRecord, RunReport
-from ._spec import NodeStatus
-from .cli import int_at_least
+from .._durable.sqlite import JournalError, RunInfo, SqliteJournal
+from .._model.convert import converter
+from .._model.report import NodeRecord, RunReport
+from .._model.spec import NodeStatus
+from .args import int_at_least
 
 __all__ = ["add_parser", "format_duration", "order_nodes", "resolve_run_id", "run"]
 

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from collections import deque
 from inspect import isawaitable
-from types import TracebackType
 from typing import Any, Protocol
 
 import trio
 
-from ._events import ExecutionEvent, HookFailed
-from ._hooks import EventHook, HookContext, command_list
-from ._messages import EventsDone, HookCommands, HookCrashed, Reply
+from .._model.events import ExecutionEvent, HookFailed
+from .hook import EventHook, HookContext, command_list
+from .messages import EventsDone, HookCommands, HookCrashed, Reply
 
-__all__ = ["EventStream", "Outbox", "Reader", "run_stage", "run_tail"]
+__all__ = ["ChannelSource", "Outbox", "Reader", "run_stage", "run_tail"]
 
 #: how many queued events a stage takes in one go (fewer checkpoints, same order)
 BATCH = 128
@@ -191,65 +190,3 @@ async def run_tail(
         for reader in readers:
             reader.channel.close()
         readers.clear()
-
-
-class EventStream:
-    """Every event of a run from the moment it was opened, in the run's one order.
-
-    Returned by `Run.events`. Iterate it with ``async for``; it ends when the run ends.
-    The stream is bounded: a reader that falls behind slows the run down rather than
-    letting events pile up. Use it as ``async with run.events() as events:`` (or call
-    `aclose`) to stop reading early; a stream that is dropped is closed too, so an
-    abandoned reader never stalls the run.
-    """
-
-    def __init__(
-        self,
-        channel: trio.MemoryReceiveChannel[ExecutionEvent],
-        feed: trio.MemorySendChannel[ExecutionEvent] | None = None,
-    ) -> None:
-        self._channel = channel
-        self._feed = feed
-
-    def detach(self) -> None:
-        """Stop feeding this stream: what it holds can still be read, then it ends."""
-        if self._feed is not None:
-            self._feed.close()
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> ExecutionEvent:
-        try:
-            return await self.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise StopAsyncIteration from None
-
-    async def receive(self) -> ExecutionEvent:
-        """The next event; `trio.EndOfChannel` once the run has ended."""
-        return await self._channel.receive()
-
-    def close(self) -> None:
-        """Stop receiving; the run no longer waits for this reader."""
-        self._channel.close()
-
-    async def aclose(self) -> None:
-        """Async form of `close`, for ``contextlib.aclosing`` and friends."""
-        self.close()
-        await trio.lowlevel.checkpoint()
-
-    async def __aenter__(self) -> EventStream:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        channel = getattr(self, "_channel", None)
-        if channel is not None:
-            channel.close()

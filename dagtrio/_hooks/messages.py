@@ -1,8 +1,9 @@
-"""Messages into the coordinator's inbox (internal).
+"""What the hook pipeline tells the coordinator, and how the coordinator answers.
 
-The coordinator task is the only receiver of one bounded inbox. Workers, hook stages,
-timers and `Run` methods send these; the coordinator never sends to any of them while
-they might be waiting on it, which is what keeps the message flow free of cycles.
+The coordinator task is the only receiver of one bounded inbox (see `_runtime.messages`
+for the rest of what arrives there). The pipeline's stages send these; the coordinator
+never sends to a stage while it might be waiting on it, which is what keeps the message
+flow free of cycles.
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from ._commands import ExecutorCommand
-
 if TYPE_CHECKING:
-    from ._state import Node
+    from .._model.commands import ExecutorCommand
+
+__all__ = ["EventsDone", "HookCommands", "HookCrashed", "Reply"]
 
 
 def _refuse_abort(raise_cancel: object) -> trio.lowlevel.Abort:
@@ -69,15 +70,6 @@ class Reply:
         await trio.lowlevel.wait_task_rescheduled(_refuse_abort)
 
 
-class RetryDue:
-    """A retry delay has passed."""
-
-    __slots__ = ("node",)
-
-    def __init__(self, node: Node) -> None:
-        self.node = node
-
-
 class HookCommands:
     """Commands a hook returned, to apply in order; ``applied`` is set once they were."""
 
@@ -104,12 +96,6 @@ class HookCrashed:
         self.echo = echo
 
 
-class HooksStarted:
-    """Every hook's ``on_start`` has run and its commands are ahead in the inbox."""
-
-    __slots__ = ()
-
-
 class EventsDone:
     """``count`` more events have passed every hook and reader."""
 
@@ -117,48 +103,3 @@ class EventsDone:
 
     def __init__(self, count: int) -> None:
         self.count = count
-
-
-class Submitted:
-    """A command from outside the run; ``reply`` is set once it was applied or rejected
-    (``reason`` says why), or the run ended before it got to it (``unapplied``)."""
-
-    __slots__ = ("command", "reason", "reply", "unapplied")
-
-    def __init__(self, command: ExecutorCommand, reply: Reply) -> None:
-        self.command = command
-        self.reply = reply
-        self.reason: str | None = None
-        self.unapplied = False
-
-
-class Shutdown:
-    """Stop starting nodes; cancel running ones after ``grace`` seconds; ``reply`` once in force."""
-
-    __slots__ = ("grace", "reason", "reply")
-
-    def __init__(self, grace: float, reason: str, reply: Reply) -> None:
-        self.grace = grace
-        self.reason = reason
-        self.reply = reply
-
-
-class GraceOver:
-    """The shutdown grace period ended: cancel what still runs."""
-
-    __slots__ = ()
-
-
-class JournalProgress:
-    """The journal wrote a batch while the run waited for its backlog to shrink."""
-
-    __slots__ = ()
-
-
-class JournalFailed:
-    """The journal could not be written: the run stops with ``error``."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error

@@ -56,11 +56,13 @@ try:
 except ImportError:  # pragma: no cover - not on Windows: claims hold within one process
     fcntl = None  # type: ignore[assignment]
 
-import attrs
 import trio
 
-from ._errors import JournalError, describe
-from ._validate import check_seconds
+from .._errors import JournalError, describe
+from .._model.report import RunReport
+from .._validate import check_seconds
+from .records import RunInfo, StoredRun
+from .replay import stored_report
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -235,35 +237,6 @@ _INSERT_RECORD = (
     "INSERT INTO records (run_id, seq, kind, node, status, attempts, started_at,"
     " finished_at, error, data, traceback) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 )
-
-
-@attrs.frozen
-class RunInfo:
-    """One run in a journal, as `SqliteJournal.runs` lists it."""
-
-    run_id: str
-    dag_name: str
-    #: ``"running"`` (still going, or the process died: resumable) or ``"finished"``
-    status: str
-    started_at: float
-    finished_at: float | None
-    success: bool | None
-    error: str | None
-    #: nodes in the graph, as far as the journal knows
-    nodes: int
-
-
-@attrs.frozen
-class StoredRun:
-    """Everything the journal holds about one run, in order (what resume replays)."""
-
-    info: RunInfo
-    options: Mapping[str, Any]
-    #: ``(seq, kind, row)`` in ``seq`` order; ``row`` maps column names to values
-    records: Sequence[tuple[int, str, Mapping[str, Any]]]
-    handled: int
-    #: the journal file it was read from, for error messages
-    path: str = ""
 
 
 class SqliteJournal:
@@ -686,14 +659,12 @@ class SqliteJournal:
         records = [(r[0], r[1], dict(zip(names, r, strict=True))) for r in cursor]
         return StoredRun(_info(row[:8]), json.loads(row[8]), records, row[9], self.path)
 
-    def report(self, run_id: str) -> Any:
+    def report(self, run_id: str) -> RunReport:
         """The `RunReport` of ``run_id`` as the journal tells it.
 
         For a run that did not finish (its process died), nodes the journal has no
         outcome for show the status they would resume in (``PENDING`` or ``READY``).
         """
-        from ._resume import stored_report
-
         return stored_report(self.stored_run(run_id))
 
     def prune(self, *, older_than: float, include_unfinished: bool = False) -> int:
@@ -780,4 +751,3 @@ def _info(row: Sequence[Any]) -> RunInfo:
         error,
         nodes,
     )
-

@@ -20,8 +20,9 @@ from typing import Any
 import attrs
 import trio
 
-from ._actions import ActionRegistry, FunctionAction, NodeAction
-from ._commands import (
+from .._actions.registry import ActionRegistry, FunctionAction, NodeAction
+from .._errors import InvalidGraphError, InvalidSpecError, describe
+from .._model.commands import (
     AddNode,
     AddNodes,
     CancelBranch,
@@ -31,8 +32,7 @@ from ._commands import (
     ResumeBranch,
     SetNodeInputs,
 )
-from ._errors import InvalidGraphError, InvalidSpecError, describe
-from ._events import (
+from .._model.events import (
     BranchCancelled,
     BranchPaused,
     BranchResumed,
@@ -47,10 +47,10 @@ from ._events import (
     NodeSkipped,
     NodeStarted,
 )
-from ._frozen import freeze
-from ._graph import batch_order
-from ._report import NodeRecord, RunReport
-from ._spec import (
+from .._model.frozen import freeze
+from .._model.graph import batch_order
+from .._model.report import NodeRecord, RunReport
+from .._model.spec import (
     MAIN_BRANCH,
     NodeCtx,
     NodeOutput,
@@ -59,6 +59,7 @@ from ._spec import (
     NodeStatus,
     validate_branch,
 )
+from .protocols import MemoPolicy, Recorder
 
 __all__ = ["CANCELLED_ATTEMPT", "Node", "RunState"]
 
@@ -139,7 +140,7 @@ class Node:
         self.result: Any = None
         #: why the attempt failed: the exception it raised, a message (a timeout), or None
         self.fault: BaseException | str | None = None
-        #: succeeded by reusing a cached result (set by `_memo.Memo`'s wrapper)
+        #: succeeded by reusing a cached result (set by `_durable.memo.Memo`'s wrapper)
         self.cached = False
         #: READY, and set aside in `RunState.held` because its branch is paused
         self.held = False
@@ -305,11 +306,11 @@ class RunState:
         self.started_at = now()
         self.finished_at: float | None = None
         self._next_auto_id = 0
-        #: the run's journal side (`_resume.RunRecorder`), when it has a journal: told of
-        #: every added batch, applied command and final outcome before its event
-        self.recorder: Any = None
-        #: the run's side of the cache (`_memo.Memo`), when the coordinator has one
-        self.memo: Any = None
+        #: the run's journal side, when it has a journal: told of every added batch,
+        #: applied command and final outcome before its event (see `Recorder`)
+        self.recorder: Recorder | None = None
+        #: the run's side of the cache, when the coordinator has one (see `MemoPolicy`)
+        self.memo: MemoPolicy | None = None
 
     # ------------------------------------------------------------------ growth
 
@@ -386,9 +387,7 @@ class RunState:
             batch_branch[spec.id] = branch  # type: ignore[index]
         encoded = None
         if self.recorder is not None:
-            from ._resume import encode_batch
-
-            encoded = encode_batch(final, auto)
+            encoded = self.recorder.encode_batch(final, auto)
         return _Prepared(final, order, branches, auto, encoded)  # type: ignore[arg-type]
 
     def add(self, prepared: _Prepared) -> None:
@@ -404,6 +403,7 @@ class RunState:
         actions: dict[str, NodeAction] = {}
         batch: list[Node] = []
         if self.recorder is not None:
+            assert prepared.encoded is not None  # `prepare` encodes when there is a recorder
             self.recorder.add(prepared.encoded, len(prepared.specs))
         last_branch: str | None = None
         on_branch: list[Node] = []

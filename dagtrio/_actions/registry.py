@@ -14,9 +14,9 @@ from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 import trio
 
-from ._errors import UnknownActionError
-from ._spec import NodeCtx, NodeOutput
-from ._validate import check_int
+from .._errors import UnknownActionError
+from .._model.spec import NodeCtx, NodeOutput
+from .._validate import check_int
 
 __all__ = ["ActionRegistry", "CacheKey", "FunctionAction", "NodeAction"]
 

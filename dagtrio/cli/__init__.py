@@ -1,48 +1,27 @@
 """The ``dagtrio`` command line (also ``python -m dagtrio``).
 
-Subcommands: ``bench`` (throughput on generated graphs, see `dagtrio.bench.cli`) and
-``report`` (what the runs in a journal did, see `dagtrio.report_cli`). ``run`` and
-``graph`` are still to come (DESIGN.md §5).
+Subcommands, one module each: ``bench`` (throughput on generated graphs, see
+`dagtrio.cli.bench`) and ``report`` (what the runs in a journal did, see
+`dagtrio.cli.report`); their shared parser pieces are in `dagtrio.cli.args`. ``run``
+and ``graph`` are still to come (DESIGN.md §6).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Sequence
 
-__all__ = ["build_parser", "int_at_least", "main"]
+from .. import __version__
+from . import bench as bench_cli
+from . import report as report_cli
+from .args import _Parser
 
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line on stderr, with exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        # argparse prints the whole usage first, which for `bench` is many lines; one
-        # line that names the problem is easier to read in a log.
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type=`` for integers >= ``minimum``, with a one-line error."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
+__all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the ``dagtrio`` command and all its subcommands."""
-    from . import __version__, report_cli
-    from .bench import cli as bench_cli
 
     parser = _Parser(prog="dagtrio", description=(__doc__ or "").split("\n\n")[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"dagtrio {__version__}")

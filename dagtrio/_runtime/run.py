@@ -1,10 +1,11 @@
-"""The coordinator: owns a run's graph, starts workers, applies commands, feeds hooks.
+"""A run in progress: the public `Run` handle and the coordinator task behind it.
 
 One coordinator task per run receives every message from one bounded inbox and is the
 only caller of `RunState`. It never blocks on anything but that inbox, so workers, hook
-stages and applications can always get their messages to it (see `_pipeline` for why
-the event flow cannot deadlock). Each attempt runs in a worker task of its branch's
-crew (`_Crew`), whose one cancel scope stops the branch's running nodes together.
+stages and applications can always get their messages to it (see `_hooks.pipeline` for
+why the event flow cannot deadlock). Each attempt runs in a worker task of its
+branch's crew (`_Crew`), whose one cancel scope stops the branch's running nodes
+together.
 """
 
 from __future__ import annotations
@@ -18,42 +19,44 @@ import types
 import uuid
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager, suppress
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from ._actions import ActionRegistry, FunctionAction
-from ._commands import ExecutorCommand
-from ._errors import CommandRejectedError, RunFinishedError, describe
-from ._events import CommandRejected, ExecutionEvent, HookFailed, RunIdle, RunResumed
-from ._hooks import EventHook, HookContext, HookLike, as_hook, command_list, hook_name
-from ._journal import JournalError, SqliteJournal, StoredRun, journal_limiter
-from ._memo import Memo
-from ._messages import (
-    EventsDone,
+from .._actions.registry import FunctionAction
+from .._durable.memo import Memo
+from .._durable.recorder import BACKLOG_LIMIT, RunRecorder
+from .._durable.replay import replay, stored_state
+from .._durable.sqlite import StoredRun
+from .._errors import CommandRejectedError, JournalError, RunFinishedError, describe
+from .._hooks.hook import HookContext, command_list, hook_name
+from .._hooks.messages import EventsDone, HookCommands, HookCrashed, Reply
+from .._hooks.pipeline import ChannelSource, Outbox, Reader, run_stage, run_tail
+from .._hooks.stream import EventStream
+from .._model.commands import ExecutorCommand
+from .._model.events import CommandRejected, ExecutionEvent, HookFailed, RunIdle, RunResumed
+from .._model.report import RunReport
+from .._model.spec import NodeCtx, NodeSpec, NodeStatus, iter_specs
+from .._state.state import CANCELLED_ATTEMPT, Node, Rejected, RunState
+from .._state.view import GraphView
+from .._validate import check_seconds
+from .messages import (
     GraceOver,
-    HookCommands,
-    HookCrashed,
     HooksStarted,
     JournalFailed,
     JournalProgress,
-    Reply,
     RetryDue,
     Shutdown,
     Submitted,
 )
-from ._pipeline import ChannelSource, EventStream, Outbox, Reader, run_stage, run_tail
-from ._report import RunReport
-from ._resume import BACKLOG_LIMIT, RunRecorder, replay, stored_state
-from ._spec import NodeCtx, NodeSpec, NodeStatus, iter_specs
-from ._state import CANCELLED_ATTEMPT, Node, Rejected, RunState
-from ._validate import check_int, check_seconds
-from ._view import GraphView
 
-__all__ = ["Coordinator", "Run", "RunStatistics", "run_dag", "run_dag_sync"]
+if TYPE_CHECKING:
+    from .coordinator import Coordinator
+
+__all__ = ["CLEANUP_GRACE", "Run", "RunStatistics"]
 
 logger = logging.getLogger("dagtrio")
 
@@ -62,9 +65,6 @@ _ENDS_PER_WAKE = 4
 
 #: how long hooks' ``on_complete`` may take when the run was cancelled from outside
 CLEANUP_GRACE = 5.0
-
-OnFailure = Literal["skip", "fail_fast"]
-HookErrors = Literal["fail", "isolate"]
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -79,237 +79,6 @@ def _holds_cancellation(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return exc.split(trio.Cancelled)[0] is not None
     return isinstance(exc, trio.Cancelled)
-
-
-class Coordinator:
-    """Runs DAGs of registered actions, in parallel, with hooks that can grow them.
-
-    A coordinator holds configuration only; every `run` / `open_run` gets its own
-    graph, so one coordinator can serve many runs, one after another or at once.
-
-    - ``registry``: the actions specs may name.
-    - ``hooks``: `EventHook` objects or ``async def hook(ctx, event)`` functions, run as a
-      pipeline in this order.
-    - ``max_parallel``: at most this many actions run at any moment.
-    - ``event_capacity``: capacity of each channel of the event pipeline (hooks and
-      ``run.events()`` readers); at most this many events (at least one) wait in it
-      before the coordinator stops starting nodes. 0 makes every hand-over a rendezvous.
-    - ``command_capacity``: capacity of the coordinator's inbox (worker results, hook
-      commands, submitted commands).
-    - ``on_failure``: ``"skip"`` (dependents of a failed node are skipped, the rest goes
-      on) or ``"fail_fast"`` (the first final failure cancels the run).
-    - ``hook_errors``: ``"fail"`` (a hook that raises fails the run with its exception)
-      or ``"isolate"`` (a `HookFailed` event is emitted and the hook goes on receiving).
-    - ``journal``: a `SqliteJournal` that records every run durably, so that a run
-      whose process died can be finished with `resume`.
-    - ``cache``: a `SqliteJournal` (the journal's own file, or another) whose cache
-      table memoizes results across runs and processes: a node that opts in (its
-      action registered with ``cache=``, or ``NodeSpec(cache=True)``) and whose cache
-      key already succeeded reuses the stored outputs instead of running, and its
-      report record says ``cached``. Without it nothing is cached, whatever the
-      actions ask. Not to be confused with ``ctx.cache``: this run's outputs so far.
-    - ``app_data``: anything; handed to actions (``ctx.app_data``) and hooks.
-    """
-
-    def __init__(
-        self,
-        registry: ActionRegistry,
-        hooks: Iterable[HookLike] = (),
-        *,
-        max_parallel: int = 64,
-        event_capacity: int = 100,
-        command_capacity: int = 100,
-        on_failure: OnFailure = "skip",
-        hook_errors: HookErrors = "fail",
-        cache: SqliteJournal | None = None,
-        journal: SqliteJournal | None = None,
-        app_data: Any = None,
-    ) -> None:
-        if not isinstance(registry, ActionRegistry):
-            raise TypeError(f"registry must be an ActionRegistry, got {type(registry).__name__}")
-        self.registry = registry
-        self.hooks: tuple[EventHook, ...] = tuple(as_hook(hook) for hook in hooks)
-        self.max_parallel = check_int("max_parallel", max_parallel, 1)
-        self.event_capacity = check_int("event_capacity", event_capacity, 0)
-        self.command_capacity = check_int("command_capacity", command_capacity, 0)
-        if on_failure not in ("skip", "fail_fast"):
-            raise ValueError(f"on_failure must be 'skip' or 'fail_fast', got {on_failure!r}")
-        if hook_errors not in ("fail", "isolate"):
-            raise ValueError(f"hook_errors must be 'fail' or 'isolate', got {hook_errors!r}")
-        self.on_failure: OnFailure = on_failure
-        self.hook_errors: HookErrors = hook_errors
-        for name, store in (("journal", journal), ("cache", cache)):
-            if store is None:
-                continue
-            if not isinstance(store, SqliteJournal):
-                raise TypeError(f"{name} must be a SqliteJournal, got {type(store).__name__}")
-            if store.read_only:
-                raise ValueError(f"{name} {store.path} was opened read-only; a run writes to it")
-        self.journal = journal
-        self.cache = cache
-        self.app_data = app_data
-
-    @asynccontextmanager
-    async def open_run(
-        self,
-        specs: Iterable[NodeSpec] = (),
-        *,
-        dag_name: str = "dag",
-        run_id: str | None = None,
-        resume: str | None = None,
-    ) -> AsyncIterator[Run]:
-        """Start a run and hand it over while it goes on.
-
-        ``async with coordinator.open_run(specs) as run:`` — the body can submit
-        commands, read ``run.events()`` or watch ``run.graph``. Leaving the block waits
-        for the run to end; cancelling the enclosing scope cancels the run. The initial
-        specs are checked before anything starts (`InvalidGraphError` names the node and
-        the problem). A hook that fails the run makes leaving the block raise its
-        exception; an exception in the body cancels the run and propagates as it is.
-
-        A hook (or the journal) that fails the run cancels the body at once; if the
-        body raises as well, leaving the block raises both, in an exception group. A
-        ``KeyboardInterrupt`` (or ``SystemExit``) raised in an action or a hook reaches
-        the caller as itself.
-
-        ``resume=run_id`` finishes a run recorded in the coordinator's journal instead
-        of starting one (see `resume`); ``specs`` must then be empty. A run that had
-        finished is handed over finished: nothing runs, ``run.wait()`` returns its
-        stored report.
-        """
-        run = await self._make_run(specs, dag_name=dag_name, run_id=run_id, resume=resume)
-        if run.finished:
-            yield run  # resumed, but it had finished: nothing runs
-            return
-        body_error: BaseException | None = None
-        try:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(run._serve)
-                run._enter_body()
-                try:
-                    # Cancelled when the run fails (a hook, the journal): the body must
-                    # not go on with a run that is over, nor hide its error.
-                    with run._body_scope:
-                        yield run
-                except BaseException as exc:
-                    # Re-raised below, outside the nursery, so the body's own exception
-                    # reaches the caller as it is rather than inside an ExceptionGroup.
-                    body_error = exc
-                    run.cancel()
-                finally:
-                    run._leave_body()
-        except BaseExceptionGroup as group:
-            interrupt = _interrupt_in(group)
-            if interrupt is None:
-                raise
-            # An action (or a hook) was interrupted: Ctrl-C reaches the caller as the
-            # KeyboardInterrupt it is, not three task groups deep.
-            raise interrupt from None
-        finally:
-            run._release_claim()  # if the run never got to serve
-        failure = run._failure
-        if body_error is not None:
-            if failure is not None and failure is not body_error:
-                raise BaseExceptionGroup(
-                    f"run {run.run_id} failed, and so did the body of its open_run",
-                    [failure, body_error],
-                )
-            raise body_error
-        if failure is not None:
-            raise failure
-
-    async def run(
-        self, specs: Iterable[NodeSpec], *, dag_name: str = "dag", run_id: str | None = None
-    ) -> RunReport:
-        """Run ``specs`` (and whatever hooks add) to the end and return the report."""
-        async with self.open_run(specs, dag_name=dag_name, run_id=run_id) as run:
-            pass
-        return run.report()
-
-    async def resume(self, run_id: str) -> RunReport:
-        """Finish run ``run_id`` from the journal, after its process died; return the report.
-
-        The graph is rebuilt as it was, nodes added while it ran included. Every node
-        that had succeeded keeps its outputs and does not run again; nodes that were
-        running or waiting run (again: actions that were running when the process
-        died run at least once more, with their full ``try_count``); paused branches
-        stay paused and cancelled ones cancelled; a shutdown under way is finished at
-        once (its grace period does not survive the crash). Hooks receive `RunResumed`
-        first (``on_start`` runs again only if its commands had not been committed),
-        then again every event that had not passed every hook before the crash, so a
-        hook sees each event at least once. A hook that adds nodes with explicit ids is
-        idempotent for free: the repeated `AddNode` is rejected as a duplicate. **A
-        hook that adds nodes with automatic ids may add them twice** after a crash:
-        give the nodes a hook adds ids derived from the event (``f"{node}/summary"``).
-
-        A run that had already finished runs nothing: its stored report is returned,
-        so a supervisor may call this unconditionally after a restart. The run is
-        claimed for this process while it runs (an operating-system lock the kernel
-        drops when the process dies), so two resumes of one run never both run it.
-
-        `JournalError` if the coordinator has no journal, the journal has no such run,
-        or the run is going on (in this process or another).
-        """
-        async with self.open_run(resume=run_id) as run:
-            pass
-        return run.report()
-
-    async def _make_run(
-        self,
-        specs: Iterable[NodeSpec],
-        *,
-        dag_name: str,
-        run_id: str | None,
-        resume: str | None,
-    ) -> Run:
-        journal = self.journal
-        if resume is None:
-            run = Run(self, specs, dag_name=dag_name, run_id=run_id)
-            if journal is not None:
-                options = {
-                    "max_parallel": self.max_parallel,
-                    "on_failure": self.on_failure,
-                    "hook_errors": self.hook_errors,
-                    "hooks": [hook_name(hook) for hook in self.hooks],
-                }
-                recorder = run._recorder
-                assert recorder is not None
-                rows, recorder.rows = recorder.rows, []
-                await trio.to_thread.run_sync(
-                    journal._begin,
-                    run.run_id,
-                    run.dag_name,
-                    options,
-                    run._state.started_at,
-                    rows,
-                    recorder.nodes,
-                    limiter=journal_limiter(),
-                )
-                run._claimed = True
-                recorder.committed = recorder.seq
-            return run
-        if journal is None:
-            raise JournalError("resume needs a coordinator with a journal (journal=...)")
-        if any(True for _ in specs):
-            raise ValueError("open_run(resume=...) takes no specs: the journal has the graph")
-        try:
-            # Reading and claiming are one step: a run read here cannot be finished by
-            # another process before this one claims it.
-            stored, claimed = await trio.to_thread.run_sync(
-                journal._claim, resume, limiter=journal_limiter()
-            )
-        except KeyError:
-            raise JournalError(f"journal {journal.path} has no run {resume!r}") from None
-        try:
-            if not claimed:
-                return Run._from_finished(self, stored)
-            run = Run(self, (), dag_name=stored.info.dag_name, run_id=resume, stored=stored)
-            run._claimed = True
-            return run
-        except BaseException:
-            if claimed:
-                journal._release(resume)
-            raise
 
 
 @attrs.frozen
@@ -887,7 +656,7 @@ class Run:
                 state.dag_name,
                 node.id,
                 state.run_id,
-                spec.inputs,  # read-only already (see `_frozen`)
+                spec.inputs,  # read-only already (see `_model.frozen`)
                 state.upstream(node),
                 node.attempts,
                 self._cache,
@@ -1360,36 +1129,3 @@ async def _settle(result: Any) -> Any:
         return await result
     await trio.lowlevel.checkpoint()
     return result
-
-
-def _interrupt_in(group: BaseExceptionGroup[Any]) -> BaseException | None:
-    """The KeyboardInterrupt (or SystemExit) a group of a run's tasks holds, if that is
-    all it holds besides the cancellations it caused."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(reversed(exc.exceptions))
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-    if leaves and all(isinstance(exc, KeyboardInterrupt | SystemExit) for exc in leaves):
-        return leaves[0]
-    return None
-
-
-async def run_dag(specs: Iterable[NodeSpec], registry: ActionRegistry, **options: Any) -> RunReport:
-    """Run a DAG to its end in one call: ``await run_dag(specs, registry, max_parallel=8)``.
-
-    ``options`` are the `Coordinator` options (``hooks=``, ``max_parallel=``, …) plus
-    ``dag_name=`` and ``run_id=``.
-    """
-    run_options = {key: options.pop(key) for key in ("dag_name", "run_id") if key in options}
-    return await Coordinator(registry, **options).run(specs, **run_options)
-
-
-def run_dag_sync(
-    specs: Sequence[NodeSpec] | Iterable[NodeSpec], registry: ActionRegistry, **options: Any
-) -> RunReport:
-    """`run_dag` for scripts: starts Trio (``trio.run``) and returns the report."""
-    return trio.run(lambda: run_dag(specs, registry, **options))

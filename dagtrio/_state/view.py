@@ -6,11 +6,11 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._report import NodeRecord
-from ._spec import NodeSpec, NodeStatus
+from .._model.report import NodeRecord
+from .._model.spec import NodeSpec, NodeStatus
 
 if TYPE_CHECKING:
-    from ._state import Node, RunState
+    from .state import Node, RunState
 
 __all__ = ["GraphView"]
 

@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from . import _jsonvalue as jsonvalue
-from ._actions import ActionRegistry, CacheKey
-from ._journal import journal_limiter
-from ._spec import NodeCtx, NodeOutput
+from .._actions.registry import ActionRegistry, CacheKey
+from .._model import jsonvalue
+from .._model.spec import NodeCtx, NodeOutput
+from .sqlite import journal_limiter
 
 if TYPE_CHECKING:
-    from ._journal import SqliteJournal
-    from ._state import Node
+    from .._state.state import Node
+    from .sqlite import SqliteJournal
 
 __all__ = ["Memo", "cache_key"]
 

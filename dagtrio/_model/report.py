@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from ._spec import NodeStatus
+from .spec import NodeStatus
 
 __all__ = ["NodeRecord", "RunReport"]
 
@@ -80,13 +80,13 @@ class RunReport:
 
     def to_json(self, **dumps_kwargs: Any) -> str:
         """This report as a JSON document (see `dagtrio.converter`)."""
-        from ._convert import dumps
+        from .convert import dumps
 
         return dumps(self, **dumps_kwargs)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RunReport:
         """Rebuild a report written by `to_json`."""
-        from ._convert import loads
+        from .convert import loads
 
         return loads(text, cls)

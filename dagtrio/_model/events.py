@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ._spec import NodeOutput, NodeRef, NodeSpec
+from .spec import NodeOutput, NodeRef, NodeSpec
 
 if TYPE_CHECKING:
-    from ._commands import ExecutorCommand
+    from .commands import ExecutorCommand
 
 __all__ = [
     "BranchCancelled",

@@ -31,14 +31,20 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ..cli import int_at_least
-from . import plot as plotting
-from .driver import run_runner
-from .generators import SHAPES, default_density
-from .results import RunnerResult, document, machine_info, set_ratios, throughput_ratio
-from .runners import FLOOR, JOURNAL, RUNNERS, runner_names
-from .worker import MEMORY_METHODS
-from .workload import ActionKind, Workload
+from ..bench import plot as plotting
+from ..bench.driver import run_runner
+from ..bench.generators import SHAPES, default_density
+from ..bench.results import (
+    RunnerResult,
+    document,
+    machine_info,
+    set_ratios,
+    throughput_ratio,
+)
+from ..bench.runners import FLOOR, JOURNAL, RUNNERS, runner_names
+from ..bench.worker import MEMORY_METHODS
+from ..bench.workload import ActionKind, Workload
+from .args import int_at_least
 
 __all__ = ["add_parser", "run"]
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import attrs
 
-from ._commands import ExecutorCommand
-from ._events import ExecutionEvent
-from ._view import GraphView
+from .._model.commands import ExecutorCommand
+from .._model.events import ExecutionEvent
+from .._state.view import GraphView
 
 __all__ = ["EventHook", "HookContext", "HookLike", "as_hook", "command_list", "hook_name"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ._spec import NodeSpec
+from .spec import NodeSpec
 
 if TYPE_CHECKING:
     import igraph

@@ -12,8 +12,8 @@ from typing import Any
 
 import attrs
 
-from ._events import ExecutionEvent
-from ._spec import NodeSpec, iter_specs
+from .events import ExecutionEvent
+from .spec import NodeSpec, iter_specs
 
 __all__ = [
     "AddNode",

@@ -1,20 +1,11 @@
-"""Helpers for testing graphs and hooks: hypothesis strategies, a recording hook, checks.
-
-dagtrio's own property tests use these, and so can yours: generate DAGs with
-`dags`, watch a run with `RecordingHook`, and let `check_run` assert the lifecycle
-rules of DESIGN.md §2 on what was recorded. Needs hypothesis
-(``pip install dagtrio[testing]``) for `dags` only.
-"""
+"""`check_run`: DESIGN.md §2's lifecycle rules, asserted on a finished run."""
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
 
-import trio
-
-from ._events import (
+from .._model.events import (
     CommandRejected,
     ExecutionEvent,
     NodeAdded,
@@ -25,86 +16,10 @@ from ._events import (
     NodeSkipped,
     NodeStarted,
 )
-from ._hooks import EventHook, HookContext
-from ._report import RunReport
-from ._spec import NodeSpec, NodeStatus
+from .._model.report import RunReport
+from .._model.spec import NodeStatus
 
-if TYPE_CHECKING:
-    from hypothesis.strategies import SearchStrategy
-
-__all__ = ["RecordingHook", "check_run", "dags"]
-
-
-def dags(
-    *,
-    action: str | Sequence[str] = "noop",
-    min_nodes: int = 1,
-    max_nodes: int = 20,
-    max_deps: int = 3,
-    id_prefix: str = "n",
-    inputs: SearchStrategy[Mapping[str, Any]] | None = None,
-) -> SearchStrategy[list[NodeSpec]]:
-    """A hypothesis strategy for acyclic lists of specs, in shuffled order.
-
-    Node ``i`` may depend on up to ``max_deps`` of the nodes before it, so the graph is
-    acyclic by construction; the list is then shuffled, because a coordinator must not
-    rely on specs arriving in dependency order. ``action`` is one name or several to
-    pick from; ``inputs`` a strategy for each node's inputs (default: none).
-    """
-    from hypothesis import strategies as st
-
-    actions = [action] if isinstance(action, str) else list(action)
-    if not actions:
-        raise ValueError("dags() needs at least one action name")
-    if not 0 <= min_nodes <= max_nodes:
-        raise ValueError(f"need 0 <= min_nodes <= max_nodes, got {min_nodes}, {max_nodes}")
-
-    @st.composite
-    def build(draw: st.DrawFn) -> list[NodeSpec]:
-        count = draw(st.integers(min_nodes, max_nodes))
-        specs = []
-        for i in range(count):
-            deps = (
-                draw(st.lists(st.integers(0, i - 1), max_size=max_deps, unique=True)) if i else []
-            )
-            specs.append(
-                NodeSpec(
-                    draw(st.sampled_from(actions)),
-                    id=f"{id_prefix}{i}",
-                    deps=[f"{id_prefix}{d}" for d in deps],
-                    inputs=draw(inputs) if inputs is not None else {},
-                )
-            )
-        return draw(st.permutations(specs))
-
-    return build()
-
-
-class RecordingHook(EventHook):
-    """A hook that records every event it sees, optionally taking its time over each.
-
-    ``latency`` seconds of ``trio.sleep`` per event make a slow hook, to test
-    backpressure. ``on_start`` / ``on_complete`` calls are counted.
-    """
-
-    def __init__(self, latency: float = 0.0, name: str | None = None) -> None:
-        self.latency = latency
-        self.events: list[ExecutionEvent] = []
-        self.started = 0
-        self.completed: list[bool] = []
-        if name is not None:
-            self.name = name
-
-    async def on_start(self, ctx: HookContext) -> None:
-        self.started += 1
-
-    async def handle(self, ctx: HookContext, event: ExecutionEvent) -> None:
-        self.events.append(event)
-        if self.latency:
-            await trio.sleep(self.latency)
-
-    async def on_complete(self, ctx: HookContext, success: bool) -> None:
-        self.completed.append(success)
+__all__ = ["check_run"]
 
 
 def _node_of(event: ExecutionEvent) -> str | None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import attrs
 
-from ._errors import InvalidSpecError
-from ._frozen import EMPTY, freeze
+from .._errors import InvalidSpecError
+from .frozen import EMPTY, freeze
 
 __all__ = [
     "MAIN_BRANCH",
@@ -87,7 +87,7 @@ class NodeSpec:
       of ids but a string, which would be a list of one-letter ids; repeated ids are
       kept once).
     - ``inputs``: a mapping with string keys handed to the action as ``ctx.inputs``.
-      Copied into read-only containers, deep (see `dagtrio._frozen`): later changes
+      Copied into read-only containers, deep (see `dagtrio._model.frozen`): later changes
       to your dict do not reach the run, and neither the action nor any hook can
       change what a node receives except by the `SetNodeInputs` command.
     - ``timeout``: seconds per attempt, ``None`` for no limit.

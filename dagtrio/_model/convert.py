@@ -17,8 +17,11 @@ import cattrs
 from cattrs.gen import override
 from cattrs.strategies import configure_tagged_union, include_subclasses
 
-from . import _commands, _events, _report, _spec
-from . import _jsonvalue as jsonvalue
+from . import commands as _commands
+from . import events as _events
+from . import jsonvalue
+from . import report as _report
+from . import spec as _spec
 
 __all__ = ["converter", "dumps", "loads"]
 

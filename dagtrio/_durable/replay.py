@@ -1,0 +1,184 @@
+"""Replaying a journal: a `RunState` rebuilt from a `StoredRun`, to resume or to report.
+
+`replay` adds the same batches and applies the same commands in the same order, with
+every recorded outcome put back in its place. Nodes with no outcome (they were running
+or waiting when the process died) are left to run again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .._errors import InvalidGraphError, JournalError, describe
+from .._model.commands import CancelBranch, EmitEvent, ExecutorCommand, PauseBranch, ResumeBranch
+from .._model.convert import converter
+from .._model.events import (
+    BranchCancelled,
+    BranchPaused,
+    BranchResumed,
+    ExecutionEvent,
+    NodeAdded,
+    NodeCancelled,
+    NodeCompleted,
+    NodeFailed,
+    NodeSkipped,
+)
+from .._model.frozen import freeze
+from .._model.report import RunReport
+from .._model.spec import NodeOutput, NodeStatus
+from .._state.state import Node, RunState
+from .codec import decode_batch
+from .records import StoredRun
+
+__all__ = ["replay", "stored_report", "stored_state"]
+
+
+def replay(state: RunState, stored: StoredRun) -> list[tuple[int, ExecutionEvent]]:
+    """Rebuild ``state`` from ``stored``; return the events to deliver again.
+
+    Those are the events of every record past the journal's ``handled`` mark (with the
+    record's seq), which hooks may not have seen through. A record that cannot be read
+    back (a damaged or hand-edited file) is a `JournalError` naming it.
+    """
+    again: list[tuple[int, ExecutionEvent]] = []
+    for seq, kind, row in stored.records:
+        try:
+            event = _replay_record(state, kind, row, announce=seq > stored.handled)
+        except Exception as exc:
+            raise JournalError(
+                f"journal {stored.path or '(unknown file)'}: run {state.run_id!r}: record "
+                f"{seq} ({kind}) cannot be read back: {describe(exc)}"
+            ) from exc
+        again.extend((seq, one) for one in event)
+    return again
+
+
+def _replay_record(
+    state: RunState, kind: str, row: Mapping[str, Any], *, announce: bool
+) -> list[ExecutionEvent]:
+    """Apply one record to ``state``; its events if ``announce``."""
+    nodes = state.nodes
+    if kind == "add":
+        specs, counter = decode_batch(row["data"])
+        try:
+            prepared = state.prepare(specs)
+        except InvalidGraphError as exc:
+            raise ValueError(f"cannot rebuild the graph: {exc}") from None
+        state.add(prepared)
+        state.restore_auto_ids(prepared.specs, counter)
+        if not announce:
+            return []
+        added = [nodes[spec.id] for spec in prepared.specs]  # type: ignore[index]
+        return [NodeAdded(node.ref, node.spec, node.branch) for node in added]
+    if kind == "command":
+        command = converter.structure(json.loads(row["data"]), ExecutorCommand)
+        state.apply(command)
+        event = _command_event(state, command) if announce else None
+        return [event] if event is not None else []
+    if kind in ("outcome", "cached"):
+        node = nodes[row["node"]]
+        status = NodeStatus(row["status"])
+        if not status.is_final:
+            raise ValueError(f"node {node.id!r} has an outcome that is not final: {status}")
+        outputs = json.loads(row["data"]) if row["data"] is not None else None
+        state.restore(
+            node,
+            status,
+            attempts=row["attempts"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            error=row["error"],
+            outputs=outputs,
+            cached=kind == "cached",
+            traceback=row["traceback"],
+        )
+        if not announce:
+            return []
+        return [_outcome_event(node, status, row, freeze(outputs), kind == "cached")]
+    if kind == "stop":
+        # As the live run: nothing starts any more and later nodes are cancelled as
+        # they come. The nodes it cancelled then have records of their own, next; the
+        # ones it let finish within the grace period may have records later.
+        state.stopped = f"cancelled: {json.loads(row['data'])}"
+        return []
+    if kind == "started":
+        return []
+    raise ValueError(f"unknown record kind {kind!r}")
+
+
+def _command_event(state: RunState, command: ExecutorCommand) -> ExecutionEvent | None:
+    known = True
+    match command:
+        case PauseBranch(branch=branch, reason=reason):
+            return BranchPaused(branch, reason, known)
+        case ResumeBranch(branch=branch):
+            return BranchResumed(branch, known)
+        case EmitEvent(event=event):
+            return event
+        case CancelBranch(branch=branch, reason=reason):
+            return BranchCancelled(branch, reason, known)
+        case _:
+            return None  # SetNodeInputs announces nothing
+
+
+def _outcome_event(
+    node: Node, status: NodeStatus, row: Mapping[str, Any], outputs: Any, cached: bool
+) -> ExecutionEvent:
+    ref = node.ref
+    error = row["error"]
+    if status is NodeStatus.SUCCEEDED:
+        return NodeCompleted(ref, NodeOutput(outputs, True, {"cached": True} if cached else None))
+    if status is NodeStatus.FAILED:
+        return NodeFailed(ref, error or "failed", row["traceback"])
+    if status is NodeStatus.CANCELLED:
+        return NodeCancelled(ref, error or "cancelled")
+    return NodeSkipped(ref, error or "skipped")
+
+
+def stored_report(stored: StoredRun) -> RunReport:
+    """The report of a stored run, rebuilt without running anything."""
+    info = stored.info
+    state = stored_state(stored)
+    success = bool(info.success) if info.success is not None else False
+    return state.report(success=success, error=info.error, final=True)
+
+
+def stored_state(stored: StoredRun) -> RunState:
+    """The state a stored run was left in, rebuilt without its actions (nothing runs)."""
+    info = stored.info
+    state = RunState(
+        _AnyAction(),  # type: ignore[arg-type]
+        dag_name=info.dag_name,
+        run_id=info.run_id,
+        emit=lambda event: None,
+        retry_later=lambda node, delay: None,
+        now=lambda: info.started_at,
+    )
+    state.listening = False
+    replay(state, stored)
+    state.started_at = info.started_at
+    state.finished_at = info.finished_at
+    return state
+
+
+class _AnyAction:
+    """A registry that knows every action name: reading a report runs nothing."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def get(self, name: str) -> Any:
+        return _NoAction(name)
+
+
+class _NoAction:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def execute(self, ctx: Any) -> Any:  # pragma: no cover - never run
+        raise RuntimeError(f"{self.name}: reading a journal runs nothing")

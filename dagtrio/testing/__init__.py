@@ -1,0 +1,25 @@
+"""Helpers for testing graphs and hooks: hypothesis strategies, a recording hook, checks.
+
+dagtrio's own property tests use these, and so can yours: generate DAGs with
+`dags`, watch a run with `RecordingHook`, and let `check_run` assert the lifecycle
+rules of DESIGN.md §2 on what was recorded. Needs hypothesis
+(``pip install dagtrio[testing]``) for `dags` only.
+"""
+
+from .checks import check_run as check_run
+from .hooks import RecordingHook as RecordingHook
+from .strategies import dags as dags
+
+__all__ = ["RecordingHook", "check_run", "dags"]
+
+
+def _fixup_module_metadata() -> None:
+    # As in dagtrio's own __init__: exports say where users import them from.
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("dagtrio.testing."):
+            obj.__module__ = "dagtrio.testing"
+
+
+_fixup_module_metadata()
+del _fixup_module_metadata
