@@ -31,7 +31,7 @@ from .._model.spec import NodeCtx, NodeOutput
 from .sqlite import journal_limiter
 
 if TYPE_CHECKING:
-    from .._state.state import Node
+    from .._state.node import Node
     from .sqlite import SqliteJournal
 
 __all__ = ["Memo", "cache_key"]
@@ -82,14 +82,14 @@ class Memo:
         self.registry = registry
         self.run_id = run_id
 
-    def attach(self, node: Node) -> None:
-        """Make ``node`` look up and store its result, if it uses the cache."""
+    def wrap(self, node: Node) -> Callable[[NodeCtx], Awaitable[Any]] | None:
+        """What ``node``'s worker calls instead of its action, if it uses the cache."""
         policy: CacheKey = self.registry.cache_key(node.spec.action)
         wanted = node.spec.cache
         if wanted is False or (wanted is None and policy is False):
-            return
+            return None
         key_of = policy if callable(policy) else _default_value
-        node.call = self._wrap(node, node.call, key_of)
+        return self._wrap(node, node.call, key_of)
 
     def _wrap(
         self,
@@ -112,9 +112,7 @@ class Memo:
             hit = await trio.to_thread.run_sync(store._cache_get, key, limiter=journal_limiter())
             if hit is not None:
                 outputs = json.loads(hit[0]) if hit[0] is not None else None
-                # Set with no checkpoint before the return: the coordinator reads it
-                # with the result, and a cancellation cannot fall in between.
-                node.cached = True
+                # The state marks the node cached when it applies this success.
                 return NodeOutput(outputs, True, {"cached": True, "cache_key": key})
             result = await call(ctx)
             if isinstance(result, NodeOutput):

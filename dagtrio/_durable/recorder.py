@@ -18,7 +18,7 @@ from .._model import jsonvalue
 from .._model.commands import ExecutorCommand
 from .._model.convert import to_data
 from .._model.spec import NodeSpec, NodeStatus
-from .._state.state import Node
+from .._state.node import Node
 from .codec import encode_batch, encode_outputs
 from .sqlite import SqliteJournal, journal_limiter
 

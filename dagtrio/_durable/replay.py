@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import trio
+
 from .._errors import InvalidGraphError, JournalError, describe
 from .._model.commands import CancelBranch, EmitEvent, ExecutorCommand, PauseBranch, ResumeBranch
 from .._model.convert import converter
@@ -28,7 +30,8 @@ from .._model.events import (
 from .._model.frozen import freeze
 from .._model.report import RunReport
 from .._model.spec import NodeOutput, NodeStatus
-from .._state.state import Node, RunState
+from .._state.node import Node
+from .._state.state import RunState
 from .codec import decode_batch
 from .records import StoredRun
 
@@ -101,7 +104,7 @@ def _replay_record(
         # As the live run: nothing starts any more and later nodes are cancelled as
         # they come. The nodes it cancelled then have records of their own, next; the
         # ones it let finish within the grace period may have records later.
-        state.stopped = f"cancelled: {json.loads(row['data'])}"
+        state.restore_stop(f"cancelled: {json.loads(row['data'])}")
         return []
     if kind == "started":
         return []
@@ -153,14 +156,17 @@ def stored_state(stored: StoredRun) -> RunState:
         dag_name=info.dag_name,
         run_id=info.run_id,
         emit=lambda event: None,
-        retry_later=lambda node, delay: None,
+        retry_later=_no_retries,
         now=lambda: info.started_at,
     )
-    state.listening = False
+    state.listen(False)
     replay(state, stored)
-    state.started_at = info.started_at
-    state.finished_at = info.finished_at
+    state.restore_times(info.started_at, info.finished_at)
     return state
+
+
+def _no_retries(node: Node, delay: float) -> trio.CancelScope:  # pragma: no cover
+    raise AssertionError("reading a journal runs nothing, so retries nothing")
 
 
 class _AnyAction:

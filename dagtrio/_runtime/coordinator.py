@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 import trio
 
@@ -20,12 +20,10 @@ from .._hooks.hook import EventHook, HookLike, as_hook, hook_name
 from .._model.report import RunReport
 from .._model.spec import NodeSpec
 from .._validate import check_int
+from .options import HookErrors, OnFailure, RunOptions
 from .run import Run
 
 __all__ = ["Coordinator", "HookErrors", "OnFailure", "run_dag", "run_dag_sync"]
-
-OnFailure = Literal["skip", "fail_fast"]
-HookErrors = Literal["fail", "isolate"]
 
 
 class Coordinator:
@@ -201,6 +199,20 @@ class Coordinator:
             pass
         return run.report()
 
+    def _options(self) -> RunOptions:
+        return RunOptions(
+            self.registry,
+            self.hooks,
+            self.max_parallel,
+            self.event_capacity,
+            self.command_capacity,
+            self.on_failure,
+            self.hook_errors,
+            self.journal,
+            self.cache,
+            self.app_data,
+        )
+
     async def _make_run(
         self,
         specs: Iterable[NodeSpec],
@@ -211,7 +223,7 @@ class Coordinator:
     ) -> Run:
         journal = self.journal
         if resume is None:
-            run = Run(self, specs, dag_name=dag_name, run_id=run_id)
+            run = Run(self._options(), specs, dag_name=dag_name, run_id=run_id)
             if journal is not None:
                 options = {
                     "max_parallel": self.max_parallel,
@@ -249,8 +261,10 @@ class Coordinator:
             raise JournalError(f"journal {journal.path} has no run {resume!r}") from None
         try:
             if not claimed:
-                return Run._from_finished(self, stored)
-            run = Run(self, (), dag_name=stored.info.dag_name, run_id=resume, stored=stored)
+                return Run._from_finished(self._options(), stored)
+            run = Run(
+                self._options(), (), dag_name=stored.info.dag_name, run_id=resume, stored=stored
+            )
             run._claimed = True
             return run
         except BaseException:

@@ -13,7 +13,7 @@ from .._hooks.messages import Reply
 from .._model.commands import ExecutorCommand
 
 if TYPE_CHECKING:
-    from .._state.state import Node
+    from .._state.node import Node
 
 
 class RetryDue:

@@ -21,7 +21,7 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import trio
@@ -40,7 +40,8 @@ from .._model.commands import ExecutorCommand
 from .._model.events import CommandRejected, ExecutionEvent, HookFailed, RunIdle, RunResumed
 from .._model.report import RunReport
 from .._model.spec import NodeCtx, NodeSpec, NodeStatus, iter_specs
-from .._state.state import CANCELLED_ATTEMPT, Node, Rejected, RunState
+from .._state.node import CANCELLED_ATTEMPT, Node
+from .._state.state import Rejected, RunState
 from .._state.view import GraphView
 from .._validate import check_seconds
 from .messages import (
@@ -52,9 +53,7 @@ from .messages import (
     Shutdown,
     Submitted,
 )
-
-if TYPE_CHECKING:
-    from .coordinator import Coordinator
+from .options import RunOptions
 
 __all__ = ["CLEANUP_GRACE", "Run", "RunStatistics"]
 
@@ -108,7 +107,7 @@ class Run:
 
     def __init__(
         self,
-        coordinator: Coordinator,
+        options: RunOptions,
         specs: Iterable[NodeSpec],
         *,
         dag_name: str,
@@ -119,15 +118,15 @@ class Run:
             raise ValueError(f"dag_name must be a non-empty string, got {dag_name!r}")
         if run_id is not None and (not isinstance(run_id, str) or not run_id):
             raise ValueError(f"run_id must be a non-empty string or None, got {run_id!r}")
-        self._coordinator = coordinator
+        self._options = options
         self.run_id: str = run_id or uuid.uuid4().hex
         self.dag_name: str = dag_name
-        self._hooks = coordinator.hooks
-        self._max_parallel = coordinator.max_parallel
-        self._event_limit = max(1, coordinator.event_capacity)
-        self._fail_fast = coordinator.on_failure == "fail_fast"
-        self._isolate = coordinator.hook_errors == "isolate"
-        self._app_data = coordinator.app_data
+        self._hooks = options.hooks
+        self._max_parallel = options.max_parallel
+        self._event_limit = max(1, options.event_capacity)
+        self._fail_fast = options.on_failure == "fail_fast"
+        self._isolate = options.hook_errors == "isolate"
+        self._app_data = options.app_data
         # Times in reports are epoch seconds that advance with Trio's clock (a MockClock
         # in tests), so durations are exact and reports stay meaningful.
         # The clock itself rather than trio.current_time(), which looks it up on every
@@ -144,7 +143,7 @@ class Run:
         self._body_streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         self._body_task: trio.lowlevel.Task | None = None
         self._state = RunState(
-            coordinator.registry,
+            options.registry,
             dag_name=dag_name,
             run_id=self.run_id,
             emit=self._emit,
@@ -152,9 +151,9 @@ class Run:
             now=lambda: clock.current_time() + offset,
         )
         # Until a reader subscribes, only hooks listen (see RunState.listening).
-        self._state.listening = bool(self._hooks)
-        if coordinator.cache is not None:
-            self._state.memo = Memo(coordinator.cache, coordinator.registry, self.run_id)
+        self._state.listen(bool(self._hooks))
+        if options.cache is not None:
+            self._state.attach(memo=Memo(options.cache, options.registry, self.run_id))
         # The initial nodes are announced only once the run starts, so a reader
         # subscribing first thing in the open_run body sees the same events with or
         # without hooks.
@@ -175,29 +174,28 @@ class Run:
         #: events tagged so far, and of those, events through the pipeline so far
         self._tagged = 0
         self._through = 0
-        journal = coordinator.journal
+        journal = options.journal
         if stored is not None:
             assert journal is not None
             # Replaying announces nothing: the events to deliver again are chosen
             # from the journal's mark (`_announce_resumed`).
-            self._state.listening, self._state.emit = False, _drop
-            self._replayed = replay(self._state, stored)
+            with self._state.muted():
+                self._replayed = replay(self._state, stored)
             for _, kind, row in stored.records:
                 if kind == "started":
                     self._on_start_done = True
                 elif kind == "stop" and self._resumed_stop is None:
                     self._resumed_stop = json.loads(row["data"])
-            self._state.listening, self._state.emit = bool(self._hooks), self._emit
-            self._state.started_at = stored.info.started_at
+            self._state.restore_times(stored.info.started_at)
             last = stored.records[-1][0] if stored.records else 0
             self._recorder = RunRecorder(journal, self.run_id, start_seq=last)
             self._recorder.handled = stored.handled
             self._recorder.nodes = len(self._state.nodes)
-            self._state.recorder = self._recorder
+            self._state.attach(recorder=self._recorder)
         else:
             if journal is not None:
                 self._recorder = RunRecorder(journal, self.run_id)
-                self._state.recorder = self._recorder
+                self._state.attach(recorder=self._recorder)
             self._state.add_initial(iter_specs(specs))
         if self._recorder is not None:
             self._outbox.journal = self._recorder
@@ -207,7 +205,7 @@ class Run:
         """A live read-only view of the graph."""
         self._hook_ctx = HookContext(self.run_id, dag_name, self._app_data, self.graph)
         self._cache = types.MappingProxyType(self._state.outputs)
-        self._inbox_send, self._inbox = trio.open_memory_channel[Any](coordinator.command_capacity)
+        self._inbox_send, self._inbox = trio.open_memory_channel[Any](options.command_capacity)
         self._nursery: trio.Nursery | None = None
         self._grace_scope: trio.CancelScope | None = None
         #: branch -> the crew its nodes run in
@@ -298,13 +296,13 @@ class Run:
         the run goes on, and the run must not wait on it. To follow a run past the
         body, call ``run.events()`` in the task that reads.
         """
-        send, receive = trio.open_memory_channel[ExecutionEvent](self._coordinator.event_capacity)
+        send, receive = trio.open_memory_channel[ExecutionEvent](self._options.event_capacity)
         stream = EventStream(receive, send)
         if self._finished:
             send.close()
         else:
             self._readers.append(Reader(send, self._pipelined))
-            self._state.listening = True
+            self._state.listen(True)
             if self._body_task is not None and trio.lowlevel.current_task() is self._body_task:
                 self._body_streams.add(stream)
         return stream
@@ -416,10 +414,10 @@ class Run:
     # ----------------------------------------------------------------- open_run's side
 
     @classmethod
-    def _from_finished(cls, coordinator: Coordinator, stored: StoredRun) -> Run:
+    def _from_finished(cls, options: RunOptions, stored: StoredRun) -> Run:
         """A run the journal says had finished, handed over finished (nothing runs)."""
         info = stored.info
-        run = cls(coordinator, (), dag_name=info.dag_name, run_id=info.run_id)
+        run = cls(options, (), dag_name=info.dag_name, run_id=info.run_id)
         state = stored_state(stored)
         run._state = state
         run.graph = GraphView(state)
@@ -437,7 +435,7 @@ class Run:
         """Let the run be resumed elsewhere: it stopped in this process (or never started)."""
         if self._claimed:
             self._claimed = False
-            journal = self._coordinator.journal
+            journal = self._options.journal
             assert journal is not None
             journal._release(self.run_id)
 
@@ -567,7 +565,7 @@ class Run:
                     await applied.wait()
         await inbox.send(HooksStarted())
         source: Any = self._outbox
-        capacity = self._coordinator.event_capacity
+        capacity = self._options.event_capacity
         for hook in self._hooks:
             sink, receive = trio.open_memory_channel[ExecutionEvent](capacity)
             nursery.start_soon(
@@ -886,11 +884,11 @@ class Run:
                 with suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     await self._inbox_send.send(JournalFailed(exc))
 
-    def _retry_later(self, node: Node, delay: float) -> None:
+    def _retry_later(self, node: Node, delay: float) -> trio.CancelScope:
         assert self._nursery is not None
         scope = trio.CancelScope()
-        node.scope = scope
         self._nursery.start_soon(self._retry_timer, node, scope, delay)
+        return scope
 
     async def _retry_timer(self, node: Node, scope: trio.CancelScope, delay: float) -> None:
         with scope:
@@ -963,9 +961,9 @@ class Run:
         reason = self._error or "run ended before the node finished"
         if state.unfinished:
             # Whatever the pipeline can no longer deliver, the report still records.
-            state.emit = _drop
+            state.mute()
             state.cancel_nodes(list(state.nodes.values()), f"cancelled: {reason}")
-        state.finished_at = state.now()
+        state.mark_finished()
         self._set_report()
         # Anyone whose command was queued but never applied hears that the run ended;
         # closing right after (no checkpoint between) turns away everyone later.
@@ -995,7 +993,7 @@ class Run:
             reader.channel.close()
         self._readers.clear()
         # Workers and the tail of a cancelled run never report back; nothing runs now.
-        state.running = state.delayed = 0
+        state.abandon_attempts()
         self._unacked = 0
         self._idle = False
 
@@ -1116,10 +1114,6 @@ _WORKER_NAME = f"{Run._work.__module__}.{Run._work.__qualname__}"
 
 #: events that announce no record of their own (see `Run._emit`)
 _UNRECORDED = frozenset({CommandRejected, HookFailed})
-
-
-def _drop(event: ExecutionEvent) -> None:
-    pass
 
 
 async def _settle(result: Any) -> Any:

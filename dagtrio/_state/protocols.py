@@ -7,14 +7,14 @@ moment each change happens, so that what they write is in the one order of the r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._model.commands import ExecutorCommand
-from .._model.spec import NodeSpec
+from .._model.spec import NodeCtx, NodeSpec
 
 if TYPE_CHECKING:
-    from .state import Node
+    from .node import Node
 
 __all__ = ["MemoPolicy", "Recorder"]
 
@@ -47,6 +47,8 @@ class Recorder(Protocol):
 class MemoPolicy(Protocol):
     """Decides which nodes use the cache: the cache's side."""
 
-    def attach(self, node: Node) -> None:
-        """Make ``node`` look up (and store) its result, if it uses the cache."""
+    def wrap(self, node: Node) -> Callable[[NodeCtx], Awaitable[Any]] | None:
+        """What ``node``'s worker should call instead of its action, to look up (and
+        store) its result; None if it does not use the cache. A hit returns a
+        `NodeOutput` whose metadata says ``cached``."""
         ...

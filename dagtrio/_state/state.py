@@ -13,14 +13,14 @@ import gc
 import logging
 import traceback
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import attrs
 import trio
 
-from .._actions.registry import ActionRegistry, FunctionAction, NodeAction
+from .._actions.registry import ActionRegistry, NodeAction
 from .._errors import InvalidGraphError, InvalidSpecError, describe
 from .._model.commands import (
     AddNode,
@@ -52,16 +52,15 @@ from .._model.graph import batch_order
 from .._model.report import NodeRecord, RunReport
 from .._model.spec import (
     MAIN_BRANCH,
-    NodeCtx,
     NodeOutput,
-    NodeRef,
     NodeSpec,
     NodeStatus,
     validate_branch,
 )
+from .node import CANCELLED_ATTEMPT, Node, Records
 from .protocols import MemoPolicy, Recorder
 
-__all__ = ["CANCELLED_ATTEMPT", "Node", "RunState"]
+__all__ = ["BULK", "Rejected", "RunState"]
 
 logger = logging.getLogger("dagtrio")
 
@@ -74,111 +73,6 @@ CANCELLED = NodeStatus.CANCELLED
 SKIPPED = NodeStatus.SKIPPED
 
 
-#: `Node.result` of an attempt that was cancelled while it ran
-CANCELLED_ATTEMPT: Any = object()
-
-
-class Node:
-    """Mutable bookkeeping for one node. Only `RunState` writes to it."""
-
-    __slots__ = (
-        "_ref",
-        "action",
-        "attempts",
-        "branch",
-        "cached",
-        "call",
-        "crew",
-        "dag",
-        "dependents",
-        "error",
-        "fault",
-        "finished_at",
-        "held",
-        "id",
-        "outputs",
-        "result",
-        "scope",
-        "spec",
-        "started_at",
-        "status",
-        "traceback",
-        "waiting",
-    )
-
-    def __init__(self, spec: NodeSpec, dag: str, branch: str, action: NodeAction) -> None:
-        self.id: str = spec.id  # type: ignore[assignment]
-        self.dag = dag
-        self._ref: NodeRef | None = None
-        self.spec = spec
-        self.branch = branch
-        self.action = action
-        #: what a worker awaits: the function itself for a `FunctionAction` (one
-        #: coroutine less per attempt; the worker wraps a plain value), else ``execute``
-        self.call: Callable[[NodeCtx], Awaitable[Any]] = (
-            action.call if isinstance(action, FunctionAction) else action.execute
-        )
-        self.status = PENDING
-        #: deps that have not succeeded yet
-        self.waiting = 0
-        #: nodes waiting for this one: () until the first comes and again once they
-        #: were told, rather than an empty list per node for the garbage collector to walk
-        self.dependents: list[Node] | tuple[()] = ()
-        self.attempts = 0
-        self.started_at: float | None = None
-        self.finished_at: float | None = None
-        self.error: str | None = None
-        self.outputs: Any = None
-        #: cancel scope of the running attempt or of the retry-delay timer
-        self.scope: trio.CancelScope | None = None
-        # The coordinator's, not RunState's: the crew running the attempt, and how the
-        # attempt ended. A worker writes these and sends the node itself to the
-        # coordinator, so that ending an attempt allocates nothing (the garbage
-        # collector runs in proportion to allocations; see `Run._work`).
-        self.crew: Any = None
-        #: what the action returned (a `NodeOutput` or a plain value), or CANCELLED_ATTEMPT
-        self.result: Any = None
-        #: why the attempt failed: the exception it raised, a message (a timeout), or None
-        self.fault: BaseException | str | None = None
-        #: succeeded by reusing a cached result (set by `_durable.memo.Memo`'s wrapper)
-        self.cached = False
-        #: READY, and set aside in `RunState.held` because its branch is paused
-        self.held = False
-        #: the formatted traceback of the last failed attempt that raised
-        self.traceback: str | None = None
-
-    @property
-    def ref(self) -> NodeRef:
-        """This node as a `NodeRef`, made the first time an event needs it.
-
-        A run that nobody listens to builds no events, so it never needs one.
-        """
-        ref = self._ref
-        if ref is None:
-            ref = self._ref = NodeRef(self.dag, self.id)
-        return ref
-
-    def record(self) -> NodeRecord:
-        spec = self.spec
-        # Positional: a report builds one per node, and keywords cost a third more.
-        return NodeRecord(
-            self.id,
-            spec.action,
-            self.branch,
-            spec.deps,
-            self.status,
-            self.attempts,
-            self.started_at,
-            self.finished_at,
-            self.error,
-            self.outputs,
-            # A hit whose node was cancelled meanwhile (its branch, the run) did not count.
-            self.cached and self.status is SUCCEEDED,
-            self.traceback,
-        )
-
-
-#: batches of at least this many specs are added with the garbage collector paused
 BULK = 1000
 
 
@@ -252,7 +146,11 @@ class RunState:
     """Graph, statuses, ready queue and branch states of one run.
 
     ``emit`` receives every event as it happens. ``retry_later`` is called with a node
-    whose next attempt must wait ``delay`` seconds; the coordinator owns timers.
+    whose next attempt must wait ``delay`` seconds, and returns the cancel scope of the
+    timer it started: the coordinator owns timers.
+
+    Everything here is written by this package only (``tests/test_ownership.py``):
+    other rooms call the methods below.
     """
 
     def __init__(
@@ -262,7 +160,7 @@ class RunState:
         dag_name: str,
         run_id: str,
         emit: Callable[[ExecutionEvent], None],
-        retry_later: Callable[[Node, float], None],
+        retry_later: Callable[[Node, float], trio.CancelScope],
         now: Callable[[], float],
     ) -> None:
         self.registry = registry
@@ -413,7 +311,9 @@ class RunState:
                 action = actions[spec.action] = registry.get(spec.action)
             node = Node(spec, dag, branch, action)
             if memo is not None:
-                memo.attach(node)
+                cached_call = memo.wrap(node)
+                if cached_call is not None:
+                    node.call = cached_call
             nodes[node.id] = node
             if branch != last_branch:  # batches mostly keep to one branch
                 last_branch = branch
@@ -477,6 +377,51 @@ class RunState:
                 self.add(self.prepare(specs))
         finally:
             self.listening = listening
+
+    # ------------------------------------------------------------------ wiring
+
+    def listen(self, listening: bool) -> None:
+        """Whether anyone receives events: while nobody does, the per-node events of
+        the hot path are not even built."""
+        self.listening = listening
+
+    def attach(self, *, recorder: Recorder | None = None, memo: MemoPolicy | None = None) -> None:
+        """Give the state the journal's recorder and the cache's memo, when the run has them."""
+        if recorder is not None:
+            self.recorder = recorder
+        if memo is not None:
+            self.memo = memo
+
+    @contextmanager
+    def muted(self) -> Iterator[None]:
+        """Announce nothing meanwhile (a replay rebuilds the graph without events)."""
+        emit, listening = self.emit, self.listening
+        self.emit, self.listening = _silence, False
+        try:
+            yield
+        finally:
+            self.emit, self.listening = emit, listening
+
+    def mute(self) -> None:
+        """Announce nothing from now on: the run is over, nobody can receive."""
+        self.emit, self.listening = _silence, False
+
+    def abandon_attempts(self) -> None:
+        """The run is over: workers and retry timers never report back, count them out."""
+        self.running = self.delayed = 0
+
+    def mark_finished(self) -> None:
+        """The run ended now."""
+        self.finished_at = self.now()
+
+    def restore_times(self, started_at: float, finished_at: float | None = None) -> None:
+        """The run's start (and end) as the journal recorded them."""
+        self.started_at = started_at
+        self.finished_at = finished_at
+
+    def restore_stop(self, reason: str) -> None:
+        """A shutdown (or fail_fast) had begun: nothing starts, later nodes are cancelled."""
+        self.stopped = reason
 
     # ------------------------------------------------------------------ scheduling
 
@@ -560,6 +505,8 @@ class RunState:
             error = self.recorder.take_outputs(node.id, outputs)
         if succeeded and error is None:
             node.traceback = None  # of an earlier attempt: before the outcome is recorded
+            if output is not None and output.metadata and "cache_key" in output.metadata:
+                node.cached = output.metadata.get("cached") is True  # a hit of `MemoPolicy`
             self._finish(node, SUCCEEDED, None)
             # Read-only from here on: dependents, hooks and the report share them.
             frozen = outputs if outputs is None else freeze(outputs)
@@ -616,7 +563,7 @@ class RunState:
             if delay > 0:
                 node.status = PENDING
                 self.delayed += 1
-                self.retry_later(node, delay)
+                node.scope = self.retry_later(node, delay)
             else:
                 self._make_ready(node)
             return
@@ -958,7 +905,7 @@ class RunState:
         """
         nodes: Mapping[str, NodeRecord]
         if final:
-            nodes = _Records(self.nodes)
+            nodes = Records(self.nodes)
         else:
             nodes = {node_id: node.record() for node_id, node in self.nodes.items()}
         if success is None:
@@ -974,35 +921,8 @@ class RunState:
         )
 
 
-class _Records(Mapping[str, NodeRecord]):
-    """``RunReport.nodes`` of a finished run: each `NodeRecord` made on access.
-
-    Read-only and final like a dict of records, equal to one with the same items; it
-    pickles as one (the nodes it reads hold actions and other live objects).
-    """
-
-    __slots__ = ("_nodes",)
-
-    def __init__(self, nodes: dict[str, Node]) -> None:
-        self._nodes = nodes
-
-    def __getitem__(self, node_id: str) -> NodeRecord:
-        return self._nodes[node_id].record()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._nodes)
-
-    def __len__(self) -> int:
-        return len(self._nodes)
-
-    def __contains__(self, node_id: object) -> bool:
-        return node_id in self._nodes
-
-    def __repr__(self) -> str:
-        return repr(dict(self.items()))
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (dict, (list(self.items()),))
+def _silence(event: ExecutionEvent) -> None:
+    pass
 
 
 _PAST = {

@@ -10,7 +10,8 @@ from .._model.report import NodeRecord
 from .._model.spec import NodeSpec, NodeStatus
 
 if TYPE_CHECKING:
-    from .state import Node, RunState
+    from .node import Node
+    from .state import RunState
 
 __all__ = ["GraphView"]
 

@@ -1,0 +1,165 @@
+"""One node's bookkeeping: what the state keeps about it, and its record in reports."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any
+
+import trio
+
+from .._actions.registry import FunctionAction, NodeAction
+from .._model.report import NodeRecord
+from .._model.spec import NodeCtx, NodeRef, NodeSpec, NodeStatus
+
+__all__ = ["CANCELLED_ATTEMPT", "OWNERS", "Node", "Records"]
+
+PENDING = NodeStatus.PENDING
+SUCCEEDED = NodeStatus.SUCCEEDED
+
+
+#: `Node.result` of an attempt that was cancelled while it ran
+CANCELLED_ATTEMPT: Any = object()
+
+#: The only `Node` slots written outside `dagtrio._state`, and the module that writes each:
+#: a worker hands its attempt's end to the coordinator on the node itself (``crew``,
+#: ``result``, ``fault``), so that ending an attempt allocates nothing (`Run._work`).
+#: ``tests/test_ownership.py`` holds every other module to this.
+OWNERS: dict[str, str] = {
+    "crew": "dagtrio._runtime.run",
+    "result": "dagtrio._runtime.run",
+    "fault": "dagtrio._runtime.run",
+}
+
+
+class Node:
+    """Mutable bookkeeping for one node. Only `RunState` writes to it."""
+
+    __slots__ = (
+        "_ref",
+        "action",
+        "attempts",
+        "branch",
+        "cached",
+        "call",
+        "crew",
+        "dag",
+        "dependents",
+        "error",
+        "fault",
+        "finished_at",
+        "held",
+        "id",
+        "outputs",
+        "result",
+        "scope",
+        "spec",
+        "started_at",
+        "status",
+        "traceback",
+        "waiting",
+    )
+
+    def __init__(self, spec: NodeSpec, dag: str, branch: str, action: NodeAction) -> None:
+        self.id: str = spec.id  # type: ignore[assignment]
+        self.dag = dag
+        self._ref: NodeRef | None = None
+        self.spec = spec
+        self.branch = branch
+        self.action = action
+        #: what a worker awaits: the function itself for a `FunctionAction` (one
+        #: coroutine less per attempt; the worker wraps a plain value), else ``execute``
+        self.call: Callable[[NodeCtx], Awaitable[Any]] = (
+            action.call if isinstance(action, FunctionAction) else action.execute
+        )
+        self.status = PENDING
+        #: deps that have not succeeded yet
+        self.waiting = 0
+        #: nodes waiting for this one: () until the first comes and again once they
+        #: were told, rather than an empty list per node for the garbage collector to walk
+        self.dependents: list[Node] | tuple[()] = ()
+        self.attempts = 0
+        self.started_at: float | None = None
+        self.finished_at: float | None = None
+        self.error: str | None = None
+        self.outputs: Any = None
+        #: cancel scope of the running attempt or of the retry-delay timer
+        self.scope: trio.CancelScope | None = None
+        # The coordinator's, not RunState's: the crew running the attempt, and how the
+        # attempt ended. A worker writes these and sends the node itself to the
+        # coordinator, so that ending an attempt allocates nothing (the garbage
+        # collector runs in proportion to allocations; see `Run._work`).
+        self.crew: Any = None
+        #: what the action returned (a `NodeOutput` or a plain value), or CANCELLED_ATTEMPT
+        self.result: Any = None
+        #: why the attempt failed: the exception it raised, a message (a timeout), or None
+        self.fault: BaseException | str | None = None
+        #: succeeded by reusing a cached result (a hit of the run's `MemoPolicy`)
+        self.cached = False
+        #: READY, and set aside in `RunState.held` because its branch is paused
+        self.held = False
+        #: the formatted traceback of the last failed attempt that raised
+        self.traceback: str | None = None
+
+    @property
+    def ref(self) -> NodeRef:
+        """This node as a `NodeRef`, made the first time an event needs it.
+
+        A run that nobody listens to builds no events, so it never needs one.
+        """
+        ref = self._ref
+        if ref is None:
+            ref = self._ref = NodeRef(self.dag, self.id)
+        return ref
+
+    def record(self) -> NodeRecord:
+        spec = self.spec
+        # Positional: a report builds one per node, and keywords cost a third more.
+        return NodeRecord(
+            self.id,
+            spec.action,
+            self.branch,
+            spec.deps,
+            self.status,
+            self.attempts,
+            self.started_at,
+            self.finished_at,
+            self.error,
+            self.outputs,
+            # A hit whose node was cancelled meanwhile (its branch, the run) did not count.
+            self.cached and self.status is SUCCEEDED,
+            self.traceback,
+        )
+
+
+#: batches of at least this many specs are added with the garbage collector paused
+
+
+class Records(Mapping[str, NodeRecord]):
+    """``RunReport.nodes`` of a finished run: each `NodeRecord` made on access.
+
+    Read-only and final like a dict of records, equal to one with the same items; it
+    pickles as one (the nodes it reads hold actions and other live objects).
+    """
+
+    __slots__ = ("_nodes",)
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self._nodes = nodes
+
+    def __getitem__(self, node_id: str) -> NodeRecord:
+        return self._nodes[node_id].record()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (list(self.items()),))
