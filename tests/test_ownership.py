@@ -18,8 +18,8 @@ RECEIVERS = {"node", "dependent", "dep", "state"}
 
 
 def _state_fields() -> set[str]:
-    tree = ast.parse((ROOT / "_state" / "state.py").read_text())
-    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "RunState"]
+    tree = ast.parse((ROOT / "_state" / "base.py").read_text())
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "StateData"]
     (init,) = [n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
     fields = set()
     for node in ast.walk(init):

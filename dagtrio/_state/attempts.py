@@ -1,0 +1,324 @@
+"""Attempts: ready queue, starts, attempt ends, retries, skips and final states."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import trio
+
+from .._errors import describe
+from .._model.events import (
+    NodeCancelled,
+    NodeCompleted,
+    NodeFailed,
+    NodeRetrying,
+    NodeSkipped,
+    NodeStarted,
+)
+from .._model.frozen import freeze
+from .._model.spec import (
+    NodeOutput,
+    NodeSpec,
+    NodeStatus,
+)
+from .base import (
+    CANCELLED,
+    FAILED,
+    PENDING,
+    READY,
+    RUNNING,
+    SKIPPED,
+    SUCCEEDED,
+    StateData,
+)
+from .node import CANCELLED_ATTEMPT, Node
+
+__all__ = ["Attempts"]
+
+logger = logging.getLogger("dagtrio")
+
+
+class Attempts(StateData):
+    """Attempts: ready queue, starts, attempt ends, retries, skips and final states."""
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _make_ready(self, node: Node) -> None:
+        node.status = READY
+        if self.paused and self._paused_root(node.branch) is not None:
+            self._hold(node)
+        else:
+            self.ready.append(node)
+
+    def _hold(self, node: Node) -> None:
+        node.held = True
+        self.held_count += 1
+        held = self.held.get(node.branch)
+        if held is None:
+            self.held[node.branch] = [node]
+        else:
+            held.append(node)
+
+    def next_ready(self) -> Node | None:
+        """Pop the next node allowed to start now, moving paused ones aside."""
+        ready = self.ready
+        while ready:
+            node = ready.popleft()
+            if node.status is not READY:
+                self.stale -= 1  # cancelled while queued
+                continue
+            if self.paused and self._paused_root(node.branch) is not None:
+                self._hold(node)
+                continue
+            return node
+        return None
+
+    def has_ready(self) -> bool:
+        """Whether a node is READY and not held back by a pause."""
+        return len(self.ready) > self.stale
+
+    def start(self, node: Node, scope: trio.CancelScope) -> None:
+        """Mark ``node`` running under ``scope`` (the coordinator starts its worker).
+
+        ``scope`` is shared by every running node of the node's branch (see
+        `cancel_nodes`).
+        """
+        node.status = RUNNING
+        node.attempts += 1
+        node.scope = scope
+        if node.started_at is None:
+            node.started_at = self.now()
+        self.running += 1
+        if self.listening:
+            self.emit(NodeStarted(node.ref, node.attempts))
+
+    def upstream(self, node: Node) -> dict[str, Any]:
+        outputs = self.outputs
+        return {dep: outputs[dep] for dep in node.spec.deps}
+
+    def attempt_done(self, node: Node, result: Any, fault: BaseException | str | None) -> None:
+        """Apply the end of one attempt reported by a worker.
+
+        ``result`` is what the action returned: a `NodeOutput`, or a plain value that
+        means ``NodeOutput.ok(value)`` (wrapped here only if an event needs it), or
+        `CANCELLED_ATTEMPT`; ``fault`` says why the attempt failed: the exception it
+        raised, or a message (a timeout).
+        """
+        self.running -= 1
+        node.scope = None
+        if node.status is not RUNNING:
+            # Already final: its branch (or the run) was cancelled while it ran, and that
+            # decision stands even if the action managed to finish first.
+            return
+        if result is CANCELLED_ATTEMPT:
+            self._finish(node, CANCELLED, "cancelled")
+            self.emit(NodeCancelled(node.ref, "cancelled"))
+            self._skip_dependents(node)
+            return
+        output: NodeOutput | None = result if isinstance(result, NodeOutput) else None
+        error: str | None = None
+        outputs = result if output is None else output.outputs
+        succeeded = fault is None and (output is None or output.success)
+        if succeeded and self.recorder is not None:
+            error = self.recorder.take_outputs(node.id, outputs)
+        if succeeded and error is None:
+            node.traceback = None  # of an earlier attempt: before the outcome is recorded
+            if output is not None and output.metadata and "cache_key" in output.metadata:
+                node.cached = output.metadata.get("cached") is True  # a hit of `MemoPolicy`
+            self._finish(node, SUCCEEDED, None)
+            # Read-only from here on: dependents, hooks and the report share them.
+            frozen = outputs if outputs is None else freeze(outputs)
+            node.outputs = frozen
+            self.outputs[node.id] = frozen
+            if self.listening:
+                if output is None or frozen is not outputs:
+                    output = NodeOutput(frozen, True, None if output is None else output.metadata)
+                self.emit(NodeCompleted(node.ref, output))
+            for dependent in node.dependents:
+                dependent.waiting -= 1
+                if dependent.waiting == 0 and dependent.status is PENDING:
+                    self._make_ready(dependent)
+            node.dependents = ()
+            return
+        exc: BaseException | None = None
+        if isinstance(fault, BaseException):
+            exc = fault
+            error = describe(exc)
+            if not isinstance(exc, Exception):
+                # Only a Cancelled gets here (see `Run._work`): one the action raised
+                # itself, out of the cancel scope it belonged to.
+                error += (
+                    " (the action raised trio.Cancelled outside the cancel scope it belongs"
+                    " to: re-raise a Cancelled only where it was caught)"
+                )
+            node.traceback = "".join(traceback.format_exception(exc))
+        else:
+            node.traceback = None
+            if fault is not None:
+                error = fault
+            elif error is None:
+                assert output is not None  # a plain value is a success
+                error = output.error or "action reported failure"
+        self._failed_attempt(node, error, exc)
+
+    def _failed_attempt(self, node: Node, error: str, exc: BaseException | None) -> None:
+        spec = node.spec
+        retry = node.attempts < spec.try_count
+        if retry and self.stopped is not None:
+            self._log(logging.WARNING, node, error, exc, "; not retried: the run is stopping")
+            self._finish(node, CANCELLED, f"{self.stopped} (before retrying: {error})")
+            self.emit(NodeCancelled(node.ref, node.error))  # type: ignore[arg-type]
+            self._skip_dependents(node)
+            return
+        if retry:
+            # 2.0 ** 1023 is the largest finite power of two: past it both int and float
+            # powers raise OverflowError. The product may still saturate to inf, which
+            # honestly means "wait forever", not a crash of the whole run.
+            delay = spec.retry_delay and spec.retry_delay * 2.0 ** min(node.attempts - 1, 1023)
+            self._log(logging.WARNING, node, error, exc, f"; retrying in {delay:g}s")
+            node.error = error
+            self.emit(NodeRetrying(node.ref, node.attempts, error, delay))
+            if delay > 0:
+                node.status = PENDING
+                self.delayed += 1
+                node.scope = self.retry_later(node, delay)
+            else:
+                self._make_ready(node)
+            return
+        self._log(logging.ERROR, node, error, exc, "")
+        self._finish(node, FAILED, error)
+        self.emit(NodeFailed(node.ref, error, node.traceback))
+        self._skip_dependents(node)
+
+    def _log(
+        self, level: int, node: Node, error: str, exc: BaseException | None, then: str
+    ) -> None:
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "run %s: node %r attempt %d of %d failed: %s%s",
+                self.run_id,
+                node.id,
+                node.attempts,
+                node.spec.try_count,
+                error,
+                then,
+                exc_info=exc,
+                extra={"dagtrio_run": self.run_id, "dagtrio_node": node.id},
+            )
+
+    def retry_due(self, node: Node) -> None:
+        """A retry delay ended (timer fired); the node may start again."""
+        if node.status is not PENDING:
+            return  # cancelled while the timer's message was on its way; counted then
+        self.delayed -= 1
+        node.scope = None
+        self._make_ready(node)
+
+    def _finish(self, node: Node, status: NodeStatus, error: str | None) -> None:
+        if node.status is READY:
+            # Still in the ready queue or the held lists: it is dropped from there
+            # when it comes up, and counted out now.
+            if node.held:
+                node.held = False
+                self.held_count -= 1
+            else:
+                self.stale += 1
+        node.status = status
+        node.error = error
+        node.finished_at = self.now()
+        self.unfinished -= 1
+        if self.recorder is not None:
+            self.recorder.outcome(node)
+
+    def restore(
+        self,
+        node: Node,
+        status: NodeStatus,
+        *,
+        attempts: int,
+        started_at: float | None,
+        finished_at: float | None,
+        error: str | None,
+        outputs: Any,
+        cached: bool = False,
+        traceback: str | None = None,
+    ) -> None:
+        """Put back a final outcome read from the journal, as if it had just happened.
+
+        A node made final while replaying an earlier record (cancelled with its
+        branch, skipped under a failed dep) gets what its own record, which the journal
+        holds too, later, says: the live run may have ended it otherwise (all nodes
+        cancelled at once, in an order that replay's cascade does not follow).
+        """
+        if node.status.is_final:
+            if status is not SUCCEEDED and node.status is not SUCCEEDED:
+                node.status = status
+                node.attempts = attempts
+                node.started_at = started_at
+                node.finished_at = finished_at
+                node.error = error
+                node.traceback = traceback
+            return
+        node.attempts = attempts
+        node.started_at = started_at
+        node.traceback = traceback
+        if status is SUCCEEDED:
+            self._finish(node, SUCCEEDED, None)
+            outputs = freeze(outputs)
+            node.outputs = outputs
+            node.cached = cached
+            self.outputs[node.id] = outputs
+            node.finished_at = finished_at
+            for dependent in node.dependents:
+                dependent.waiting -= 1
+                if dependent.waiting == 0 and dependent.status is PENDING:
+                    self._make_ready(dependent)
+            node.dependents = ()
+        else:
+            self._finish(node, status, error)
+            node.finished_at = finished_at
+            self._skip_dependents(node)
+
+    def restore_auto_ids(self, specs: Sequence[NodeSpec], counter: int | None) -> None:
+        """Set the automatic id counter as it was after a replayed batch.
+
+        ``None`` (a journal of dagtrio before 0.2 did not store it): the highest number
+        of an id of the automatic form ``<action>-<n>`` in the batch, which is what the
+        counter was unless an explicit id took that form.
+        """
+        if counter is None:
+            counter = self._next_auto_id
+            for spec in specs:
+                prefix, _, number = (spec.id or "").rpartition("-")
+                if prefix == spec.action and number.isdigit():
+                    counter = max(counter, int(number))
+        self._next_auto_id = max(self._next_auto_id, counter)
+
+    def _skip(self, node: Node, cause: Node) -> None:
+        self._finish(node, SKIPPED, f"dep {cause.id!r} {_PAST[cause.status]}")
+        self.emit(NodeSkipped(node.ref, node.error))  # type: ignore[arg-type]
+        self._skip_dependents(node)
+
+    def _skip_dependents(self, root: Node) -> None:
+        # Iterative: a long chain under a failed node must not hit the recursion limit.
+        stack = [root]
+        while stack:
+            cause = stack.pop()
+            dependents, cause.dependents = cause.dependents, ()
+            for node in dependents:
+                if node.status.is_final:
+                    continue
+                self._finish(node, SKIPPED, f"dep {cause.id!r} {_PAST[cause.status]}")
+                self.emit(NodeSkipped(node.ref, node.error))  # type: ignore[arg-type]
+                stack.append(node)
+
+
+_PAST = {
+    FAILED: "failed",
+    CANCELLED: "was cancelled",
+    SKIPPED: "was skipped",
+}
