@@ -88,7 +88,7 @@ def test_a_resume_that_read_the_journal_before_another_finished_the_run_runs_not
     path = tmp_path / "j.db"
     _killed_midway(path)
     other: list[str] = []
-    real_replay = dagtrio._runtime.run.replay
+    real_replay = dagtrio._runtime.base.replay
 
     def stalled_replay(*args: Any, **kwargs: Any) -> Any:
         # B has read the journal; A, in another process, tries its resume now.
@@ -99,7 +99,7 @@ def test_a_resume_that_read_the_journal_before_another_finished_the_run_runs_not
             other.extend(done.stdout.splitlines() or [f"crashed {done.stderr}"])
         return real_replay(*args, **kwargs)
 
-    monkeypatch.setattr(dagtrio._runtime.run, "replay", stalled_replay)
+    monkeypatch.setattr(dagtrio._runtime.base, "replay", stalled_replay)
     RAN.clear()
     journal = SqliteJournal(path)
     outcome: RunReport | JournalError

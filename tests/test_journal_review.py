@@ -633,9 +633,9 @@ def test_a_throttled_run_always_resumes_dispatching(
     """With a tiny backlog limit the run stops starting nodes after almost every record
     and relies on the writer's JournalProgress to go on: it must never stall, and what
     it wrote must be the whole run."""
-    import dagtrio._runtime.run
+    import dagtrio._runtime.loop
 
-    monkeypatch.setattr(dagtrio._runtime.run, "BACKLOG_LIMIT", limit)
+    monkeypatch.setattr(dagtrio._runtime.loop, "BACKLOG_LIMIT", limit)
     journal = SqliteJournal(tmp_path / "j.db")
     coordinator = Coordinator(
         small_registry(),

@@ -159,7 +159,7 @@ def test_no_import_cycles_but_events_and_commands() -> None:
 def test_the_layering_test_sees_the_imports() -> None:
     graph = _graph()
     assert "dagtrio._model.spec" in graph["dagtrio._model.events"]
-    assert "dagtrio._state.state" in graph["dagtrio._runtime.run"]
+    assert "dagtrio._state.state" in graph["dagtrio._runtime.base"]
     reverse = defaultdict(set)
     for module, targets in graph.items():
         for target in targets:

@@ -20,14 +20,15 @@ SUCCEEDED = NodeStatus.SUCCEEDED
 #: `Node.result` of an attempt that was cancelled while it ran
 CANCELLED_ATTEMPT: Any = object()
 
-#: The only `Node` slots written outside `dagtrio._state`, and the module that writes each:
-#: a worker hands its attempt's end to the coordinator on the node itself (``crew``,
-#: ``result``, ``fault``), so that ending an attempt allocates nothing (`Run._work`).
+#: The only `Node` slots written outside `dagtrio._state`, and the modules that write each:
+#: a worker hands its attempt's end to the coordinator on the node itself (``result``,
+#: ``fault``), so that ending an attempt allocates nothing (`Crews._work`); the loop
+#: names the crew a node starts in and clears all three once it has read them.
 #: ``tests/test_ownership.py`` holds every other module to this.
-OWNERS: dict[str, str] = {
-    "crew": "dagtrio._runtime.run",
-    "result": "dagtrio._runtime.run",
-    "fault": "dagtrio._runtime.run",
+OWNERS: dict[str, frozenset[str]] = {
+    "crew": frozenset({"dagtrio._runtime.loop"}),
+    "result": frozenset({"dagtrio._runtime.crews", "dagtrio._runtime.loop"}),
+    "fault": frozenset({"dagtrio._runtime.crews", "dagtrio._runtime.loop"}),
 }
 
 
