@@ -44,7 +44,7 @@ from dagtrio import (
     SetNodeInputs,
     SqliteJournal,
 )
-from dagtrio._durable.sqlite import _LIVE
+from dagtrio._durable.claims import LIVE as _LIVE
 
 REG = work_registry()
 
@@ -516,7 +516,7 @@ def test_a_run_whose_replay_fails_keeps_no_claim(tmp_path: Path) -> None:
     claim: in this process and at the OS level; fixed, the run resumes."""
     import sqlite3
 
-    from dagtrio._durable.sqlite import _Claims
+    from dagtrio._durable.claims import Claims as _Claims
 
     path = tmp_path / "j.db"
     specs = [NodeSpec("work", id="a", inputs={"delay": 5}), NodeSpec("work", id="b", deps=["a"])]

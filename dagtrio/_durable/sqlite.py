@@ -39,30 +39,30 @@ the file as its cache.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import socket
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows: claims hold within one process
-    fcntl = None  # type: ignore[assignment]
 
 import trio
 
 from .._errors import JournalError, describe
 from .._model.report import RunReport
 from .._validate import check_seconds
+from .claims import CLAIMS, LIVE, LIVE_LOCK, OWNER
 from .records import RunInfo, StoredRun
 from .replay import stored_report
+from .schema import (
+    INSERT_RECORD,
+    SCHEMA_VERSION,
+    SYNCHRONOUS,
+    open_file,
+    transaction,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -72,144 +72,6 @@ __all__ = [
     "StoredRun",
     "journal_limiter",
 ]
-
-#: The journal format this dagtrio writes and reads: 2 added the ``cache`` table, 3 the
-#: ``owner`` of each run, 4 the ``traceback`` of failed outcomes and the id counter in
-#: ``add`` records. An older file is upgraded in place when opened for writing.
-SCHEMA_VERSION = 4
-
-_APPLICATION = "dagtrio-journal"
-
-_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    dag_name TEXT NOT NULL,
-    options TEXT NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
-    status TEXT NOT NULL,
-    success INTEGER,
-    error TEXT,
-    handled INTEGER NOT NULL DEFAULT 0,
-    nodes INTEGER NOT NULL DEFAULT 0,
-    owner TEXT
-);
-CREATE TABLE IF NOT EXISTS records (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    node TEXT,
-    status TEXT,
-    attempts INTEGER,
-    started_at REAL,
-    finished_at REAL,
-    error TEXT,
-    data TEXT,
-    traceback TEXT,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-"""
-
-_CACHE_TABLE = """
-CREATE TABLE IF NOT EXISTS cache (
-    key TEXT PRIMARY KEY,
-    action TEXT NOT NULL,
-    outputs TEXT,
-    run_id TEXT NOT NULL,
-    node TEXT NOT NULL,
-    created_at REAL NOT NULL
-) WITHOUT ROWID
-"""
-
-_SCHEMA += _CACHE_TABLE
-
-#: statements that take a file from schema version N to N + 1
-_MIGRATIONS: dict[int, list[str]] = {
-    1: [_CACHE_TABLE],
-    2: ["ALTER TABLE runs ADD COLUMN owner TEXT"],
-    # `add` records of version 3 hold a list of specs, of version 4 an object; both read.
-    3: ["ALTER TABLE records ADD COLUMN traceback TEXT"],
-}
-
-#: this process, as the ``owner`` of the runs it starts or resumes
-_OWNER = f"{socket.gethostname()}:{os.getpid()}"
-
-#: (journal file, run id) of every run going on in this process, whatever the
-#: `SqliteJournal` object: a run must not be resumed while it runs. The claims file
-#: cannot tell: a process never conflicts with its own locks.
-_LIVE: set[tuple[str, str]] = set()
-_LIVE_LOCK = threading.Lock()
-
-
-class _Claims:
-    """This process's claims on runs: byte locks in each journal's claims file.
-
-    POSIX record locks belong to the process, and closing *any* descriptor of a file
-    drops all of the process's locks on it, so each claims file is opened once and
-    stays open while this process holds a claim in it. Two run ids may hash to the same
-    byte (one chance in 2**62 per pair); a count per byte keeps one run's release from
-    dropping the other's claim. Used under `_LIVE_LOCK` only.
-    """
-
-    def __init__(self) -> None:
-        #: claims file -> (descriptor, {byte: claims held on it})
-        self._files: dict[str, tuple[int, dict[int, int]]] = {}
-
-    @staticmethod
-    def _byte(run_id: str) -> int:
-        return int.from_bytes(hashlib.sha256(run_id.encode()).digest()[:8], "big") >> 2
-
-    def acquire(self, journal: str, run_id: str) -> bool:
-        """Claim ``run_id``; False if another process holds it. `OSError` if the claims
-        file cannot be opened."""
-        if fcntl is None:  # pragma: no cover
-            return True
-        path = journal + "-claims"
-        entry = self._files.get(path)
-        if entry is None:
-            descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-            entry = self._files[path] = (descriptor, {})
-        descriptor, held = entry
-        byte = self._byte(run_id)
-        if byte not in held:
-            try:
-                fcntl.lockf(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, byte)
-            except OSError:
-                if not held:
-                    self._close(path)
-                return False
-        held[byte] = held.get(byte, 0) + 1
-        return True
-
-    def release(self, journal: str, run_id: str) -> None:
-        path = journal + "-claims"
-        entry = self._files.get(path)
-        byte = self._byte(run_id)
-        if fcntl is None or entry is None or byte not in entry[1]:
-            return
-        descriptor, held = entry
-        held[byte] -= 1
-        if held[byte]:
-            return
-        del held[byte]
-        if held:
-            fcntl.lockf(descriptor, fcntl.LOCK_UN, 1, byte)
-        else:
-            self._close(path)  # drops the lock too
-
-    def _close(self, path: str) -> None:
-        descriptor, _ = self._files.pop(path)
-        os.close(descriptor)
-
-
-_CLAIMS = _Claims()
-
 
 #: threads for journal and cache calls, per Trio run (see `journal_limiter`)
 _LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar(
@@ -231,12 +93,6 @@ def journal_limiter() -> trio.CapacityLimiter:
         limiter = trio.CapacityLimiter(JOURNAL_THREADS)
         _LIMITER.set(limiter)
         return limiter
-
-
-_INSERT_RECORD = (
-    "INSERT INTO records (run_id, seq, kind, node, status, attempts, started_at,"
-    " finished_at, error, data, traceback) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
-)
 
 
 class SqliteJournal:
@@ -271,9 +127,9 @@ class SqliteJournal:
         synchronous: str = "NORMAL",
         read_only: bool = False,
     ) -> None:
-        if not isinstance(synchronous, str) or synchronous.upper() not in _SYNCHRONOUS:
+        if not isinstance(synchronous, str) or synchronous.upper() not in SYNCHRONOUS:
             raise ValueError(
-                f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}"
+                f"synchronous must be one of {', '.join(SYNCHRONOUS)}, got {synchronous!r}"
             )
         timeout = check_seconds("timeout", timeout, finite=True)
         if not isinstance(read_only, bool):
@@ -307,7 +163,13 @@ class SqliteJournal:
         with self._lock:
             try:
                 if self._connection is None:
-                    self._connection = self._open()
+                    self._connection, self._version = open_file(
+                        self.path,
+                        self._file,
+                        timeout=self.timeout,
+                        synchronous=self.synchronous,
+                        read_only=self.read_only,
+                    )
                 yield self._connection
             except sqlite3.Error as exc:
                 raise JournalError(self._explain(exc, doing)) from exc
@@ -323,107 +185,6 @@ class SqliteJournal:
         else:
             why = describe(exc)
         return f"journal {self.path}: cannot {doing}: {why}"
-
-    def _open(self) -> sqlite3.Connection:
-        if self.read_only:
-            return self._open_read_only()
-        connection = sqlite3.connect(
-            self._file, timeout=self.timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            self._enable_wal(connection)
-            connection.execute(f"PRAGMA synchronous={self.synchronous}")
-            if "meta" not in self._tables(connection):
-                # Created in one transaction, with the table list read again inside
-                # it: another process creating the same new file at the same moment
-                # makes this one wait, then find the journal complete.
-                with _transaction(connection):
-                    if "meta" not in self._tables(connection):
-                        for statement in _statements(_SCHEMA):
-                            connection.execute(statement)
-                        connection.executemany(
-                            "INSERT INTO meta (key, value) VALUES (?, ?)",
-                            [
-                                ("application", _APPLICATION),
-                                ("schema_version", str(SCHEMA_VERSION)),
-                            ],
-                        )
-            self._check_schema(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _open_read_only(self) -> sqlite3.Connection:
-        # SQLite would create a missing file even in read-only mode's absence of one,
-        # and "unable to open database file" does not say which problem it is.
-        if not os.path.isfile(self._file):
-            raise JournalError(f"journal {self.path}: no such file")
-        uri = "file:" + urllib.parse.quote(self._file) + "?mode=ro"
-        connection = sqlite3.connect(
-            uri, uri=True, timeout=self.timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            if not self._tables(connection):
-                raise JournalError(f"journal {self.path}: not a dagtrio journal (it has no tables)")
-            self._check_schema(connection)
-        except BaseException:
-            connection.close()
-            raise
-        return connection
-
-    def _tables(self, connection: sqlite3.Connection) -> set[str]:
-        tables = {
-            row[0]
-            for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        }
-        if tables and "meta" not in tables:
-            raise JournalError(
-                f"journal {self.path}: not a dagtrio journal (it has tables {sorted(tables)})"
-            )
-        return tables
-
-    def _enable_wal(self, connection: sqlite3.Connection) -> None:
-        # Changing the journal mode does not go through SQLite's busy handler: it fails
-        # at once while another connection holds a lock, so wait here as SQLite would.
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                connection.execute("PRAGMA journal_mode=WAL").fetchone()
-                return
-            except sqlite3.OperationalError as exc:
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if not busy or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.005)
-
-    def _check_schema(self, connection: sqlite3.Connection) -> None:
-        meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("application") != _APPLICATION:
-            raise JournalError(f"journal {self.path}: not a dagtrio journal")
-        version = meta.get("schema_version", "")
-        if not version.isdigit() or int(version) < 1:
-            raise JournalError(f"journal {self.path}: unknown schema version {version!r}")
-        if int(version) > SCHEMA_VERSION:
-            raise JournalError(
-                f"journal {self.path}: written by a newer dagtrio (schema {version}; "
-                f"this one reads up to {SCHEMA_VERSION}); upgrade dagtrio to read it"
-            )
-        self._version = int(version)
-        if int(version) < SCHEMA_VERSION and not self.read_only:
-            with _transaction(connection):
-                # Again inside the transaction: another process may have upgraded it.
-                (current,) = connection.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'"
-                ).fetchone()
-                for step in range(int(current), SCHEMA_VERSION):
-                    for statement in _MIGRATIONS[step]:
-                        connection.execute(statement)
-                connection.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'",
-                    (str(SCHEMA_VERSION),),
-                )
-            self._version = SCHEMA_VERSION
 
     def close(self) -> None:
         """Close the file (it reopens on next use)."""
@@ -451,22 +212,22 @@ class SqliteJournal:
         success.
         """
         key = self._live_key(run_id)
-        with _LIVE_LOCK:
-            if key in _LIVE or not self._acquire(run_id):
+        with LIVE_LOCK:
+            if key in LIVE or not self._acquire(run_id):
                 raise self._already(run_id)
-            _LIVE.add(key)
+            LIVE.add(key)
         try:
             doing = f"record the start of run {run_id!r}"
-            with self._db(doing, writes=True) as db, _transaction(db):
+            with self._db(doing, writes=True) as db, transaction(db):
                 try:
                     db.execute(
                         "INSERT INTO runs (run_id, dag_name, options, started_at, status,"
                         " nodes, owner) VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                        (run_id, dag_name, json.dumps(dict(options)), now, nodes, _OWNER),
+                        (run_id, dag_name, json.dumps(dict(options)), now, nodes, OWNER),
                     )
                 except sqlite3.IntegrityError:
                     raise self._already(run_id) from None
-                db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
+                db.executemany(INSERT_RECORD, [(run_id, *row) for row in rows])
         except BaseException:
             self._release(run_id)
             raise
@@ -478,11 +239,11 @@ class SqliteJournal:
         )
 
     def _acquire(self, run_id: str) -> bool:
-        # Under _LIVE_LOCK, which guards memory only: never held across SQLite I/O
+        # Under LIVE_LOCK, which guards memory only: never held across SQLite I/O
         # (a worker thread waiting out another process's lock would stall the Trio
         # thread, which takes it to release a claim).
         try:
-            return _CLAIMS.acquire(self._real, run_id)
+            return CLAIMS.acquire(self._real, run_id)
         except OSError as exc:
             raise JournalError(
                 f"journal {self.path}: cannot claim run {run_id!r}: cannot open "
@@ -494,11 +255,11 @@ class SqliteJournal:
 
     def _release(self, run_id: str) -> None:
         """The run ended in this process (or never started): it may be resumed again."""
-        with _LIVE_LOCK:
+        with LIVE_LOCK:
             key = self._live_key(run_id)
-            if key in _LIVE:
-                _LIVE.discard(key)
-                _CLAIMS.release(key[0], run_id)
+            if key in LIVE:
+                LIVE.discard(key)
+                CLAIMS.release(key[0], run_id)
 
     def _write(
         self,
@@ -511,8 +272,8 @@ class SqliteJournal:
         """Append ``rows`` (``(seq, kind, node, status, attempts, started_at,
         finished_at, error, data, traceback)``) and update the run's row, in one
         transaction."""
-        with self._db(f"write run {run_id!r}", writes=True) as db, _transaction(db):
-            db.executemany(_INSERT_RECORD, [(run_id, *row) for row in rows])
+        with self._db(f"write run {run_id!r}", writes=True) as db, transaction(db):
+            db.executemany(INSERT_RECORD, [(run_id, *row) for row in rows])
             if end is None:
                 cursor = db.execute(
                     "UPDATE runs SET handled = ?, nodes = ? WHERE run_id = ?",
@@ -544,11 +305,11 @@ class SqliteJournal:
         in this process or another. A caller that got ``True`` must `_release` it.
         """
         key = self._live_key(run_id)
-        with _LIVE_LOCK:
-            here = key in _LIVE
+        with LIVE_LOCK:
+            here = key in LIVE
             claimed = not here and self._acquire(run_id)
             if claimed:
-                _LIVE.add(key)
+                LIVE.add(key)
         if not claimed:
             with self._db(f"read run {run_id!r}") as db:
                 row = db.execute(
@@ -566,14 +327,14 @@ class SqliteJournal:
                 " it can be resumed once it has stopped"
             )
         try:
-            with self._db(f"resume run {run_id!r}", writes=True) as db, _transaction(db):
+            with self._db(f"resume run {run_id!r}", writes=True) as db, transaction(db):
                 stored = self._read_run(db, run_id)
                 finished = stored.info.status == "finished"
                 if not finished:
                     db.execute(
                         "UPDATE runs SET status = 'running', finished_at = NULL,"
                         " success = NULL, error = NULL, owner = ? WHERE run_id = ?",
-                        (_OWNER, run_id),
+                        (OWNER, run_id),
                     )
         except BaseException:
             self._release(run_id)
@@ -681,7 +442,7 @@ class SqliteJournal:
         cutoff = time.time() - older_than
         here = self._real
         held: list[str] = []  # unfinished runs claimed for the moment of their deletion
-        with self._db("prune runs", writes=True) as db, _transaction(db):
+        with self._db("prune runs", writes=True) as db, transaction(db):
             finished = [
                 row[0]
                 for row in db.execute(
@@ -699,13 +460,13 @@ class SqliteJournal:
                     )
                 ]
             try:
-                with _LIVE_LOCK:
-                    live = {run_id for path, run_id in _LIVE if path == here}
+                with LIVE_LOCK:
+                    live = {run_id for path, run_id in LIVE if path == here}
                     doomed = [run_id for run_id in finished if run_id not in live]
                     for run_id in unfinished:
                         # A run that another process is running holds its claim, stays.
                         if run_id not in live and self._acquire(run_id):
-                            _LIVE.add((here, run_id))
+                            LIVE.add((here, run_id))
                             held.append(run_id)
                 doomed += held
                 for run_id in doomed:
@@ -718,25 +479,6 @@ class SqliteJournal:
                 for run_id in held:
                     self._release(run_id)
         return len(doomed)
-
-
-@contextmanager
-def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction, taking the file's write lock up front (``IMMEDIATE``): what
-    runs inside reads what it will change under the lock, and all of it lands or none."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        connection.execute("COMMIT")
-    except BaseException:
-        if connection.in_transaction:
-            connection.execute("ROLLBACK")
-        raise
-
-
-def _statements(script: str) -> list[str]:
-    """The statements of ``script``, one by one (``executescript`` would commit)."""
-    return [statement for statement in script.split(";") if statement.strip()]
 
 
 def _info(row: Sequence[Any]) -> RunInfo:
