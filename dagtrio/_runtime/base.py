@@ -69,7 +69,11 @@ async def settle(result: Any) -> Any:
 
 
 class RunData:
-    """The fields of a run (see `Run` and its rooms for what they are for)."""
+    """The fields of a run (see `Run` and its rooms for what they are for).
+
+    `__init__` is long for a reason: it is the one list of every field a room may read,
+    each with what it means; the work it does is in `_new_state` and `_open_records`.
+    """
 
     def __init__(
         self,
@@ -108,18 +112,7 @@ class RunData:
         #: streams the open_run body opened in its own task; closed when it leaves
         self._body_streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         self._body_task: trio.lowlevel.Task | None = None
-        self._state = RunState(
-            options.registry,
-            dag_name=dag_name,
-            run_id=self.run_id,
-            emit=self._emit,
-            retry_later=self._retry_later,
-            now=lambda: clock.current_time() + offset,
-        )
-        # Until a reader subscribes, only hooks listen (see RunState.listening).
-        self._state.listen(bool(self._hooks))
-        if options.cache is not None:
-            self._state.attach(memo=Memo(options.cache, options.registry, self.run_id))
+        self._state = self._new_state(options, clock, offset)
         # The initial nodes are announced only once the run starts, so a reader
         # subscribing first thing in the open_run body sees the same events with or
         # without hooks.
@@ -140,32 +133,7 @@ class RunData:
         #: events tagged so far, and of those, events through the pipeline so far
         self._tagged = 0
         self._through = 0
-        journal = options.journal
-        if stored is not None:
-            assert journal is not None
-            # Replaying announces nothing: the events to deliver again are chosen
-            # from the journal's mark (`_announce_resumed`).
-            with self._state.muted():
-                self._replayed = replay(self._state, stored)
-            for _, kind, row in stored.records:
-                if kind == "started":
-                    self._on_start_done = True
-                elif kind == "stop" and self._resumed_stop is None:
-                    self._resumed_stop = json.loads(row["data"])
-            self._state.restore_times(stored.info.started_at)
-            last = stored.records[-1][0] if stored.records else 0
-            self._recorder = RunRecorder(journal, self.run_id, start_seq=last)
-            self._recorder.handled = stored.handled
-            self._recorder.nodes = len(self._state.nodes)
-            self._state.attach(recorder=self._recorder)
-        else:
-            if journal is not None:
-                self._recorder = RunRecorder(journal, self.run_id)
-                self._state.attach(recorder=self._recorder)
-            self._state.add_initial(iter_specs(specs))
-        if self._recorder is not None:
-            self._outbox.journal = self._recorder
-            self._recorder.on_progress = self._journal_progress
+        self._open_records(options, specs, stored)
         self._go = trio.Event()
         self.graph = GraphView(self._state)
         """A live read-only view of the graph."""
@@ -201,6 +169,53 @@ class RunData:
         self._complete_scope: trio.CancelScope | None = None
         self._complete_cancelled = False
         self._complete_deadline = math.inf
+
+    def _new_state(self, options: RunOptions, clock: trio.abc.Clock, offset: float) -> RunState:
+        state = RunState(
+            options.registry,
+            dag_name=self.dag_name,
+            run_id=self.run_id,
+            emit=self._emit,
+            retry_later=self._retry_later,
+            now=lambda: clock.current_time() + offset,
+        )
+        # Until a reader subscribes, only hooks listen (see RunState.listening).
+        state.listen(bool(self._hooks))
+        if options.cache is not None:
+            state.attach(memo=Memo(options.cache, options.registry, self.run_id))
+        return state
+
+    def _open_records(
+        self, options: RunOptions, specs: Iterable[NodeSpec], stored: StoredRun | None
+    ) -> None:
+        """Attach the journal's recorder, and build the graph: replayed from ``stored``
+        when resuming, else from ``specs``."""
+        journal = options.journal
+        if stored is not None:
+            assert journal is not None
+            # Replaying announces nothing: the events to deliver again are chosen
+            # from the journal's mark (`_announce_resumed`).
+            with self._state.muted():
+                self._replayed = replay(self._state, stored)
+            for _, kind, row in stored.records:
+                if kind == "started":
+                    self._on_start_done = True
+                elif kind == "stop" and self._resumed_stop is None:
+                    self._resumed_stop = json.loads(row["data"])
+            self._state.restore_times(stored.info.started_at)
+            last = stored.records[-1][0] if stored.records else 0
+            self._recorder = RunRecorder(journal, self.run_id, start_seq=last)
+            self._recorder.handled = stored.handled
+            self._recorder.nodes = len(self._state.nodes)
+            self._state.attach(recorder=self._recorder)
+        else:
+            if journal is not None:
+                self._recorder = RunRecorder(journal, self.run_id)
+                self._state.attach(recorder=self._recorder)
+            self._state.add_initial(iter_specs(specs))
+        if self._recorder is not None:
+            self._outbox.journal = self._recorder
+            self._recorder.on_progress = self._journal_progress
 
     if TYPE_CHECKING:
         # Defined by one room, called by another.

@@ -77,6 +77,16 @@ class Growth(StateData):
 
         Changes nothing, so a rejected batch leaves no trace.
         """
+        final, batch_ids, auto = self._name(specs)
+        order = self._order(final, batch_ids)
+        branches = self._branches(final, order)
+        encoded = None
+        if self.recorder is not None:
+            encoded = self.recorder.encode_batch(final, auto)
+        return _Prepared(final, order, branches, auto, encoded)
+
+    def _name(self, specs: Sequence[NodeSpec]) -> tuple[list[NodeSpec], dict[str, int], int]:
+        """The batch with every id filled in, its ids' positions, the last auto id."""
         registry = self.registry
         nodes = self.nodes
         final: list[NodeSpec] = []
@@ -109,6 +119,11 @@ class Growth(StateData):
                 raise InvalidGraphError(spec.id, "id appears twice in the batch")
             batch_ids[spec.id] = len(final)  # type: ignore[index]
             final.append(spec)
+        return final, batch_ids, auto
+
+    def _order(self, final: list[NodeSpec], batch_ids: dict[str, int]) -> list[int]:
+        """Positions of the batch in dependency order; raise on a bad or cyclic dep."""
+        nodes = self.nodes
         # A batch that lists every dep before its dependents (generated graphs, most
         # planners) is already in dependency order and cannot hold a cycle: take it as it
         # is and spare the graph algorithm, the largest cost of a big batch.
@@ -130,10 +145,15 @@ class Growth(StateData):
             raise InvalidGraphError(
                 str(cycle[0]), "deps form a cycle: " + " -> ".join(map(str, cycle))
             )
+        return order  # type: ignore[return-value]
+
+    def _branches(self, final: list[NodeSpec], order: list[int]) -> list[str]:
+        """The branch of each spec of the batch: its own, else its first dep's."""
+        nodes = self.nodes
         branches: list[str] = [MAIN_BRANCH] * len(final)
         batch_branch: dict[str, str] = {}
         for i in order:
-            spec = final[i]  # type: ignore[index]
+            spec = final[i]
             if spec.branch is not None:
                 branch = spec.branch
             elif spec.deps:
@@ -141,12 +161,9 @@ class Growth(StateData):
                 branch = batch_branch[first] if first in batch_branch else nodes[first].branch
             else:
                 branch = MAIN_BRANCH
-            branches[i] = branch  # type: ignore[index]
+            branches[i] = branch
             batch_branch[spec.id] = branch  # type: ignore[index]
-        encoded = None
-        if self.recorder is not None:
-            encoded = self.recorder.encode_batch(final, auto)
-        return _Prepared(final, order, branches, auto, encoded)  # type: ignore[arg-type]
+        return branches
 
     def add(self, prepared: _Prepared) -> None:
         """Insert a batch checked by `prepare` (with no change to the graph in between)."""
@@ -187,7 +204,14 @@ class Growth(StateData):
             if listening:
                 emit(NodeAdded(node.ref, spec, branch))
         self.unfinished += len(batch)
-        for i in prepared.order:
+        self._wire(batch, prepared.order)
+
+    def _wire(self, batch: list[Node], order: Sequence[int]) -> None:
+        """Settle each new node of a batch, in dependency order: cancelled with its
+        branch, skipped for a failed dep, waiting on its deps, or ready."""
+        nodes = self.nodes
+        emit = self.emit
+        for i in order:
             node = batch[i]
             cancelled = self._cancelled_root(node.branch)
             if cancelled is not None or self.stopped is not None:

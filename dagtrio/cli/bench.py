@@ -111,7 +111,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog="runners:\n"
         + "\n".join(f"  {name:<15} {runner.summary}" for name, runner in RUNNERS.items()),
     )
-    graph = parser.add_argument_group("the graph")
+    _graph_arguments(parser.add_argument_group("the graph"))
+    _run_arguments(parser.add_argument_group("the run"))
+    _measuring_arguments(parser.add_argument_group("measuring"))
+    _output_arguments(parser.add_argument_group("output"))
+    parser.set_defaults(handler=run, parser=parser)
+    return parser
+
+
+def _graph_arguments(graph: Any) -> None:
     graph.add_argument("--shape", choices=SHAPES, default="layered", help="(default: layered)")
     graph.add_argument(
         "--nodes",
@@ -138,7 +146,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="growth: children a hook adds to each marked node as it completes (default: 4)",
     )
     graph.add_argument("--seed", type=int, default=0, help="seed of the random graphs")
-    run_group = parser.add_argument_group("the run")
+
+
+def _run_arguments(run_group: Any) -> None:
     run_group.add_argument(
         "--max-parallel", type=int_at_least(1), default=64, help="actions at once (default: 64)"
     )
@@ -152,7 +162,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     run_group.add_argument(
         "--hooks", type=int_at_least(0), default=0, help="pass-through hooks for dagtrio"
     )
-    measure = parser.add_argument_group("measuring")
+
+
+def _measuring_arguments(measure: Any) -> None:
     measure.add_argument(
         "--repeats", type=int_at_least(1), default=3, help="timed runs per runner (default: 3)"
     )
@@ -186,7 +198,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="measure in this process instead of one subprocess per runner (for profilers)",
     )
-    out = parser.add_argument_group("output")
+
+
+def _output_arguments(out: Any) -> None:
     out.add_argument(
         "--json",
         type=_json_file,
@@ -201,8 +215,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="plot nodes/s per runner (needs matplotlib)",
     )
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar or log lines")
-    parser.set_defaults(handler=run, parser=parser)
-    return parser
 
 
 # ------------------------------------------------------------------------ running
@@ -349,9 +361,7 @@ def _bench(args: argparse.Namespace) -> int:
     names = _names(args)
     machine = machine_info()
     packages = machine["packages"]
-    steps_per_runner = 1 + args.repeats + (args.memory != "none")
     show_progress = not args.quiet and errors.is_terminal
-    log = not args.quiet and not show_progress
     results: list[RunnerResult] = []
     journal: list[dict[str, Any]] = []
     progress = Progress(
@@ -372,61 +382,101 @@ def _bench(args: argparse.Namespace) -> int:
         soft_wrap=True,
     )
     with progress:
-        overall = progress.add_task("total", total=len(args.nodes) * len(names) * steps_per_runner)
+        total = len(args.nodes) * len(names) * _steps(args)
+        overall = progress.add_task("total", total=total)
+        log = errors if not args.quiet and not show_progress else None
         for nodes in args.nodes:
-            workload = _workload(args, nodes)
-            size_results = []
-            for name in names:
-                task = progress.add_task(f"{name} · {nodes:,} nodes", total=steps_per_runner)
-                done = [0]
-
-                def on_event(
-                    event: dict[str, Any], task: Any = task, done: list[int] = done
-                ) -> None:
-                    kind = event.get("event")
-                    if kind in ("checked", "time", "memory"):
-                        done[0] += 1
-                        progress.advance(task)
-                        progress.advance(overall)
-                    elif kind in ("error", "skipped"):
-                        progress.advance(overall, steps_per_runner - done[0])
-
-                if log:
-                    errors.print(
-                        f"measuring {name} on {nodes:,} nodes…", highlight=False, markup=False
-                    )
-                result = run_runner(
-                    name,
-                    workload,
-                    repeats=args.repeats,
-                    memory=args.memory,
-                    in_process=args.in_process,
-                    on_event=on_event,
-                )
-                progress.remove_task(task)
-                size_results.append(result)
+            size_results = _measure(args, nodes, names, progress, overall, log)
             set_ratios(size_results, FLOOR)
             results.extend(size_results)
-            edges = next((r.edges for r in size_results if r.edges is not None), None)
-            console.print(
-                _describe(args, size_results[-1].nodes, edges),
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-            console.print(_table(size_results))
-            ratio = throughput_ratio(size_results, JOURNAL, "dagtrio")
+            ratio = _print_size(args, console, size_results)
             if ratio is not None:
                 journal.append({"nodes": size_results[-1].nodes, "throughput_ratio": ratio})
-                console.print(
-                    f"  journal on ÷ off: {ratio:.2f}x the throughput "
-                    f"({JOURNAL} nodes/s ÷ dagtrio nodes/s)",
-                    highlight=False,
-                    markup=False,
-                    soft_wrap=True,
-                )
     for note in _notes(args, results):
         console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
+    _write(args, console, machine, results, journal)
+    sys.stdout.flush()
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def _steps(args: argparse.Namespace) -> int:
+    """Progress steps of one runner: the check run, the timed runs, the memory run."""
+    memory_run = 0 if args.memory == "none" else 1
+    return 1 + int(args.repeats) + memory_run
+
+
+def _measure(
+    args: argparse.Namespace,
+    nodes: int,
+    names: Sequence[str],
+    progress: Progress,
+    overall: Any,
+    log: Console | None,
+) -> list[RunnerResult]:
+    """Every runner's result on the graph of ``nodes`` nodes, one runner after another."""
+    workload = _workload(args, nodes)
+    steps = _steps(args)
+    size_results = []
+    for name in names:
+        task = progress.add_task(f"{name} · {nodes:,} nodes", total=steps)
+        done = [0]
+
+        def on_event(event: dict[str, Any], task: Any = task, done: list[int] = done) -> None:
+            kind = event.get("event")
+            if kind in ("checked", "time", "memory"):
+                done[0] += 1
+                progress.advance(task)
+                progress.advance(overall)
+            elif kind in ("error", "skipped"):
+                progress.advance(overall, steps - done[0])
+
+        if log is not None:
+            log.print(f"measuring {name} on {nodes:,} nodes…", highlight=False, markup=False)
+        result = run_runner(
+            name,
+            workload,
+            repeats=args.repeats,
+            memory=args.memory,
+            in_process=args.in_process,
+            on_event=on_event,
+        )
+        progress.remove_task(task)
+        size_results.append(result)
+    return size_results
+
+
+def _print_size(
+    args: argparse.Namespace, console: Console, size_results: Sequence[RunnerResult]
+) -> float | None:
+    """Print one graph size's table; return journal on ÷ off if both were measured."""
+    edges = next((r.edges for r in size_results if r.edges is not None), None)
+    console.print(
+        _describe(args, size_results[-1].nodes, edges),
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(_table(size_results))
+    ratio = throughput_ratio(size_results, JOURNAL, "dagtrio")
+    if ratio is not None:
+        console.print(
+            f"  journal on ÷ off: {ratio:.2f}x the throughput "
+            f"({JOURNAL} nodes/s ÷ dagtrio nodes/s)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    return ratio
+
+
+def _write(
+    args: argparse.Namespace,
+    console: Console,
+    machine: dict[str, Any],
+    results: Sequence[RunnerResult],
+    journal: list[dict[str, Any]],
+) -> None:
+    """Write the --json document and the --plot figure, if asked for."""
     command = shlex.join(["dagtrio", *args.argv])
     if args.json is not None:
         data = document(
@@ -448,5 +498,3 @@ def _bench(args: argparse.Namespace) -> int:
         plotting.plot(results, args.plot, title=title)
         if not args.quiet:
             console.print(f"  plot written to {args.plot}", highlight=False, markup=False)
-    sys.stdout.flush()
-    return 1 if any(r.status == "failed" for r in results) else 0
