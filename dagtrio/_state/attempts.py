@@ -148,7 +148,7 @@ class Attempts(StateData):
             exc = fault
             error = describe(exc)
             if not isinstance(exc, Exception):
-                # Only a Cancelled gets here (see `Run._work`): one the action raised
+                # Only a Cancelled gets here (see `Crews._work`): one the action raised
                 # itself, out of the cancel scope it belonged to.
                 error += (
                     " (the action raised trio.Cancelled outside the cancel scope it belongs"

@@ -88,7 +88,7 @@ class Node:
         # The coordinator's, not RunState's: the crew running the attempt, and how the
         # attempt ended. A worker writes these and sends the node itself to the
         # coordinator, so that ending an attempt allocates nothing (the garbage
-        # collector runs in proportion to allocations; see `Run._work`).
+        # collector runs in proportion to allocations; see `Crews._work`).
         self.crew: Any = None
         #: what the action returned (a `NodeOutput` or a plain value), or CANCELLED_ATTEMPT
         self.result: Any = None
