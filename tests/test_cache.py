@@ -311,6 +311,7 @@ async def test_a_schema_1_journal_is_upgraded(tmp_path: Path) -> None:
         db.execute("DROP TABLE cache")
         db.execute("ALTER TABLE runs DROP COLUMN owner")
         db.execute("ALTER TABLE records DROP COLUMN traceback")
+        db.execute("ALTER TABLE records DROP COLUMN ended")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.close()
     registry, _ = counting_registry()

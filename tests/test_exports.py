@@ -131,10 +131,11 @@ def _describe(qualified: str, obj: object) -> list[str]:
 
 def public_api() -> str:
     """One line per public name (and per public member of a class): kind and signature."""
+    import dagtrio.executors
     import dagtrio.testing
 
     lines: list[str] = []
-    for module in (dagtrio, dagtrio.testing):
+    for module in (dagtrio, dagtrio.executors, dagtrio.testing):
         for name in sorted(module.__all__):
             lines += _describe(f"{module.__name__}.{name}", getattr(module, name))
     return "\n".join(lines) + "\n"
@@ -161,3 +162,19 @@ def test_importing_dagtrio_loads_no_heavy_or_optional_dependency() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_importing_the_executors_loads_no_engine() -> None:
+    code = (
+        "import sys, dagtrio.executors; engines = {'trio_parallel', 'distributed', 'dask'};"
+        " print(sorted(engines & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_executors_name_their_own_module() -> None:
+    import dagtrio.executors
+
+    for name in ("Executor", "PortableCtx", "ThreadExecutor"):
+        assert getattr(dagtrio.executors, name).__module__ == "dagtrio.executors"

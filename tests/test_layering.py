@@ -5,7 +5,8 @@ one rank do not import each other):
 
 0. ``_errors``, ``_validate``
 1. ``_model``: the data model
-2. ``_actions``: what a node runs
+2. ``_actions``: what a node runs and where (``executors``, its public face, may
+   import it)
 3. ``_state``: the only writer of the graph
 4. ``_hooks`` (the pipeline), ``_durable`` (journal, replay, cache)
 5. ``_runtime``: the coordinator, the run and its rooms
@@ -32,6 +33,7 @@ RANKS = {
     "_validate": 0,
     "_model": 1,
     "_actions": 2,
+    "executors": 2,
     "_state": 3,
     "_hooks": 4,
     "_durable": 4,
@@ -44,6 +46,7 @@ RANKS = {
 }
 #: imports across rooms of one rank that are part of the design
 ALLOWED_SIDEWAYS = {
+    ("executors", "_actions"),
     ("cli", "bench"),
     ("cli", ""),
     ("bench", ""),

@@ -64,15 +64,25 @@ class FunctionAction:
     token until then.
 
     A return value that is not a `NodeOutput` becomes ``NodeOutput.ok(value)``.
+
+    ``executor`` names where its attempts run instead (see `dagtrio.executors`); ``None``
+    is the Trio task for an async function, a worker thread for a sync one.
     """
 
-    __slots__ = ("call", "fn", "is_async", "name")
+    __slots__ = ("call", "executor", "fn", "is_async", "name")
 
     def __init__(
-        self, fn: Callable[[NodeCtx], Any], name: str, limiter: trio.CapacityLimiter | None
+        self,
+        fn: Callable[[NodeCtx], Any],
+        name: str,
+        limiter: trio.CapacityLimiter | None,
+        executor: str | None = None,
     ) -> None:
+        if executor is not None and (not isinstance(executor, str) or not executor):
+            raise TypeError(f"executor must be a non-empty string or None, got {executor!r}")
         self.fn = fn
         self.name = name
+        self.executor = executor
         self.is_async = _is_async_callable(fn)
         #: awaited by `execute`; returns what the function returned (the coordinator's
         #: workers await it directly and wrap the value themselves)
@@ -171,20 +181,39 @@ class ActionRegistry:
     def action(self, fn: F, /) -> F: ...
     @overload
     def action(
-        self, name: str | None = None, *, replace: bool = False, cache: CacheKey = False
+        self,
+        name: str | None = None,
+        *,
+        replace: bool = False,
+        cache: CacheKey = False,
+        executor: str | None = None,
     ) -> Callable[[F], F]: ...
 
-    def action(self, name: Any = None, *, replace: bool = False, cache: CacheKey = False) -> Any:
+    def action(
+        self,
+        name: Any = None,
+        *,
+        replace: bool = False,
+        cache: CacheKey = False,
+        executor: str | None = None,
+    ) -> Any:
         """Decorator: register a function of ``ctx`` as an action, under its own name by default.
 
         Works as ``@registry.action``, ``@registry.action()`` and
         ``@registry.action("name")``. The function itself is returned unchanged, so it
         stays callable in unit tests. ``cache`` is as for `register`.
+
+        ``executor`` names where its attempts run, as the `Coordinator`'s ``executors``
+        map names (``"inline"`` and ``"thread"`` always exist): for example
+        ``executor="process"`` for CPU-bound work. ``NodeSpec.executor`` overrides it
+        for one node.
         """
         if callable(name):
             return self.action()(name)
         if name is not None and (not isinstance(name, str) or not name):
             raise TypeError(f"action name must be a non-empty string, got {name!r}")
+        if executor is not None and (not isinstance(executor, str) or not executor):
+            raise TypeError(f"executor must be a non-empty string or None, got {executor!r}")
 
         def decorate(fn: F) -> F:
             if not callable(fn):
@@ -193,7 +222,9 @@ class ActionRegistry:
             if not action_name:
                 raise TypeError(f"cannot tell the name of {fn!r}; pass name=")
             self.register(
-                FunctionAction(fn, action_name, self._limiter), replace=replace, cache=cache
+                FunctionAction(fn, action_name, self._limiter, executor),
+                replace=replace,
+                cache=cache,
             )
             return fn
 

@@ -35,6 +35,8 @@ def encode_spec(spec: NodeSpec) -> dict[str, Any]:
         data["branch"] = spec.branch
     if spec.cache is not None:
         data["cache"] = spec.cache
+    if spec.executor is not None:
+        data["executor"] = spec.executor
     return data
 
 

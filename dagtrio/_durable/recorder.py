@@ -77,7 +77,7 @@ class RunRecorder:
             return
         self.seq += 1
         self.nodes += count
-        self._append((self.seq, "add", None, None, None, None, None, None, encoded, None))
+        self._append((self.seq, "add", None, None, None, None, None, None, encoded, None, None))
 
     def command(self, command: ExecutorCommand) -> None:
         """Append ``command``; `TypeError`/`ValueError` (nothing appended) if not JSON."""
@@ -85,7 +85,7 @@ class RunRecorder:
             return
         text = jsonvalue.dumps(to_data(command))
         self.seq += 1
-        self._append((self.seq, "command", None, None, None, None, None, None, text, None))
+        self._append((self.seq, "command", None, None, None, None, None, None, text, None, None))
 
     def mark(self, kind: str, data: str | None = None) -> None:
         """Append a record of the run's own progress: ``started`` (every hook's
@@ -94,7 +94,7 @@ class RunRecorder:
         if self.frozen:
             return
         self.seq += 1
-        self._append((self.seq, kind, None, None, None, None, None, None, data, None))
+        self._append((self.seq, kind, None, None, None, None, None, None, data, None, None))
 
     def take_outputs(self, node_id: str, outputs: Any) -> str | None:
         """Encode a success's outputs for its outcome record; the error if they cannot be."""
@@ -123,6 +123,7 @@ class RunRecorder:
                 node.error,
                 data,
                 node.traceback,
+                node.ended,
             )
         )
 

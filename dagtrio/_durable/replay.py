@@ -29,7 +29,7 @@ from .._model.events import (
 )
 from .._model.frozen import freeze
 from .._model.report import RunReport
-from .._model.spec import NodeOutput, NodeStatus
+from .._model.spec import ENDINGS, Ending, NodeOutput, NodeStatus
 from .._state.node import Node
 from .._state.state import RunState
 from .codec import decode_batch
@@ -96,6 +96,7 @@ def _replay_record(
             outputs=outputs,
             cached=kind == "cached",
             traceback=row["traceback"],
+            ended=_ending(row["ended"]),
         )
         if not announce:
             return []
@@ -134,9 +135,9 @@ def _outcome_event(
     if status is NodeStatus.SUCCEEDED:
         return NodeCompleted(ref, NodeOutput(outputs, True, {"cached": True} if cached else None))
     if status is NodeStatus.FAILED:
-        return NodeFailed(ref, error or "failed", row["traceback"])
+        return NodeFailed(ref, error or "failed", row["traceback"], node.ended)
     if status is NodeStatus.CANCELLED:
-        return NodeCancelled(ref, error or "cancelled")
+        return NodeCancelled(ref, error or "cancelled", node.ended)
     return NodeSkipped(ref, error or "skipped")
 
 
@@ -188,3 +189,11 @@ class _NoAction:
 
     async def execute(self, ctx: Any) -> Any:  # pragma: no cover - never run
         raise RuntimeError(f"{self.name}: reading a journal runs nothing")
+
+
+def _ending(text: str | None) -> Ending | None:
+    if text is None:
+        return None
+    if text not in ENDINGS:
+        raise ValueError(f"unknown ending {text!r} in the journal")
+    return text

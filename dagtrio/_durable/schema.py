@@ -26,8 +26,9 @@ __all__ = [
 
 #: The journal format this dagtrio writes and reads: 2 added the ``cache`` table, 3 the
 #: ``owner`` of each run, 4 the ``traceback`` of failed outcomes and the id counter in
-#: ``add`` records. An older file is upgraded in place when opened for writing.
-SCHEMA_VERSION = 4
+#: ``add`` records, 5 the ``ended`` of cancelled and timed-out attempts (see `Ending`).
+#: An older file is upgraded in place when opened for writing.
+SCHEMA_VERSION = 5
 
 APPLICATION = "dagtrio-journal"
 
@@ -63,6 +64,7 @@ CREATE TABLE IF NOT EXISTS records (
     error TEXT,
     data TEXT,
     traceback TEXT,
+    ended TEXT,
     PRIMARY KEY (run_id, seq)
 ) WITHOUT ROWID;
 """
@@ -86,11 +88,12 @@ MIGRATIONS: dict[int, list[str]] = {
     2: ["ALTER TABLE runs ADD COLUMN owner TEXT"],
     # `add` records of version 3 hold a list of specs, of version 4 an object; both read.
     3: ["ALTER TABLE records ADD COLUMN traceback TEXT"],
+    4: ["ALTER TABLE records ADD COLUMN ended TEXT"],
 }
 
 INSERT_RECORD = (
     "INSERT INTO records (run_id, seq, kind, node, status, attempts, started_at,"
-    " finished_at, error, data, traceback) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " finished_at, error, data, traceback, ended) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 

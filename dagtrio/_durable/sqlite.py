@@ -270,7 +270,7 @@ class SqliteJournal:
         end: tuple[float, bool, str | None] | None = None,
     ) -> None:
         """Append ``rows`` (``(seq, kind, node, status, attempts, started_at,
-        finished_at, error, data, traceback)``) and update the run's row, in one
+        finished_at, error, data, traceback, ended)``) and update the run's row, in one
         transaction."""
         with self._db(f"write run {run_id!r}", writes=True) as db, transaction(db):
             db.executemany(INSERT_RECORD, [(run_id, *row) for row in rows])
@@ -411,9 +411,10 @@ class SqliteJournal:
             raise KeyError(f"journal {self.path} has no run {run_id!r}")
         # A file of an older schema, opened read-only, was not upgraded.
         traceback = "traceback" if self._version >= 4 else "NULL AS traceback"
+        ended = "ended" if self._version >= 5 else "NULL AS ended"
         cursor = db.execute(
             "SELECT seq, kind, node, status, attempts, started_at, finished_at, error,"
-            f" data, {traceback} FROM records WHERE run_id = ? ORDER BY seq",
+            f" data, {traceback}, {ended} FROM records WHERE run_id = ? ORDER BY seq",
             (run_id,),
         )
         names = [column[0] for column in cursor.description]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .spec import NodeOutput, NodeRef, NodeSpec
+from .spec import Ending, NodeOutput, NodeRef, NodeSpec
 
 if TYPE_CHECKING:
     from .commands import ExecutorCommand
@@ -75,29 +75,41 @@ class NodeFailed(ExecutionEvent):
     """The node failed for good: its last attempt failed (emitted once per node).
 
     ``traceback`` is that attempt's formatted traceback when it raised, else ``None``.
+    ``ended`` says, for an attempt that timed out, what became of its work (see
+    `Ending`); ``None`` for an attempt that ended by itself.
     """
 
     node: NodeRef
     error: str
     traceback: str | None = None
+    ended: Ending | None = None
 
 
 @attrs.frozen(slots=True)
 class NodeRetrying(ExecutionEvent):
-    """Attempt ``attempt`` failed with ``error``; the next starts after ``delay`` seconds."""
+    """Attempt ``attempt`` failed with ``error``; the next starts after ``delay`` seconds.
+
+    ``ended`` is as for `NodeFailed`: what became of a timed-out attempt's work.
+    """
 
     node: NodeRef
     attempt: int
     error: str
     delay: float
+    ended: Ending | None = None
 
 
 @attrs.frozen(slots=True)
 class NodeCancelled(ExecutionEvent):
-    """The node was cancelled (branch cancel, shutdown or run failure) before it ended."""
+    """The node was cancelled (branch cancel, shutdown or run failure) before it ended.
+
+    ``ended`` says what became of the work of an attempt that was running (see
+    `Ending`): ``"killed"``, ``"abandoned"`` or ``"finished"``; ``None`` when none was.
+    """
 
     node: NodeRef
     reason: str
+    ended: Ending | None = None
 
 
 @attrs.frozen(slots=True)

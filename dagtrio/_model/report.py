@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from .spec import NodeStatus
+from .spec import Ending, NodeStatus
 
 __all__ = ["NodeRecord", "RunReport"]
 
@@ -25,7 +25,8 @@ class NodeRecord:
     computation of the same cache key (``Coordinator(cache=...)``) instead of running.
     ``traceback`` is the formatted traceback of the last failed attempt, when it
     raised (a timeout or a returned ``NodeOutput.failed`` has none): ``error`` says
-    what went wrong, this says where.
+    what went wrong, this says where. ``ended`` says what became of the work of the
+    last attempt when it was cancelled or timed out (see `Ending`), else ``None``.
     """
 
     id: str
@@ -40,6 +41,7 @@ class NodeRecord:
     outputs: Any = None
     cached: bool = False
     traceback: str | None = None
+    ended: Ending | None = None
 
     @property
     def duration(self) -> float | None:

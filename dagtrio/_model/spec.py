@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -13,7 +13,9 @@ from .._errors import InvalidSpecError
 from .frozen import EMPTY, freeze
 
 __all__ = [
+    "ENDINGS",
     "MAIN_BRANCH",
+    "Ending",
     "NodeCtx",
     "NodeOutput",
     "NodeRef",
@@ -24,6 +26,15 @@ __all__ = [
 
 #: The branch of a node that names none and has no deps.
 MAIN_BRANCH = "main"
+
+#: What became of the work of an attempt that was cancelled or timed out, as its
+#: events and record say: ``"killed"`` (its worker process was killed: the work really
+#: stopped), ``"abandoned"`` (the node ended at once but the work may run on: a thread,
+#: a Dask task; it keeps its executor's slot until it really ends) or ``"finished"``
+#: (it stopped where it ran: Trio cancelled it in its own task, which cannot outlive the
+#: run).
+Ending = Literal["killed", "abandoned", "finished"]
+ENDINGS: tuple[Ending, ...] = ("killed", "abandoned", "finished")
 
 
 def validate_branch(branch: object, *, node: str | None = None) -> str:
@@ -98,6 +109,9 @@ class NodeSpec:
       reuse an earlier success of this node's cache key instead of running it. ``None``
       follows the action's registration (``@registry.action(cache=True)``); ``True``
       or ``False`` decide for this node alone.
+    - ``executor``: where the node's attempts run, by the name the `Coordinator`'s
+      ``executors`` give it (``"inline"``, ``"thread"``, ``"process"``…); ``None``
+      follows the action's registration (``@registry.action(executor=...)``).
     """
 
     action: str
@@ -109,6 +123,7 @@ class NodeSpec:
     retry_delay: float = 0.0
     branch: str | None = None
     cache: bool | None = None
+    executor: str | None = None
 
     def __attrs_post_init__(self) -> None:
         # Validation lives here rather than in per-field validators so every message can
@@ -159,6 +174,10 @@ class NodeSpec:
         if self.cache is not None and not isinstance(self.cache, bool):
             raise InvalidSpecError(
                 node, f"cache must be True, False or None, got {type(self.cache).__name__}"
+            )
+        if self.executor is not None and (not isinstance(self.executor, str) or not self.executor):
+            raise InvalidSpecError(
+                node, f"executor must be a non-empty string or None, got {self.executor!r}"
             )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._actions.placement import Placement
 from .._durable.memo import Memo
 from .._durable.recorder import RunRecorder
 from .._durable.records import StoredRun
@@ -173,6 +174,7 @@ class RunData:
     def _new_state(self, options: RunOptions, clock: trio.abc.Clock, offset: float) -> RunState:
         state = RunState(
             options.registry,
+            placement=Placement(options.executors),
             dag_name=self.dag_name,
             run_id=self.run_id,
             emit=self._emit,

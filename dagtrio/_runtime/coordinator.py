@@ -7,12 +7,14 @@ the body, and raises what the run and the body raised when the block ends.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
+from .._actions.executor import Executor
+from .._actions.placement import check_executors
 from .._actions.registry import ActionRegistry
 from .._durable.sqlite import SqliteJournal, journal_limiter
 from .._errors import JournalError
@@ -54,6 +56,14 @@ class Coordinator:
       report record says ``cached``. Without it nothing is cached, whatever the
       actions ask. Not to be confused with ``ctx.cache``: this run's outputs so far.
     - ``app_data``: anything; handed to actions (``ctx.app_data``) and hooks.
+    - ``executors``: where actions may run, by name (see `dagtrio.executors`):
+      ``{"process": ProcessExecutor(), "dask": DaskExecutor(address=...)}``; actions
+      and specs name them (``@registry.action(executor="process")``,
+      ``NodeSpec.executor``). ``"inline"`` (the Trio task) and ``"thread"`` (a worker
+      thread) always exist; ``"thread"`` may be replaced. A node naming an executor
+      that is not there is refused before the run starts. Each executor is started
+      when a run first needs it and stopped when the run ends, unless the application
+      holds it open (``async with executor:``).
     """
 
     def __init__(
@@ -69,6 +79,7 @@ class Coordinator:
         cache: SqliteJournal | None = None,
         journal: SqliteJournal | None = None,
         app_data: Any = None,
+        executors: Mapping[str, Executor] | None = None,
     ) -> None:
         if not isinstance(registry, ActionRegistry):
             raise TypeError(f"registry must be an ActionRegistry, got {type(registry).__name__}")
@@ -93,6 +104,7 @@ class Coordinator:
         self.journal = journal
         self.cache = cache
         self.app_data = app_data
+        self.executors: Mapping[str, Executor] = check_executors(executors)
 
     @asynccontextmanager
     async def open_run(
@@ -211,6 +223,7 @@ class Coordinator:
             self.journal,
             self.cache,
             self.app_data,
+            self.executors,
         )
 
     async def _make_run(

@@ -8,7 +8,6 @@ from typing import Any
 
 import trio
 
-from .._actions.registry import FunctionAction
 from .._model.spec import NodeCtx
 from .._state.node import CANCELLED_ATTEMPT, Node
 from .base import RunData, holds_cancellation
@@ -74,14 +73,11 @@ class Crews(RunData):
                 with trio.move_on_after(timeout) as limit:
                     output = await node.call(ctx)
                 if limit.cancelled_caught:
-                    message = f"timed out after {timeout:g}s (attempt {ctx.attempt})"
-                    if isinstance(node.action, FunctionAction) and not node.action.is_async:
-                        # Say what really happened: Python cannot stop a thread.
-                        message += (
-                            "; its worker thread could not be stopped and was"
-                            " abandoned (it may still be running)"
-                        )
-                    error = message
+                    # Say what really happened to the work (Python cannot stop a thread).
+                    error = (
+                        f"timed out after {timeout:g}s (attempt {ctx.attempt})"
+                        + _AFTER[self._state.placement.ending(node)]
+                    )
         except Exception as exc:
             # Kept whole until the coordinator has formatted its traceback.
             error = exc
@@ -118,6 +114,13 @@ class Crews(RunData):
                 crew.unsent.append(node)
                 raise
 
+
+#: what a timeout message adds about the attempt's work, by its node's ending
+_AFTER = {
+    "finished": "",
+    "abandoned": "; its work could not be stopped and was abandoned (it may still be running)",
+    "killed": "; its worker process was killed",
+}
 
 # An explicit task name spares Trio working one out for every worker; keep it true.
 assert f"{Crews._work.__module__}.{Crews._work.__qualname__}" == WORKER_NAME

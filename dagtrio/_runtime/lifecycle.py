@@ -81,6 +81,8 @@ class Lifecycle(RunData):
             await self._complete_hooks(cancelled=False)
         finally:
             self._release_claim()
+            # Every worker is done (the nursery is closed): what ran them may stop.
+            await self._state.placement.aclose()
             self._done.set()
 
     async def _record_end(self) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import attrs
 
+from .._actions.executor import Executor
 from .._actions.registry import ActionRegistry
 from .._durable.sqlite import SqliteJournal
 from .._hooks.hook import EventHook
@@ -34,3 +36,4 @@ class RunOptions:
     journal: SqliteJournal | None
     cache: SqliteJournal | None
     app_data: Any
+    executors: Mapping[str, Executor] = attrs.field(factory=dict)

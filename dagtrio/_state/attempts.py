@@ -20,6 +20,7 @@ from .._model.events import (
 )
 from .._model.frozen import freeze
 from .._model.spec import (
+    Ending,
     NodeOutput,
     NodeSpec,
     NodeStatus,
@@ -114,8 +115,9 @@ class Attempts(StateData):
             # decision stands even if the action managed to finish first.
             return
         if result is CANCELLED_ATTEMPT:
+            node.ended = self.placement.ending(node)
             self._finish(node, CANCELLED, "cancelled")
-            self.emit(NodeCancelled(node.ref, "cancelled"))
+            self.emit(NodeCancelled(node.ref, "cancelled", node.ended))
             self._skip_dependents(node)
             return
         output: NodeOutput | None = result if isinstance(result, NodeOutput) else None
@@ -126,6 +128,8 @@ class Attempts(StateData):
             error = self.recorder.take_outputs(node.id, outputs)
         if succeeded and error is None:
             node.traceback = None  # of an earlier attempt: before the outcome is recorded
+            if node.ended is not None:
+                node.ended = None
             if output is not None and output.metadata and "cache_key" in output.metadata:
                 node.cached = output.metadata.get("cached") is True  # a hit of `MemoPolicy`
             self._finish(node, SUCCEEDED, None)
@@ -158,10 +162,15 @@ class Attempts(StateData):
         else:
             node.traceback = None
             if fault is not None:
-                error = fault
-            elif error is None:
+                # A message: the attempt timed out, and its work ended as its executor
+                # says (killed, abandoned, or stopped in its Trio task).
+                node.ended = self.placement.ending(node)
+                self._failed_attempt(node, fault, None)
+                return
+            if error is None:
                 assert output is not None  # a plain value is a success
                 error = output.error or "action reported failure"
+        node.ended = None
         self._failed_attempt(node, error, exc)
 
     def _failed_attempt(self, node: Node, error: str, exc: BaseException | None) -> None:
@@ -170,7 +179,7 @@ class Attempts(StateData):
         if retry and self.stopped is not None:
             self._log(logging.WARNING, node, error, exc, "; not retried: the run is stopping")
             self._finish(node, CANCELLED, f"{self.stopped} (before retrying: {error})")
-            self.emit(NodeCancelled(node.ref, node.error))  # type: ignore[arg-type]
+            self.emit(NodeCancelled(node.ref, node.error, node.ended))  # type: ignore[arg-type]
             self._skip_dependents(node)
             return
         if retry:
@@ -180,7 +189,7 @@ class Attempts(StateData):
             delay = spec.retry_delay and spec.retry_delay * 2.0 ** min(node.attempts - 1, 1023)
             self._log(logging.WARNING, node, error, exc, f"; retrying in {delay:g}s")
             node.error = error
-            self.emit(NodeRetrying(node.ref, node.attempts, error, delay))
+            self.emit(NodeRetrying(node.ref, node.attempts, error, delay, node.ended))
             if delay > 0:
                 node.status = PENDING
                 self.delayed += 1
@@ -190,7 +199,7 @@ class Attempts(StateData):
             return
         self._log(logging.ERROR, node, error, exc, "")
         self._finish(node, FAILED, error)
-        self.emit(NodeFailed(node.ref, error, node.traceback))
+        self.emit(NodeFailed(node.ref, error, node.traceback, node.ended))
         self._skip_dependents(node)
 
     def _log(
@@ -246,6 +255,7 @@ class Attempts(StateData):
         outputs: Any,
         cached: bool = False,
         traceback: str | None = None,
+        ended: Ending | None = None,
     ) -> None:
         """Put back a final outcome read from the journal, as if it had just happened.
 
@@ -262,10 +272,12 @@ class Attempts(StateData):
                 node.finished_at = finished_at
                 node.error = error
                 node.traceback = traceback
+                node.ended = ended
             return
         node.attempts = attempts
         node.started_at = started_at
         node.traceback = traceback
+        node.ended = ended
         if status is SUCCEEDED:
             self._finish(node, SUCCEEDED, None)
             outputs = freeze(outputs)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._actions.placement import Placement
 from .._actions.registry import ActionRegistry
 from .._model.events import ExecutionEvent
 from .._model.spec import NodeStatus
@@ -50,8 +51,11 @@ class StateData:
         emit: Callable[[ExecutionEvent], None],
         retry_later: Callable[[Node, float], trio.CancelScope],
         now: Callable[[], float],
+        placement: Placement | None = None,
     ) -> None:
         self.registry = registry
+        #: where nodes run: the run's executors (see `Placement`)
+        self.placement = placement if placement is not None else Placement({})
         self.dag_name = dag_name
         self.run_id = run_id
         self.emit = emit

@@ -113,14 +113,17 @@ class Branches(StateData):
         victims = [node for node in candidates if not node.status.is_final]
         for node in victims:
             status = node.status
+            ended = None
             if node.scope is not None:
                 node.scope.cancel()
                 if status is PENDING:
                     # A retry timer's scope: it will not fire, so count it out now.
                     self.delayed -= 1
                     node.scope = None
+                else:
+                    ended = node.ended = self.placement.ending(node)  # an attempt was running
             self._finish(node, CANCELLED, reason)
-            self.emit(NodeCancelled(node.ref, reason))
+            self.emit(NodeCancelled(node.ref, reason, ended))
         for node in victims:
             self._skip_dependents(node)
 

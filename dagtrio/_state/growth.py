@@ -5,9 +5,11 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import attrs
 
+from .._actions.placement import Call
 from .._actions.registry import NodeAction
 from .._errors import InvalidGraphError
 from .._model.events import (
@@ -97,6 +99,7 @@ class Growth(StateData):
         explicit = {spec.id for spec in specs if spec.id is not None}
         auto = self._next_auto_id
         registered: set[str] = set()  # action names already found in the registry
+        placements: set[tuple[str, str]] = set()  # (action, executor) pairs found good
         for spec in specs:
             if spec.action not in registered:
                 if spec.action not in registry:
@@ -105,6 +108,9 @@ class Growth(StateData):
                         spec.id, f"unknown action {spec.action!r} (registered: {known})"
                     )
                 registered.add(spec.action)
+                self._check_placement(spec, None, placements)
+            if spec.executor is not None and (spec.action, spec.executor) not in placements:
+                self._check_placement(spec, spec.executor, placements)
             if spec.id is None:
                 while True:
                     auto += 1
@@ -120,6 +126,21 @@ class Growth(StateData):
             batch_ids[spec.id] = len(final)  # type: ignore[index]
             final.append(spec)
         return final, batch_ids, auto
+
+    def _check_placement(
+        self, spec: NodeSpec, name: str | None, placements: set[tuple[str, str]]
+    ) -> None:
+        """Refuse ``spec`` if its action cannot run on executor ``name`` (``None``: the
+        action's own)."""
+        action = self.registry.get(spec.action)
+        if name is None:
+            name = getattr(action, "executor", None)
+            if name is None:
+                return
+        why = self.placement.refuse(name, action)
+        if why is not None:
+            raise InvalidGraphError(spec.id, why)
+        placements.add((spec.action, name))
 
     def _order(self, final: list[NodeSpec], batch_ids: dict[str, int]) -> list[int]:
         """Positions of the batch in dependency order; raise on a bad or cyclic dep."""
@@ -175,18 +196,25 @@ class Growth(StateData):
         listening = self.listening
         memo = self.memo
         branch_nodes = self.branch_nodes
-        actions: dict[str, NodeAction] = {}
+        #: action name, or (action, executor) -> the action and its call there
+        actions: dict[Any, tuple[NodeAction, Call]] = {}
         batch: list[Node] = []
         if self.recorder is not None:
             assert prepared.encoded is not None  # `prepare` encodes when there is a recorder
             self.recorder.add(prepared.encoded, len(prepared.specs))
         last_branch: str | None = None
         on_branch: list[Node] = []
+        placement = self.placement
         for spec, branch in zip(prepared.specs, prepared.branches, strict=True):
-            action = actions.get(spec.action)
-            if action is None:
-                action = actions[spec.action] = registry.get(spec.action)
-            node = Node(spec, dag, branch, action)
+            key = spec.action if spec.executor is None else (spec.action, spec.executor)
+            placed = actions.get(key)
+            if placed is None:
+                action = registry.get(spec.action)
+                name = spec.executor
+                if name is None:
+                    name = getattr(action, "executor", None)
+                placed = actions[key] = (action, placement.place(name, action)[0])
+            node = Node(spec, dag, branch, *placed)
             if memo is not None:
                 cached_call = memo.wrap(node)
                 if cached_call is not None:

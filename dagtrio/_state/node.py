@@ -7,9 +7,9 @@ from typing import Any
 
 import trio
 
-from .._actions.registry import FunctionAction, NodeAction
+from .._actions.registry import NodeAction
 from .._model.report import NodeRecord
-from .._model.spec import NodeCtx, NodeRef, NodeSpec, NodeStatus
+from .._model.spec import Ending, NodeCtx, NodeRef, NodeSpec, NodeStatus
 
 __all__ = ["CANCELLED_ATTEMPT", "OWNERS", "Node", "Records"]
 
@@ -45,6 +45,7 @@ class Node:
         "crew",
         "dag",
         "dependents",
+        "ended",
         "error",
         "fault",
         "finished_at",
@@ -60,18 +61,27 @@ class Node:
         "waiting",
     )
 
-    def __init__(self, spec: NodeSpec, dag: str, branch: str, action: NodeAction) -> None:
+    def __init__(
+        self,
+        spec: NodeSpec,
+        dag: str,
+        branch: str,
+        action: NodeAction,
+        call: Callable[[NodeCtx], Awaitable[Any]],
+    ) -> None:
         self.id: str = spec.id  # type: ignore[assignment]
         self.dag = dag
         self._ref: NodeRef | None = None
         self.spec = spec
         self.branch = branch
         self.action = action
-        #: what a worker awaits: the function itself for a `FunctionAction` (one
-        #: coroutine less per attempt; the worker wraps a plain value), else ``execute``
-        self.call: Callable[[NodeCtx], Awaitable[Any]] = (
-            action.call if isinstance(action, FunctionAction) else action.execute
-        )
+        #: what a worker awaits (see `Placement.place`): the function itself for an
+        #: async `FunctionAction` (one coroutine less per attempt; the worker wraps a
+        #: plain value), its executor's call, or ``execute``
+        self.call = call
+        #: what became of the last attempt's work, if it was cancelled or timed out
+        #: (None: it ended by itself); what would become of it, `Placement.ending`
+        self.ended: Ending | None = None
         self.status = PENDING
         #: deps that have not succeeded yet
         self.waiting = 0
@@ -129,6 +139,7 @@ class Node:
             # A hit whose node was cancelled meanwhile (its branch, the run) did not count.
             self.cached and self.status is SUCCEEDED,
             self.traceback,
+            self.ended,
         )
 
 

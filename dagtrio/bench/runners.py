@@ -36,6 +36,7 @@ from .. import (
     SqliteJournal,
     testing,
 )
+from ..executors import Executor
 from .baselines import (
     AsyncScheduler,
     check_scheduler,
@@ -219,7 +220,15 @@ def check_journal(journal: SqliteJournal, report: RunReport) -> None:
 def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph], Trial]:
     def prepare(workload: Workload, graph: Graph) -> Trial:
         registry = ActionRegistry()
-        registry.action(ACTION)(workload.action_kind.async_action())
+        executors: dict[str, Executor] = {}
+        if workload.executor == "inline":
+            registry.action(ACTION)(workload.action_kind.async_action())
+        else:
+            registry.action(ACTION, executor=workload.executor)(workload.action_kind.sync_action())
+            if workload.executor == "process":
+                from ..executors.process import ProcessExecutor
+
+                executors["process"] = ProcessExecutor()
         hooks: list[EventHook] = []
         if grow and workload.shape == "growth":
             plan = growth(
@@ -244,7 +253,9 @@ def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph]
             return elapsed, report
 
         if not journal:
-            coordinator = Coordinator(registry, hooks=hooks, max_parallel=workload.max_parallel)
+            coordinator = Coordinator(
+                registry, hooks=hooks, max_parallel=workload.max_parallel, executors=executors
+            )
 
             def check() -> None:
                 check_report(trio.run(coordinator.run, specs), graph)
@@ -258,7 +269,11 @@ def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph]
                 store = SqliteJournal(Path(folder) / "journal.db")
                 try:
                     coordinator = Coordinator(
-                        registry, hooks=hooks, max_parallel=workload.max_parallel, journal=store
+                        registry,
+                        hooks=hooks,
+                        max_parallel=workload.max_parallel,
+                        journal=store,
+                        executors=executors,
                     )
                     elapsed, report = trio.run(timed, coordinator)
                     if verify:

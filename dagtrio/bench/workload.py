@@ -8,6 +8,7 @@ node does: ``noop`` (yield to Trio once), ``sleep:SECONDS`` or ``cpu:MICROSECOND
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -19,7 +20,7 @@ import trio
 from .._validate import check_int
 from .generators import SHAPES, Graph, make_graph
 
-__all__ = ["ActionKind", "Workload", "spin"]
+__all__ = ["EXECUTORS", "ActionKind", "Workload", "spin"]
 
 
 def spin(seconds: float) -> None:
@@ -90,26 +91,25 @@ class ActionKind:
         return noop
 
     def sync_action(self) -> Callable[..., None]:
-        """The action as a plain function of any arguments, for thread-based runners."""
+        """The action as a plain function of any arguments, for thread-based runners
+        and dagtrio's executors (it pickles: worker processes can run it)."""
         if self.kind == "sleep":
-            seconds = self.amount
-
-            def sleep(*args: Any) -> None:
-                time.sleep(seconds)
-
-            return sleep
+            return functools.partial(_sleep, self.amount)
         if self.kind == "cpu":
-            seconds = self.amount / 1e6
+            return functools.partial(_cpu, self.amount / 1e6)
+        return _noop
 
-            def cpu(*args: Any) -> None:
-                spin(seconds)
 
-            return cpu
+def _sleep(seconds: float, *args: Any) -> None:
+    time.sleep(seconds)
 
-        def noop(*args: Any) -> None:
-            return None
 
-        return noop
+def _cpu(seconds: float, *args: Any) -> None:
+    spin(seconds)
+
+
+def _noop(*args: Any) -> None:
+    return None
 
 
 def _positive(name: str) -> Callable[[Any, Any, int], None]:
@@ -126,6 +126,15 @@ def _shape(instance: Any, attribute: Any, value: str) -> None:
 
 def _hooks(instance: Any, attribute: Any, value: int) -> None:
     check_int("hooks", value, 0)
+
+
+#: where dagtrio's nodes run in a benchmark (``--executor``)
+EXECUTORS = ("inline", "thread", "process")
+
+
+def _executor(instance: Any, attribute: Any, value: str) -> None:
+    if value not in EXECUTORS:
+        raise ValueError(f"unknown executor {value!r}; choose from {', '.join(EXECUTORS)}")
 
 
 @attrs.frozen
@@ -146,6 +155,9 @@ class Workload:
     action: str = "noop"
     max_parallel: int = attrs.field(default=64, validator=_positive("max_parallel"))
     hooks: int = attrs.field(default=0, validator=_hooks)
+    #: where dagtrio runs each node: its Trio task (the async action), a worker thread
+    #: or a worker process (the sync action); the baselines are not affected
+    executor: str = attrs.field(default="inline", validator=_executor)
 
     def __attrs_post_init__(self) -> None:
         ActionKind.parse(self.action)  # fail here, not in a subprocess

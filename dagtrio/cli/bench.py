@@ -43,7 +43,7 @@ from ..bench.results import (
 )
 from ..bench.runners import FLOOR, JOURNAL, RUNNERS, runner_names
 from ..bench.worker import MEMORY_METHODS
-from ..bench.workload import ActionKind, Workload
+from ..bench.workload import EXECUTORS, ActionKind, Workload
 from .args import int_at_least
 
 __all__ = ["add_parser", "run"]
@@ -162,6 +162,14 @@ def _run_arguments(run_group: Any) -> None:
     run_group.add_argument(
         "--hooks", type=int_at_least(0), default=0, help="pass-through hooks for dagtrio"
     )
+    run_group.add_argument(
+        "--executor",
+        choices=EXECUTORS,
+        default="inline",
+        help="where dagtrio runs each node: inline (its Trio task, the async action), "
+        "thread or process (the sync action, in worker threads or processes; process "
+        "needs dagtrio[process]) (default: inline)",
+    )
 
 
 def _measuring_arguments(measure: Any) -> None:
@@ -231,6 +239,7 @@ def _workload(args: argparse.Namespace, nodes: int) -> Workload:
         action=args.action,
         max_parallel=args.max_parallel,
         hooks=args.hooks,
+        executor=args.executor,
     )
 
 
@@ -244,6 +253,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         "max_parallel": args.max_parallel,
         "action": args.action,
         "hooks": args.hooks,
+        "executor": args.executor,
         "repeats": args.repeats,
         "seed": args.seed,
         "compare": args.compare,
@@ -270,7 +280,8 @@ def _describe(args: argparse.Namespace, nodes: int, edges: int | None) -> str:
         graph += f", half the initial nodes add {args.children} children each"
     return (
         f"{graph}; action {args.action}, max_parallel {args.max_parallel}, "
-        f"hooks {args.hooks}, seed {args.seed}, repeats {args.repeats}"
+        f"hooks {args.hooks}, executor {args.executor}, seed {args.seed}, "
+        f"repeats {args.repeats}"
     )
 
 

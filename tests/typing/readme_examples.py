@@ -23,6 +23,7 @@ from dagtrio import (
     RunReport,
     SqliteJournal,
 )
+from dagtrio.executors import Ending, ProcessExecutor, ThreadExecutor
 
 registry = ActionRegistry()
 
@@ -100,3 +101,29 @@ def function_hook() -> Coordinator:
         return None
 
     return Coordinator(registry, [log, sync_log, Planner()], max_parallel=8)
+
+
+@registry.action(executor="process")
+def crunch(ctx: NodeCtx) -> int:
+    return sum(i * i for i in range(ctx.inputs["n"]))
+
+
+def process_coordinator() -> Coordinator:
+    executor = ProcessExecutor(max_workers=2, kill_on_cancel=True)
+    assert_type(executor.ending, Ending)
+    return Coordinator(
+        registry,
+        executors={"process": executor, "thread": ThreadExecutor(max_workers=8)},
+    )
+
+
+def crunch_here() -> NodeSpec:
+    return NodeSpec("crunch", inputs={"n": 10}, executor="inline")
+
+
+async def held_open() -> Ending | None:
+    async with ProcessExecutor() as executor:
+        assert_type(executor, ProcessExecutor)
+        coordinator = Coordinator(registry, executors={"process": executor})
+        report = await coordinator.run([NodeSpec("crunch", id="a", inputs={"n": 3})])
+    return report.nodes["a"].ended

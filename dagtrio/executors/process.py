@@ -1,0 +1,241 @@
+"""`ProcessExecutor`: sync actions in worker processes that really stop (trio-parallel).
+
+The one module that imports trio-parallel (the ``process`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import traceback
+from collections.abc import Callable
+from contextlib import AsyncExitStack, suppress
+from typing import Any, ClassVar, Literal
+
+import trio
+
+try:
+    import trio_parallel
+except ImportError as exc:  # pragma: no cover - the extra is not installed
+    raise ImportError(
+        'ProcessExecutor needs trio-parallel: pip install "dagtrio[process]"'
+    ) from exc
+
+try:  # what trio-parallel ships jobs with: by value for lambdas and __main__'s functions
+    import cloudpickle as _pickler
+except ImportError:  # pragma: no cover - cloudpickle comes with the dask extra
+    _pickler = pickle
+
+from .._actions.executor import Executor, PortableCtx
+from .._errors import describe
+from .._model.spec import Ending
+from .._validate import check_int, check_seconds
+
+__all__ = ["ProcessExecutor", "RemoteTraceback", "WorkerDied"]
+
+_dumps: Callable[[Any], bytes] = _pickler.dumps
+_loads: Callable[[bytes], Any] = _pickler.loads
+
+WorkerType = Literal["spawn", "forkserver", "fork"]
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker process, as text.
+
+    Set as the ``__cause__`` of the exception re-raised here (as `concurrent.futures`
+    does), so that a failed node's traceback shows where in the worker it failed.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text}"""'
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended while it ran an attempt (a crash, an outside kill)."""
+
+
+class ProcessExecutor(Executor):
+    """Sync actions in worker processes: every core, and cancellation that really stops.
+
+    ``Coordinator(executors={"process": ProcessExecutor()})``, then
+    ``@registry.action(executor="process")`` on a sync function of ``ctx``. Each
+    attempt runs in a worker process of a pool kept for the executor's lifetime (a
+    run, or the application's ``async with``): the first attempts start the workers,
+    later ones reuse them.
+
+    - ``max_workers``: processes at once (default: the cores this process may use).
+    - ``kill_on_cancel``: a cancelled or timed-out attempt kills its worker at once
+      (the default): the work really stops, and the attempt is reported ``killed``. With
+      ``False`` the attempt is waited for instead (its slot taken until it ends), and
+      reported ``finished``.
+    - ``idle_timeout``: seconds an idle worker waits for work before it exits.
+    - ``worker_type``: how workers start: ``"spawn"`` (the default; safe everywhere),
+      ``"forkserver"`` or ``"fork"`` (faster to start; see `multiprocessing`).
+
+    The action gets a `PortableCtx` (``ctx.cache`` and ``ctx.app_data`` stay in this
+    process). The function must be importable by the workers (a module-level function)
+    or picklable by value (cloudpickle, when installed, also takes lambdas and
+    functions of ``__main__``); its inputs, upstream outputs and return value must
+    pickle. What does not fails that node, with an error naming it.
+    """
+
+    portable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        kill_on_cancel: bool = True,
+        idle_timeout: float = 600.0,
+        worker_type: WorkerType = "spawn",
+    ) -> None:
+        super().__init__()
+        if max_workers is None:
+            max_workers = _cores()
+        self.max_workers = check_int("max_workers", max_workers, 1)
+        if not isinstance(kill_on_cancel, bool):
+            raise TypeError(f"kill_on_cancel must be True or False, got {kill_on_cancel!r}")
+        self.kill_on_cancel = kill_on_cancel
+        self.ending: Ending = "killed" if kill_on_cancel else "finished"
+        self.idle_timeout = check_seconds("idle_timeout", idle_timeout)
+        if worker_type not in ("spawn", "forkserver", "fork"):
+            raise ValueError(
+                f"worker_type must be 'spawn', 'forkserver' or 'fork', got {worker_type!r}"
+            )
+        self.worker_type = worker_type
+        self._type = trio_parallel.WorkerType(worker_type)
+        self._context: Any = None
+        self._stack: AsyncExitStack | None = None
+        self._limiter = trio.CapacityLimiter(self.max_workers)
+
+    def __repr__(self) -> str:
+        return (
+            f"ProcessExecutor(max_workers={self.max_workers}, kill_on_cancel={self.kill_on_cancel})"
+        )
+
+    async def start(self) -> None:
+        """Open the pool (workers start with the first attempts)."""
+        stack = AsyncExitStack()
+        self._context = await stack.enter_async_context(
+            trio_parallel.open_worker_context(
+                idle_timeout=self.idle_timeout,
+                # Workers exit as soon as the pool closes: a run's end is not the
+                # moment to wait for anything.
+                grace_period=0.0,
+                worker_type=self._type,
+            )
+        )
+        self._stack = stack
+
+    async def stop(self) -> None:
+        """Stop every worker (an idle one exits; none is running by now)."""
+        stack, self._stack, self._context = self._stack, None, None
+        if stack is not None:
+            # A worker that would not exit at once was killed: what we want.
+            with suppress(trio_parallel.BrokenWorkerError):
+                await stack.aclose()
+
+    async def run(self, fn: Callable[[Any], Any], ctx: Any) -> Any:
+        """``fn(ctx)`` in a worker process; the worker is killed if cancelled."""
+        context = self._context
+        if context is None:
+            raise RuntimeError(f"{self!r} is not started (use it in a run or `async with`)")
+        try:
+            packed = await context.run_sync(
+                _call,
+                fn,
+                ctx,
+                kill_on_cancel=self.kill_on_cancel,
+                limiter=self._limiter,
+            )
+        except trio_parallel.BrokenWorkerError as exc:
+            raise WorkerDied(
+                f"the worker process running node {ctx.node_id!r} died: {_exit(exc)}"
+            ) from None
+        except Exception as exc:
+            # Our `_call` never raises: this is the job not reaching the worker (or
+            # not loading there).
+            raise TypeError(_unshippable(fn, ctx, exc)) from exc
+        return _unpack(packed, ctx)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
+
+
+def _exit(exc: BaseException) -> str:
+    process = exc.args[-1] if exc.args else None
+    code = getattr(process, "exitcode", None)
+    if code is None:
+        return describe(exc)
+    if code < 0:
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _call(fn: Callable[[Any], Any], ctx: PortableCtx) -> bytes:
+    """In the worker: run the attempt; its outcome as bytes, whatever it is.
+
+    Pickled here, so that a result or an exception that does not pickle is reported
+    as such rather than as a broken worker.
+    """
+    try:
+        value = fn(ctx)
+    except Exception as exc:
+        text = traceback.format_exc()
+        try:
+            return _dumps(("raised", exc, text))
+        except Exception:
+            return _dumps(("raised", None, text, describe(exc)))
+    try:
+        return _dumps(("returned", value))
+    except Exception as exc:
+        return _dumps(("unpicklable", type(value).__name__, describe(exc)))
+
+
+def _unpack(packed: bytes, ctx: PortableCtx) -> Any:
+    outcome = _loads(packed)
+    kind = outcome[0]
+    if kind == "returned":
+        return outcome[1]
+    if kind == "unpicklable":
+        raise TypeError(
+            f"node {ctx.node_id!r} returned a {outcome[1]} that cannot be pickled back "
+            f"from its worker process: {outcome[2]}"
+        )
+    exc = outcome[1]
+    if exc is None:  # it did not pickle: its description survives
+        exc = RuntimeError(outcome[3])
+    raise exc from RemoteTraceback(outcome[2])
+
+
+def _unshippable(fn: Callable[[Any], Any], ctx: PortableCtx, exc: Exception) -> str:
+    """Say what of an attempt could not be sent to a worker process."""
+    node = ctx.node_id
+    try:
+        _dumps(fn)
+    except Exception as why:
+        return (
+            f"node {node!r}: its function {getattr(fn, '__qualname__', fn)!r} cannot be "
+            f"sent to a worker process: {describe(why)} (use a module-level function)"
+        )
+    for what, mapping in (("input", ctx.inputs), ("the output of dep", ctx.upstream)):
+        for key, value in mapping.items():
+            try:
+                _dumps(value)
+            except Exception as why:
+                return (
+                    f"node {node!r}: {what} {key!r} cannot be sent to a worker process: "
+                    f"{describe(why)}"
+                )
+    return f"node {node!r} could not be sent to a worker process: {describe(exc)}"
+
+
+ProcessExecutor.__module__ = "dagtrio.executors"  # where users import it from

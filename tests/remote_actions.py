@@ -1,0 +1,80 @@
+"""Actions that run in worker processes: module-level, so the workers can import them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from dagtrio import NodeOutput
+
+
+def square(ctx: Any) -> int:
+    return int(ctx.inputs["x"]) ** 2
+
+
+def add_upstream(ctx: Any) -> int:
+    return sum(ctx.upstream.values()) + int(ctx.inputs.get("x", 0))
+
+
+def pid(ctx: Any) -> int:
+    return os.getpid()
+
+
+def spin(ctx: Any) -> None:
+    """Write this worker's pid where the test looks, then burn CPU for good."""
+    Path(ctx.inputs["pid_file"]).write_text(str(os.getpid()))
+    while True:
+        pass
+
+
+def spin_for(ctx: Any) -> int:
+    """Burn CPU for ``micros`` microseconds (the benchmark's cpu:MICROS)."""
+    end = time.perf_counter() + ctx.inputs["micros"] / 1e6
+    count = 0
+    while time.perf_counter() < end:
+        count += 1
+    return count
+
+
+def fail_first(ctx: Any) -> NodeOutput:
+    if ctx.attempt == 1:
+        raise ValueError("first attempt fails")
+    return NodeOutput.ok(ctx.attempt)
+
+
+def raise_in_worker(ctx: Any) -> None:
+    raise KeyError("deep inside the worker")
+
+
+def read_cache(ctx: Any) -> Any:
+    return ctx.cache
+
+
+def read_app_data(ctx: Any) -> Any:
+    return ctx.app_data
+
+
+def return_lock(ctx: Any) -> Any:
+    return threading.Lock()
+
+
+def die(ctx: Any) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def context_fields(ctx: Any) -> dict[str, Any]:
+    return {
+        "type": type(ctx).__name__,
+        "dag_name": ctx.dag_name,
+        "node_id": ctx.node_id,
+        "run_id": ctx.run_id,
+        "inputs": dict(ctx.inputs),
+        "upstream": dict(ctx.upstream),
+        "attempt": ctx.attempt,
+        "branch": ctx.branch,
+        "pid": os.getpid(),
+    }
