@@ -4,6 +4,10 @@ A `Workload` is plain data that goes to each runner's subprocess as JSON, so eve
 runner rebuilds exactly the same graph from the same seed. `ActionKind` is what each
 node does: ``noop`` (yield to Trio once), ``sleep:SECONDS`` or ``cpu:MICROSECONDS``
 (busy work that holds the event loop, like real CPU-bound code in an async action).
+
+The CPU work is a fixed number of interpreter loop iterations, calibrated once per
+invocation to last the given time on this machine, not a spin until a deadline: a
+deadline would let threads overlap their waiting and look parallel under the GIL.
 """
 
 from __future__ import annotations
@@ -20,14 +24,24 @@ import trio
 from .._validate import check_int
 from .generators import SHAPES, Graph, make_graph
 
-__all__ = ["EXECUTORS", "ActionKind", "Workload", "spin"]
+__all__ = ["EXECUTORS", "ActionKind", "Workload", "burn", "calibrate"]
 
 
-def spin(seconds: float) -> None:
-    """Keep the CPU busy for ``seconds`` (wall clock) without yielding."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
+def burn(iterations: int) -> None:
+    """A fixed amount of CPU work: ``iterations`` turns of an interpreter loop."""
+    for _ in range(iterations):
         pass
+
+
+def calibrate() -> float:
+    """Loop iterations of `burn` per microsecond on this machine (the best of five)."""
+    probe = 200_000
+    best = math.inf
+    for _ in range(5):
+        start = time.perf_counter()
+        burn(probe)
+        best = min(best, time.perf_counter() - start)
+    return probe / (best * 1e6)
 
 
 @attrs.frozen
@@ -41,6 +55,8 @@ class ActionKind:
 
     kind: str
     amount: float = 0.0
+    #: `burn` iterations per microsecond, for ``cpu`` (see `calibrate`)
+    rate: float = attrs.field(default=0.0, eq=False)
 
     @classmethod
     def parse(cls, text: str) -> ActionKind:
@@ -77,10 +93,10 @@ class ActionKind:
 
             return sleep
         if self.kind == "cpu":
-            seconds = self.amount / 1e6
+            iterations = self.iterations
 
             async def cpu(node: Any) -> None:
-                spin(seconds)
+                burn(iterations)
                 await trio.lowlevel.checkpoint()
 
             return cpu
@@ -96,16 +112,21 @@ class ActionKind:
         if self.kind == "sleep":
             return functools.partial(_sleep, self.amount)
         if self.kind == "cpu":
-            return functools.partial(_cpu, self.amount / 1e6)
+            return functools.partial(_cpu, self.iterations)
         return _noop
+
+    @property
+    def iterations(self) -> int:
+        """`burn` iterations of one ``cpu`` node (calibrated now if the rate is unset)."""
+        return round(self.amount * (self.rate or calibrate()))
 
 
 def _sleep(seconds: float, *args: Any) -> None:
     time.sleep(seconds)
 
 
-def _cpu(seconds: float, *args: Any) -> None:
-    spin(seconds)
+def _cpu(iterations: int, *args: Any) -> None:
+    burn(iterations)
 
 
 def _noop(*args: Any) -> None:
@@ -158,14 +179,17 @@ class Workload:
     #: where dagtrio runs each node: its Trio task (the async action), a worker thread
     #: or a worker process (the sync action); the baselines are not affected
     executor: str = attrs.field(default="inline", validator=_executor)
+    #: `burn` iterations per microsecond for ``cpu`` actions, measured once by the
+    #: invocation so that every runner's subprocess does the same work
+    cpu_rate: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         ActionKind.parse(self.action)  # fail here, not in a subprocess
 
     @property
     def action_kind(self) -> ActionKind:
-        """`action` parsed."""
-        return ActionKind.parse(self.action)
+        """`action` parsed, with the invocation's CPU rate."""
+        return attrs.evolve(ActionKind.parse(self.action), rate=self.cpu_rate)
 
     def graph(self) -> Graph:
         """The graph every runner executes (for ``growth``, the final one)."""

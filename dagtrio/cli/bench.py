@@ -15,7 +15,6 @@ import argparse
 import json
 import shlex
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,11 +28,10 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
 from ..bench import plot as plotting
 from ..bench.driver import run_runner
-from ..bench.generators import SHAPES, default_density
+from ..bench.generators import SHAPES
 from ..bench.results import (
     RunnerResult,
     document,
@@ -43,8 +41,9 @@ from ..bench.results import (
 )
 from ..bench.runners import FLOOR, JOURNAL, RUNNERS, runner_names
 from ..bench.worker import MEMORY_METHODS
-from ..bench.workload import EXECUTORS, ActionKind, Workload
+from ..bench.workload import EXECUTORS, ActionKind, Workload, calibrate
 from .args import int_at_least
+from .bench_table import describe, notes, table
 
 __all__ = ["add_parser", "run"]
 
@@ -240,7 +239,18 @@ def _workload(args: argparse.Namespace, nodes: int) -> Workload:
         max_parallel=args.max_parallel,
         hooks=args.hooks,
         executor=args.executor,
+        cpu_rate=_cpu_rate(args),
     )
+
+
+def _cpu_rate(args: argparse.Namespace) -> float:
+    """The machine's `burn` rate, measured once per invocation, for ``cpu`` actions."""
+    if not args.action.startswith("cpu"):
+        return 0.0
+    rate = getattr(args, "cpu_rate", None)
+    if rate is None:
+        rate = args.cpu_rate = calibrate()
+    return float(rate)
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -254,6 +264,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         "action": args.action,
         "hooks": args.hooks,
         "executor": args.executor,
+        "cpu_rate": _cpu_rate(args),
         "repeats": args.repeats,
         "seed": args.seed,
         "compare": args.compare,
@@ -266,84 +277,6 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
 
 def _names(args: argparse.Namespace) -> list[str]:
     return runner_names(args.shape, compare=args.compare, only=args.runners, journal=args.journal)
-
-
-def _describe(args: argparse.Namespace, nodes: int, edges: int | None) -> str:
-    graph = f"{args.shape}, {nodes:,} nodes"
-    if edges is not None:
-        graph += f", {edges:,} edges"
-    if args.shape in ("layered", "growth"):
-        graph += f", width {args.width}"
-    if args.shape == "random":
-        graph += f", density {args.density or default_density(nodes):.3g}"
-    if args.shape == "growth":
-        graph += f", half the initial nodes add {args.children} children each"
-    return (
-        f"{graph}; action {args.action}, max_parallel {args.max_parallel}, "
-        f"hooks {args.hooks}, executor {args.executor}, seed {args.seed}, "
-        f"repeats {args.repeats}"
-    )
-
-
-def _time(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:,.2f} s"
-
-
-def _table(results: Sequence[RunnerResult]) -> Table:
-    table = Table()
-    table.add_column("runner")
-    for header in ("median", "best", "nodes/s", "peak mem/node", "x floor"):
-        table.add_column(header, justify="right")
-    for result in results:
-        if result.status == "skipped":
-            table.add_row(result.name, "[dim]skipped[/dim]", "", "", "", "")
-            continue
-        if not result.ok:
-            table.add_row(result.name, "[bold red]FAILED[/bold red]", "", "", "", "")
-            continue
-        per_node = result.peak_bytes_per_node
-        ratio = result.ratio_to_floor
-        table.add_row(
-            f"[bold]{result.name}[/bold]" if result.name.startswith("dagtrio") else result.name,
-            _time(result.median_s),
-            _time(result.best_s),
-            f"{result.nodes_per_s:,.0f}",
-            "-" if per_node is None else f"{per_node:,.0f} B",
-            "-" if ratio is None else f"{ratio:.2f}x",
-        )
-    return table
-
-
-def _notes(args: argparse.Namespace, results: Sequence[RunnerResult]) -> list[str]:
-    notes = []
-    method = next((r.memory_method for r in results if r.memory_method), None)
-    if method == "tracemalloc":
-        notes.append(
-            "peak mem/node: tracemalloc peak of one extra untimed run (beyond the input "
-            "graph, report included) ÷ nodes"
-        )
-    elif method == "maxrss":
-        notes.append("peak mem/node: rise of the worker process's peak RSS over its runs ÷ nodes")
-    notes.append(f"x floor: median ÷ {FLOOR}'s median in this invocation (lower is better)")
-    if args.shape == "growth":
-        notes.append(
-            "growth: dagtrio grows the graph with a hook; the baselines and dagtrio-static "
-            "run the final graph given up front"
-        )
-    if any(r.name == JOURNAL for r in results):
-        notes.append(
-            f"{JOURNAL}: a fresh journal file per run in a temporary folder "
-            f"({tempfile.gettempdir()}, set TMPDIR to move it); the clock includes opening "
-            "the file and every commit"
-        )
-    for result in results:
-        if result.skipped:
-            notes.append(f"{result.name}: skipped, {result.skipped}")
-        if result.error:
-            notes.append(f"{result.name}: FAILED, {result.error}")
-    return notes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -403,7 +336,7 @@ def _bench(args: argparse.Namespace) -> int:
             ratio = _print_size(args, console, size_results)
             if ratio is not None:
                 journal.append({"nodes": size_results[-1].nodes, "throughput_ratio": ratio})
-    for note in _notes(args, results):
+    for note in notes(args, results):
         console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
     _write(args, console, machine, results, journal)
     sys.stdout.flush()
@@ -462,12 +395,12 @@ def _print_size(
     """Print one graph size's table; return journal on ÷ off if both were measured."""
     edges = next((r.edges for r in size_results if r.edges is not None), None)
     console.print(
-        _describe(args, size_results[-1].nodes, edges),
+        describe(args, size_results[-1].nodes, edges),
         highlight=False,
         markup=False,
         soft_wrap=True,
     )
-    console.print(_table(size_results))
+    console.print(table(size_results))
     ratio = throughput_ratio(size_results, JOURNAL, "dagtrio")
     if ratio is not None:
         console.print(

@@ -34,7 +34,6 @@ from .._validate import check_int, check_seconds
 __all__ = ["ProcessExecutor", "RemoteTraceback", "WorkerDied"]
 
 _dumps: Callable[[Any], bytes] = _pickler.dumps
-_loads: Callable[[bytes], Any] = _pickler.loads
 
 WorkerType = Literal["spawn", "forkserver", "fork"]
 
@@ -184,24 +183,32 @@ def _call(fn: Callable[[Any], Any], ctx: PortableCtx) -> bytes:
     """In the worker: run the attempt; its outcome as bytes, whatever it is.
 
     Pickled here, so that a result or an exception that does not pickle is reported
-    as such rather than as a broken worker.
+    as such rather than as a broken worker; with the standard pickle first, which is
+    several times faster than cloudpickle on plain values.
     """
     try:
         value = fn(ctx)
     except Exception as exc:
         text = traceback.format_exc()
         try:
-            return _dumps(("raised", exc, text))
+            return _pack(("raised", exc, text))
         except Exception:
-            return _dumps(("raised", None, text, describe(exc)))
+            return _pack(("raised", None, text, describe(exc)))
     try:
-        return _dumps(("returned", value))
+        return _pack(("returned", value))
     except Exception as exc:
-        return _dumps(("unpicklable", type(value).__name__, describe(exc)))
+        return _pack(("unpicklable", type(value).__name__, describe(exc)))
+
+
+def _pack(outcome: tuple[Any, ...]) -> bytes:
+    try:
+        return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return _dumps(outcome)  # a lambda, a class of __main__: by value
 
 
 def _unpack(packed: bytes, ctx: PortableCtx) -> Any:
-    outcome = _loads(packed)
+    outcome = pickle.loads(packed)  # cloudpickle writes what pickle reads
     kind = outcome[0]
     if kind == "returned":
         return outcome[1]
