@@ -78,3 +78,14 @@ def context_fields(ctx: Any) -> dict[str, Any]:
         "branch": ctx.branch,
         "pid": os.getpid(),
     }
+
+
+def nap(ctx: Any) -> dict[str, float]:
+    """Sleep ``seconds`` in the worker; say when it started and ended, and write the
+    end time where the test looks (an abandoned task's end is seen nowhere else)."""
+    start = time.time()
+    time.sleep(ctx.inputs["seconds"])
+    end = time.time()
+    if "end_file" in ctx.inputs:
+        Path(ctx.inputs["end_file"]).write_text(repr(end))
+    return {"start": start, "end": end, "pid": os.getpid()}

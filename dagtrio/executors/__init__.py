@@ -29,9 +29,17 @@ from .._actions.executor import ThreadExecutor as ThreadExecutor
 from .._model.spec import Ending as Ending
 
 if TYPE_CHECKING:
+    from .dask import DaskExecutor as DaskExecutor
     from .process import ProcessExecutor as ProcessExecutor
 
-__all__ = ["Ending", "Executor", "PortableCtx", "ProcessExecutor", "ThreadExecutor"]
+__all__ = [
+    "DaskExecutor",
+    "Ending",
+    "Executor",
+    "PortableCtx",
+    "ProcessExecutor",
+    "ThreadExecutor",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -40,6 +48,10 @@ def __getattr__(name: str) -> Any:
         from .process import ProcessExecutor
 
         return ProcessExecutor
+    if name == "DaskExecutor":
+        from .dask import DaskExecutor
+
+        return DaskExecutor
     raise AttributeError(f"module 'dagtrio.executors' has no attribute {name!r}")
 
 

@@ -21,19 +21,15 @@ except ImportError as exc:  # pragma: no cover - the extra is not installed
         'ProcessExecutor needs trio-parallel: pip install "dagtrio[process]"'
     ) from exc
 
-try:  # what trio-parallel ships jobs with: by value for lambdas and __main__'s functions
-    import cloudpickle as _pickler
-except ImportError:  # pragma: no cover - cloudpickle comes with the dask extra
-    _pickler = pickle
-
 from .._actions.executor import Executor, PortableCtx
 from .._errors import describe
 from .._model.spec import Ending
 from .._validate import check_int, check_seconds
+from ._shipping import dumps as _dumps
+from ._shipping import unshippable
 
 __all__ = ["ProcessExecutor", "RemoteTraceback", "WorkerDied"]
 
-_dumps: Callable[[Any], bytes] = _pickler.dumps
 
 WorkerType = Literal["spawn", "forkserver", "fork"]
 
@@ -158,7 +154,7 @@ class ProcessExecutor(Executor):
         except Exception as exc:
             # Our `_call` never raises: this is the job not reaching the worker (or
             # not loading there).
-            raise TypeError(_unshippable(fn, ctx, exc)) from exc
+            raise TypeError(unshippable(fn, ctx, exc, "a worker process")) from exc
         return _unpack(packed, ctx)
 
 
@@ -221,28 +217,6 @@ def _unpack(packed: bytes, ctx: PortableCtx) -> Any:
     if exc is None:  # it did not pickle: its description survives
         exc = RuntimeError(outcome[3])
     raise exc from RemoteTraceback(outcome[2])
-
-
-def _unshippable(fn: Callable[[Any], Any], ctx: PortableCtx, exc: Exception) -> str:
-    """Say what of an attempt could not be sent to a worker process."""
-    node = ctx.node_id
-    try:
-        _dumps(fn)
-    except Exception as why:
-        return (
-            f"node {node!r}: its function {getattr(fn, '__qualname__', fn)!r} cannot be "
-            f"sent to a worker process: {describe(why)} (use a module-level function)"
-        )
-    for what, mapping in (("input", ctx.inputs), ("the output of dep", ctx.upstream)):
-        for key, value in mapping.items():
-            try:
-                _dumps(value)
-            except Exception as why:
-                return (
-                    f"node {node!r}: {what} {key!r} cannot be sent to a worker process: "
-                    f"{describe(why)}"
-                )
-    return f"node {node!r} could not be sent to a worker process: {describe(exc)}"
 
 
 ProcessExecutor.__module__ = "dagtrio.executors"  # where users import it from

@@ -1,0 +1,191 @@
+"""`DaskExecutor` against a real `distributed.LocalCluster` of two worker processes
+(the session's ``dask_client``; real time: facts, not durations)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+pytest.importorskip("distributed")
+
+import remote_actions
+
+from dagtrio import (
+    ActionRegistry,
+    AddNode,
+    CancelBranch,
+    Coordinator,
+    ExecutionEvent,
+    HookContext,
+    NodeCancelled,
+    NodeCompleted,
+    NodeSpec,
+    NodeStatus,
+)
+from dagtrio.executors import DaskExecutor
+from dagtrio.testing import RecordingHook, check_run
+
+
+def _registry() -> ActionRegistry:
+    registry = ActionRegistry()
+    for fn in (
+        remote_actions.square,
+        remote_actions.add_upstream,
+        remote_actions.fail_first,
+        remote_actions.raise_in_worker,
+        remote_actions.read_cache,
+        remote_actions.context_fields,
+        remote_actions.nap,
+        remote_actions.spin,
+    ):
+        registry.action(executor="dask")(fn)
+    return registry
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_growing_dag_runs_on_the_cluster(dask_client: Any) -> None:
+    async def grow(ctx: HookContext, event: ExecutionEvent) -> Any:
+        if isinstance(event, NodeCompleted) and event.node.node == "a":
+            return [AddNode(NodeSpec("add_upstream", id="grown", deps=["a", "b"]))]
+        return None
+
+    hook = RecordingHook()
+    coordinator = Coordinator(
+        _registry(), [grow, hook], executors={"dask": DaskExecutor(client=dask_client)}
+    )
+    report = await coordinator.run(
+        [
+            NodeSpec("square", id="a", inputs={"x": 3}),
+            NodeSpec("square", id="b", inputs={"x": 4}),
+            NodeSpec("fail_first", id="retried", try_count=2),
+            NodeSpec("raise_in_worker", id="raises"),
+            NodeSpec("read_cache", id="cache"),
+            NodeSpec("context_fields", id="ctx", deps=["a"], inputs={"k": 1}),
+        ],
+        run_id="r",
+    )
+    check_run(report, hook.events)
+    assert report.nodes["grown"].outputs == 9 + 16
+    assert report.nodes["retried"].outputs == 2
+    assert report.nodes["retried"].attempts == 2
+    raised = report.nodes["raises"]
+    assert raised.error == "KeyError: 'deep inside the worker'"
+    assert raised.traceback is not None and "in raise_in_worker" in raised.traceback
+    assert "ctx.cache is not available" in (report.nodes["cache"].error or "")
+    fields = report.nodes["ctx"].outputs
+    assert fields["type"] == "PortableCtx"
+    assert fields["pid"] != os.getpid()
+    assert (fields["upstream"], fields["run_id"], fields["inputs"]) == ({"a": 9}, "r", {"k": 1})
+
+
+async def test_a_cancelled_task_is_abandoned_and_nothing_queues_behind_it(
+    dask_client: Any, tmp_path: Path
+) -> None:
+    """Two workers of one thread: two long tasks fill them; one is cancelled (its work
+    runs on in the worker); a quick node waits for that thread to really be free."""
+    hook = RecordingHook()
+    coordinator = Coordinator(
+        _registry(), [hook], executors={"dask": DaskExecutor(client=dask_client)}
+    )
+    end_file = tmp_path / "end"
+    async with coordinator.open_run(
+        [
+            NodeSpec(
+                "nap",
+                id="doomed",
+                branch="main/doomed",
+                inputs={"seconds": 2.0, "end_file": str(end_file)},
+            ),
+            NodeSpec("nap", id="other", inputs={"seconds": 2.0}),
+        ]
+    ) as run:
+        while run.graph.status("doomed") is not NodeStatus.RUNNING:  # noqa: ASYNC110
+            await trio.sleep(0.05)
+        await trio.sleep(0.5)  # both tasks have started on their workers
+        await run.submit(CancelBranch("main/doomed"))
+        await run.submit(AddNode(NodeSpec("nap", id="quick", inputs={"seconds": 0})))
+    report = await run.wait()
+    check_run(report, hook.events)
+    [cancelled] = [e for e in hook.events if isinstance(e, NodeCancelled)]
+    assert cancelled.ended == "abandoned"
+    assert report.nodes["doomed"].ended == "abandoned"
+    abandoned_end = float(end_file.read_text())  # the work ran on to its end
+    quick = report.nodes["quick"].outputs
+    other = report.nodes["other"].outputs
+    # No worker thread was handed the quick node while it was still busy.
+    assert quick["start"] >= min(abandoned_end, other["end"])
+
+
+async def test_a_timed_out_task_is_abandoned_and_its_node_fails(dask_client: Any) -> None:
+    coordinator = Coordinator(_registry(), executors={"dask": DaskExecutor(client=dask_client)})
+    report = await coordinator.run(
+        [NodeSpec("nap", id="slow", timeout=0.3, inputs={"seconds": 1.0})]
+    )
+    record = report.nodes["slow"]
+    assert (record.status, record.ended) == (NodeStatus.FAILED, "abandoned")
+    assert "timed out after 0.3s" in (record.error or "")
+
+
+async def test_restart_on_cancel_really_stops_the_work(dask_client: Any, tmp_path: Path) -> None:
+    executor = DaskExecutor(client=dask_client, restart_on_cancel=True)
+    assert executor.ending == "killed"
+    coordinator = Coordinator(_registry(), executors={"dask": executor})
+    pid_file = tmp_path / "pid"
+    async with coordinator.open_run(
+        [NodeSpec("spin", id="spin", branch="main/x", inputs={"pid_file": str(pid_file)})]
+    ) as run:
+        with trio.fail_after(60):
+            while not pid_file.exists() or not pid_file.read_text():  # noqa: ASYNC110
+                await trio.sleep(0.05)
+        pid = int(pid_file.read_text())
+        await run.submit(CancelBranch("main/x"))
+        after = await coordinator.run([NodeSpec("square", id="s", inputs={"x": 2})])
+    report = await run.wait()
+    assert report.nodes["spin"].ended == "killed"
+    with trio.fail_after(60):
+        while _alive(pid):  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    assert after.nodes["s"].outputs == 4  # the cluster works on after the restart
+    await trio.to_thread.run_sync(lambda: dask_client.wait_for_workers(2, timeout=60))
+
+
+async def test_a_scheduler_that_does_not_answer_fails_its_nodes_in_bounded_time() -> None:
+    executor = DaskExecutor(address="tcp://127.0.0.1:9", connect_timeout=1)
+    coordinator = Coordinator(_registry(), executors={"dask": executor})
+    with trio.fail_after(60):
+        report = await coordinator.run([NodeSpec("square", id="s", inputs={"x": 2})])
+    record = report.nodes["s"]
+    assert record.status is NodeStatus.FAILED
+    assert "no Dask scheduler answered at tcp://127.0.0.1:9 within 1s" in (record.error or "")
+
+
+async def test_what_cannot_be_sent_fails_its_node_with_a_name(dask_client: Any) -> None:
+    coordinator = Coordinator(_registry(), executors={"dask": DaskExecutor(client=dask_client)})
+    report = await coordinator.run(
+        [NodeSpec("square", id="locked", inputs={"x": 1, "lock": threading.Lock()})]
+    )
+    error = report.nodes["locked"].error or ""
+    assert "input 'lock' cannot be sent to the Dask cluster" in error
+
+
+def test_bad_dask_options_are_refused(dask_client: Any) -> None:
+    with pytest.raises(ValueError, match="an address or a client, not both"):
+        DaskExecutor("tcp://x:1", client=dask_client)
+    with pytest.raises(TypeError, match=r"client must be a distributed\.Client"):
+        DaskExecutor(client="tcp://x:1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_workers must be an int >= 1"):
+        DaskExecutor(n_workers=0)
+    with pytest.raises(TypeError, match="restart_on_cancel must be True or False"):
+        DaskExecutor(restart_on_cancel=1)  # type: ignore[arg-type]
