@@ -87,5 +87,5 @@ def nap(ctx: Any) -> dict[str, float]:
     time.sleep(ctx.inputs["seconds"])
     end = time.time()
     if "end_file" in ctx.inputs:
-        Path(ctx.inputs["end_file"]).write_text(repr(end))
+        Path(ctx.inputs["end_file"]).write_text(f"{end!r} {os.getpid()}")
     return {"start": start, "end": end, "pid": os.getpid()}

@@ -138,6 +138,7 @@ class DaskExecutor(Executor):
     async def _learn_workers(self, at_least: int = 1) -> None:
         """Read the cluster's workers and their threads, keeping what is taken on the
         ones already known; wait (up to ``connect_timeout``) for ``at_least`` workers."""
+        workers: dict[str, int] = {}
         with trio.move_on_after(self.connect_timeout):
             while True:
                 info = await trio.to_thread.run_sync(self.client.scheduler_info)
@@ -161,21 +162,28 @@ class DaskExecutor(Executor):
     async def stop(self) -> None:
         """Close what `start` opened (a given client stays open)."""
         client, cluster, self._client, self._cluster = self._client, self._cluster, None, None
-        self._free, self._threads = {}, {}
+        # What is taken stays known (an abandoned task runs on, a worker restarts)
+        # for the next lifetime on the same client; a new cluster is read afresh.
+        if self._given is None:
+            self._free, self._threads = {}, {}
         if self._given is None and client is not None:
             await trio.to_thread.run_sync(_close, client, cluster)
 
     # ------------------------------------------------------------------ work
 
     async def _take(self) -> str:
-        """A worker with a free thread, taken; waits for one."""
+        """A worker with a free thread, taken; waits for one (reading the cluster
+        again now and then: workers come and go, restarted ones under new names)."""
         while True:
             best = max(self._free, key=self._free.__getitem__, default=None)
             if best is not None and self._free[best] > 0:
                 self._free[best] -= 1
                 return best
             assert self._changed is not None
-            await self._changed.wait()
+            with trio.move_on_after(1.0) as waited:
+                await self._changed.wait()
+            if waited.cancelled_caught:
+                await self._learn_workers()
 
     def _give_back(self, address: str) -> None:
         if address in self._free:
@@ -190,8 +198,10 @@ class DaskExecutor(Executor):
         address = await self._take()
         key = f"dagtrio-{getattr(fn, '__name__', 'action')}-{ctx.node_id}-{uuid.uuid4().hex}"
         try:
+            # Loosely pinned: should the worker go away (a restart, a crash) the task
+            # runs elsewhere rather than waiting for a worker that will not return.
             future: Any = client.submit(
-                fn, ctx, key=key, pure=False, workers=[address], allow_other_workers=False
+                fn, ctx, key=key, pure=False, workers=[address], allow_other_workers=True
             )
         except Exception as exc:
             self._give_back(address)

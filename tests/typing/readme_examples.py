@@ -23,7 +23,7 @@ from dagtrio import (
     RunReport,
     SqliteJournal,
 )
-from dagtrio.executors import Ending, ProcessExecutor, ThreadExecutor
+from dagtrio.executors import DaskExecutor, Ending, ProcessExecutor, ThreadExecutor
 
 registry = ActionRegistry()
 
@@ -127,3 +127,9 @@ async def held_open() -> Ending | None:
         coordinator = Coordinator(registry, executors={"process": executor})
         report = await coordinator.run([NodeSpec("crunch", id="a", inputs={"n": 3})])
     return report.nodes["a"].ended
+
+
+def dask_coordinator(address: str | None = None) -> Coordinator:
+    executor = DaskExecutor(address, restart_on_cancel=True, connect_timeout=5)
+    assert_type(executor.ending, Ending)
+    return Coordinator(registry, executors={"dask": executor})
