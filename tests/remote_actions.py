@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dagtrio import NodeOutput
+from dagtrio import ActionRegistry, NodeOutput
 
 
 def square(ctx: Any) -> int:
@@ -89,3 +89,33 @@ def nap(ctx: Any) -> dict[str, float]:
     if "end_file" in ctx.inputs:
         Path(ctx.inputs["end_file"]).write_text(f"{end!r} {os.getpid()}")
     return {"start": start, "end": end, "pid": os.getpid()}
+
+
+def registry(executor: str) -> ActionRegistry:
+    """Every action of this module, registered to run on ``executor``."""
+    actions = ActionRegistry()
+    for fn in (
+        square,
+        add_upstream,
+        pid,
+        spin,
+        fail_first,
+        raise_in_worker,
+        read_cache,
+        read_app_data,
+        return_lock,
+        die,
+        context_fields,
+        nap,
+    ):
+        actions.action(executor=executor)(fn)
+    return actions
+
+
+def alive(process_id: int) -> bool:
+    """Whether a process of this id exists (a reaped one does not)."""
+    try:
+        os.kill(process_id, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -33,27 +33,7 @@ from dagtrio.testing import RecordingHook, check_run
 
 
 def _registry() -> ActionRegistry:
-    registry = ActionRegistry()
-    for fn in (
-        remote_actions.square,
-        remote_actions.add_upstream,
-        remote_actions.fail_first,
-        remote_actions.raise_in_worker,
-        remote_actions.read_cache,
-        remote_actions.context_fields,
-        remote_actions.nap,
-        remote_actions.spin,
-    ):
-        registry.action(executor="dask")(fn)
-    return registry
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return remote_actions.registry("dask")
 
 
 async def test_a_growing_dag_runs_on_the_cluster(dask_client: Any) -> None:
@@ -162,7 +142,7 @@ async def test_restart_on_cancel_really_stops_the_work(dask_client: Any, tmp_pat
     report = await run.wait()
     assert report.nodes["spin"].ended == "killed"
     with trio.fail_after(60):
-        while _alive(pid):  # noqa: ASYNC110
+        while remote_actions.alive(pid):  # noqa: ASYNC110
             await trio.sleep(0.05)
     assert after.nodes["s"].outputs == 4  # the cluster works on after the restart
     await trio.to_thread.run_sync(lambda: dask_client.wait_for_workers(2, timeout=60))

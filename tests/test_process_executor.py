@@ -28,30 +28,7 @@ from dagtrio.testing import RecordingHook, check_run
 
 
 def _registry() -> ActionRegistry:
-    registry = ActionRegistry()
-    for fn in (
-        remote_actions.square,
-        remote_actions.add_upstream,
-        remote_actions.pid,
-        remote_actions.spin,
-        remote_actions.fail_first,
-        remote_actions.raise_in_worker,
-        remote_actions.read_cache,
-        remote_actions.read_app_data,
-        remote_actions.return_lock,
-        remote_actions.die,
-        remote_actions.context_fields,
-    ):
-        registry.action(executor="process")(fn)
-    return registry
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return remote_actions.registry("process")
 
 
 # Polling, with no event to wait on: another process is what changes.
@@ -60,7 +37,7 @@ def _alive(pid: int) -> bool:
 async def _gone(pid: int) -> bool:
     """Whether ``pid`` is gone within a second of asking."""
     with trio.move_on_after(1.0):
-        while _alive(pid):  # noqa: ASYNC110
+        while remote_actions.alive(pid):  # noqa: ASYNC110
             await trio.sleep(0.01)
         return True
     return False
@@ -116,7 +93,7 @@ async def test_a_cancelled_branch_kills_its_worker(tmp_path: Path) -> None:
         [NodeSpec("spin", id="spin", branch="main/work", inputs={"pid_file": str(pid_file)})]
     ) as run:
         pid = await _pid_in(pid_file)
-        assert _alive(pid)
+        assert remote_actions.alive(pid)
         await run.submit(CancelBranch("main/work", reason="enough"))
         assert await _gone(pid)
     report = await run.wait()
@@ -124,7 +101,7 @@ async def test_a_cancelled_branch_kills_its_worker(tmp_path: Path) -> None:
     [cancelled] = [e for e in hook.events if isinstance(e, NodeCancelled)]
     assert cancelled.ended == "killed"
     assert report.nodes["spin"].ended == "killed"
-    assert not _alive(pid)
+    assert not remote_actions.alive(pid)
 
 
 async def test_a_timed_out_attempt_kills_its_worker_and_is_retried(tmp_path: Path) -> None:
@@ -148,7 +125,7 @@ async def test_a_timed_out_attempt_kills_its_worker_and_is_retried(tmp_path: Pat
         first = await _pid_in(pid_file)
     report = await run.wait()
     assert report.nodes["warm"].outputs == first  # the timeout killed that very worker
-    assert not _alive(first)
+    assert not remote_actions.alive(first)
     record = report.nodes["spin"]
     assert (record.status, record.attempts, record.ended) == (NodeStatus.FAILED, 2, "killed")
     assert record.error == "timed out after 0.5s (attempt 2); its worker process was killed"

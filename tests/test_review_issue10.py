@@ -601,8 +601,9 @@ def test_branch_state_survives_a_crash_and_resume(
     scenario: dict[str, Any], cut: int, crash_in_idle: bool
 ) -> None:
     """The same scenarios with a journal, torn down after ``cut`` steps and resumed in
-    this process: the rebuilt branch index counts right, nothing that succeeded runs
-    again, and lifting the pauses lets the resumed run end with every node final.
+    this process: the rebuilt branch index counts right, nothing the journal had as
+    succeeded runs again, and lifting the pauses lets the resumed run end with every
+    node final.
 
     A MockClock at 200x real time rather than autojump, which would leap over the
     journal's worker threads."""
@@ -641,7 +642,12 @@ def test_branch_state_survives_a_crash_and_resume(
                         if crash_in_idle:
                             await trio.sleep(20)
                         crash.cancel()
-                before = run.report()
+                # What the journal holds, not the live report: the teardown's flush
+                # has 5 s of mock time, 25 ms of real time at this clock's rate, and a
+                # loaded machine may cut it short. A success that was never committed
+                # was never reported to anyone (events wait for their records), and
+                # may run again; a committed one must not.
+                before = await trio.to_thread.run_sync(journal.report, "r")
                 again = Coordinator(
                     REG,
                     [_Watch(False)],

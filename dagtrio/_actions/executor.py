@@ -90,7 +90,8 @@ class Executor(abc.ABC):
     unless the application holds it open itself with ``async with executor:`` (then
     every run in the block shares it, and it stops when the block ends). Override
     `start` and `stop` for what lives that long (a pool, a cluster), and `run` for one
-    attempt.
+    attempt. An executor serves one Trio run at a time (its lock and events belong to
+    the run that uses it); one run after another may share it.
 
     - ``ending``: what becomes of a cancelled or timed-out attempt's work here (see
       `Ending`); events and records say it.
