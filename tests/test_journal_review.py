@@ -479,12 +479,28 @@ async def test_a_run_cannot_be_resumed_twice_at_once(
     for journal in journals:
         journal.runs()
 
+    # The resumed run holds node "a" until the other resume was refused: without it,
+    # one resume could finish the run before the other reads it (under the autojump
+    # clock, the journal's threads let the run race ahead), and resuming a finished
+    # run is no conflict but a stored report.
+    refused = trio.Event()
+    holding = ActionRegistry()
+
+    @holding.action(name="work")
+    async def work_once_the_other_is_refused(ctx: NodeCtx) -> str:
+        ran.append(ctx.node_id)
+        if ctx.node_id == "a":
+            await refused.wait()
+        return ctx.node_id
+
     async def resume(journal: SqliteJournal) -> None:
         try:
-            await Coordinator(small_registry(ran), journal=journal).resume("r")
+            await Coordinator(holding, journal=journal).resume("r")
         except JournalError as exc:
             errors.append(exc)
+            refused.set()
 
+    # No deadline: the autojump clock would leap to it while the journal's threads work.
     async with trio.open_nursery() as nursery:
         for journal in journals:
             nursery.start_soon(resume, journal)
