@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -494,3 +495,28 @@ def test_python_dash_m_dagtrio_bench_journal_cleans_up_its_temporary_files(
     ]
     assert data["journal"][0]["throughput_ratio"] > 0
     assert list(temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_dagtrio_runs_its_nodes_on_the_chosen_executor(tmp_path: Path, executor: str) -> None:
+    if executor == "process":
+        pytest.importorskip("trio_parallel")
+    code, data = bench(
+        tmp_path,
+        "--nodes", "30", "--width", "5", "--action", "cpu:50", "--executor", executor,
+        "--runners", "dagtrio", "--memory", "none",
+    )  # fmt: skip
+    assert code == 0
+    params = data["parameters"]
+    assert params["executor"] == executor
+    assert params["cpu_rate"] > 0  # calibrated once, the same for every runner
+    [dagtrio] = [r for r in data["results"] if r["name"] == "dagtrio"]
+    assert dagtrio["status"] == "ok", dagtrio["error"]
+
+
+def test_cpu_work_is_a_fixed_number_of_loop_turns() -> None:
+    kind = ActionKind.parse("cpu:100")
+    assert attrs.evolve(kind, rate=2.5).iterations == 250
+    assert attrs.evolve(kind, rate=2.5) == kind  # the rate is not what the action is
+    with pytest.raises(ValueError, match="unknown executor 'gpu'"):
+        Workload(shape="layered", nodes=5, executor="gpu")

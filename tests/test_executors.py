@@ -399,3 +399,25 @@ def test_node_output_from_an_executor_is_kept_as_it_is() -> None:
     )
     assert report.nodes["e"].status is NodeStatus.FAILED
     assert report.nodes["e"].error == "said no"
+
+
+def test_an_executor_that_fails_to_stop_is_logged_and_the_report_stands(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = ActionRegistry()
+
+    class Sticky(Recording):
+        async def stop(self) -> None:
+            raise OSError("pool would not close")
+
+    @registry.action(executor="sticky")
+    def remote(ctx: Any) -> int:
+        return 7
+
+    report = run_mock(
+        lambda: Coordinator(registry, executors={"sticky": Sticky()}).run(
+            [NodeSpec("remote", id="r")]
+        )
+    )
+    assert report.success and report.nodes["r"].outputs == 7
+    assert "failed to stop: OSError: pool would not close" in caplog.text
