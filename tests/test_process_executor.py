@@ -4,7 +4,9 @@ durations). A cancelled or timed-out attempt's worker is shown to be gone."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +188,52 @@ async def test_what_cannot_be_pickled_fails_its_node_with_a_name() -> None:
     assert "ctx.cache is not available to node 'cache'" in errors["cache"]
     assert "ctx.app_data is not available to node 'app'" in errors["app"]
     assert report.nodes["fine"].outputs == 25  # the pool survived all of it
+
+
+async def test_a_function_the_workers_cannot_import_fails_its_node_with_a_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A module only this process has: the function pickles by reference here, and does
+    # not load in a worker.
+    only_here = types.ModuleType("dagtrio_test_only_here")
+    exec("def local_only(ctx):\n    return 1\n", only_here.__dict__)
+    monkeypatch.setitem(sys.modules, only_here.__name__, only_here)
+    registry = _registry()
+    registry.action(executor="process")(only_here.local_only)
+    coordinator = Coordinator(registry, executors={"process": ProcessExecutor(max_workers=1)})
+    report = await coordinator.run(
+        [NodeSpec("local_only", id="stranger"), NodeSpec("square", id="fine", inputs={"x": 4})]
+    )
+    error = report.nodes["stranger"].error or ""
+    assert "'local_only' or its context does not load in a worker process" in error
+    assert "dagtrio_test_only_here" in error
+    assert report.nodes["fine"].outputs == 16
+
+
+SEEN = {"value": 1}
+
+
+def _reads_a_global(ctx: Any) -> int:
+    return SEEN["value"]
+
+
+async def test_a_function_shipped_by_value_sees_its_globals_as_they_are_now() -> None:
+    # As a function of `__main__` is: pickled by value, with the globals it reads.
+    by_value = types.FunctionType(
+        _reads_a_global.__code__, _reads_a_global.__globals__, "reads_a_global"
+    )
+    by_value.__module__ = "__main__"
+    registry = _registry()
+    registry.action("reads_a_global", executor="process")(by_value)
+    async with ProcessExecutor(max_workers=1) as executor:
+        coordinator = Coordinator(registry, executors={"process": executor})
+        first = await coordinator.run([NodeSpec("reads_a_global", id="n")])
+        SEEN["value"] = 2
+        try:
+            second = await coordinator.run([NodeSpec("reads_a_global", id="n")])
+        finally:
+            SEEN["value"] = 1
+    assert (first.nodes["n"].outputs, second.nodes["n"].outputs) == (1, 2)
 
 
 async def test_a_worker_that_dies_fails_its_node_and_the_pool_goes_on() -> None:

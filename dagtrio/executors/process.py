@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pickle
 import traceback
+import weakref
 from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
 from typing import Any, ClassVar, Literal
@@ -106,6 +107,9 @@ class ProcessExecutor(Executor):
         self._context: Any = None
         self._stack: AsyncExitStack | None = None
         self._limiter = trio.CapacityLimiter(self.max_workers)
+        self._functions: weakref.WeakKeyDictionary[Callable[[Any], Any], bytes] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return (
@@ -139,11 +143,17 @@ class ProcessExecutor(Executor):
         context = self._context
         if context is None:
             raise RuntimeError(f"{self!r} is not started (use it in a run or `async with`)")
+        # Packed here with the standard pickle, which is several times faster than the
+        # cloudpickle trio-parallel would use on the whole job: this process's time is
+        # taken from the workers' cores.
+        try:
+            job = self._function(fn), _pack(ctx)
+        except Exception as exc:
+            raise TypeError(unshippable(fn, ctx, exc, "a worker process")) from exc
         try:
             packed = await context.run_sync(
                 _call,
-                fn,
-                ctx,
+                *job,
                 kill_on_cancel=self.kill_on_cancel,
                 limiter=self._limiter,
             )
@@ -151,11 +161,25 @@ class ProcessExecutor(Executor):
             raise WorkerDied(
                 f"the worker process running node {ctx.node_id!r} died: {_exit(exc)}"
             ) from None
-        except Exception as exc:
-            # Our `_call` never raises: this is the job not reaching the worker (or
-            # not loading there).
-            raise TypeError(unshippable(fn, ctx, exc, "a worker process")) from exc
-        return _unpack(packed, ctx)
+        return _unpack(packed, fn, ctx)
+
+    def _function(self, fn: Callable[[Any], Any]) -> bytes:
+        # A function pickled by reference is kept as bytes: the same reference every
+        # time. One of ``__main__`` or a lambda goes by value, afresh for each attempt,
+        # so that it ships with the globals it sees now.
+        try:
+            return self._functions[fn]
+        except (KeyError, TypeError):
+            pass
+        if getattr(fn, "__module__", None) == "__main__":
+            return _dumps(fn)
+        try:
+            blob = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return _dumps(fn)
+        with suppress(TypeError):  # not weakly referable: not kept
+            self._functions[fn] = blob
+        return blob
 
 
 def _cores() -> int:
@@ -175,13 +199,27 @@ def _exit(exc: BaseException) -> str:
     return f"exit code {code}"
 
 
-def _call(fn: Callable[[Any], Any], ctx: PortableCtx) -> bytes:
+#: in a worker: the functions it has unpickled, by their bytes (a few actions, mostly)
+_FUNCTIONS: dict[bytes, Callable[[Any], Any]] = {}
+
+
+def _call(function: bytes, packed_ctx: bytes) -> bytes:
     """In the worker: run the attempt; its outcome as bytes, whatever it is.
 
     Pickled here, so that a result or an exception that does not pickle is reported
-    as such rather than as a broken worker; with the standard pickle first, which is
-    several times faster than cloudpickle on plain values.
+    as such rather than as a broken worker. What does not unpickle here (a module the
+    worker cannot import) is reported as well.
     """
+    try:
+        fn = _FUNCTIONS.get(function)
+        if fn is None:
+            fn = pickle.loads(function)
+            if len(_FUNCTIONS) >= 64:
+                _FUNCTIONS.clear()
+            _FUNCTIONS[function] = fn
+        ctx = pickle.loads(packed_ctx)
+    except Exception as exc:
+        return _pack(("unloadable", describe(exc)))
     try:
         value = fn(ctx)
     except Exception as exc:
@@ -196,18 +234,25 @@ def _call(fn: Callable[[Any], Any], ctx: PortableCtx) -> bytes:
         return _pack(("unpicklable", type(value).__name__, describe(exc)))
 
 
-def _pack(outcome: tuple[Any, ...]) -> bytes:
+def _pack(value: Any) -> bytes:
+    # The standard pickle first: several times faster than cloudpickle on plain values.
     try:
-        return pickle.dumps(outcome, pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception:
-        return _dumps(outcome)  # a lambda, a class of __main__: by value
+        return _dumps(value)  # a lambda, a class of __main__: by value
 
 
-def _unpack(packed: bytes, ctx: PortableCtx) -> Any:
+def _unpack(packed: bytes, fn: Callable[[Any], Any], ctx: PortableCtx) -> Any:
     outcome = pickle.loads(packed)  # cloudpickle writes what pickle reads
     kind = outcome[0]
     if kind == "returned":
         return outcome[1]
+    if kind == "unloadable":
+        raise TypeError(
+            f"node {ctx.node_id!r}: its function {getattr(fn, '__qualname__', fn)!r} or "
+            f"its context does not load in a worker process: {outcome[1]} (is its "
+            "module importable there?)"
+        )
     if kind == "unpicklable":
         raise TypeError(
             f"node {ctx.node_id!r} returned a {outcome[1]} that cannot be pickled back "
