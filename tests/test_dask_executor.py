@@ -71,6 +71,28 @@ async def test_a_growing_dag_runs_on_the_cluster(dask_client: Any) -> None:
     assert (fields["upstream"], fields["run_id"], fields["inputs"]) == ({"a": 9}, "r", {"k": 1})
 
 
+async def test_results_fetched_together_reach_their_own_nodes(dask_client: Any) -> None:
+    # Many more attempts than worker threads: results are fetched in batches, values
+    # and errors mixed; each must reach its own node.
+    coordinator = Coordinator(
+        _registry(), executors={"dask": DaskExecutor(client=dask_client)}, max_parallel=16
+    )
+    specs = [
+        NodeSpec("raise_in_worker", id=f"n{i}")
+        if i % 3 == 0
+        else NodeSpec("square", id=f"n{i}", inputs={"x": i})
+        for i in range(60)
+    ]
+    report = await coordinator.run(specs)
+    for i in range(60):
+        record = report.nodes[f"n{i}"]
+        if i % 3 == 0:
+            assert record.status is NodeStatus.FAILED
+            assert record.error == "KeyError: 'deep inside the worker'"
+        else:
+            assert (record.status, record.outputs) == (NodeStatus.SUCCEEDED, i * i)
+
+
 async def test_a_cancelled_task_is_abandoned_and_nothing_queues_behind_it(
     dask_client: Any, tmp_path: Path
 ) -> None:

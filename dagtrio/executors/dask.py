@@ -8,11 +8,13 @@ never with trio-asyncio (importing it breaks a `LocalCluster` in the same proces
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, ClassVar
 
+import outcome
 import trio
 
 try:
@@ -33,6 +35,19 @@ _dd: Any = distributed
 
 #: how often an abandoned task's worker is asked whether it still runs it
 _POLL = 0.1
+
+
+class _Attempt:
+    """One task in flight: its worker, and its outcome once fetched."""
+
+    __slots__ = ("address", "ended", "fetched", "outcome")
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        #: Dask said it finished, or it was abandoned: its thread is given back once
+        self.ended = False
+        self.fetched = trio.Event()
+        self.outcome: outcome.Outcome[Any] | None = None
 
 
 class DaskExecutor(Executor):
@@ -90,7 +105,11 @@ class DaskExecutor(Executor):
         #: or abandoned and still running there)
         self._threads: dict[str, int] = {}
         self._free: dict[str, int] = {}
-        self._changed: trio.Event | None = None
+        #: attempts waiting for a free thread, woken one at a time as threads free up
+        self._waiting = trio.lowlevel.ParkingLot()
+        #: finished tasks whose results are to be fetched, in batches, by `_fetch_all`
+        self._finished: trio.MemorySendChannel[tuple[Any, _Attempt]] | None = None
+        self._fetching: trio.CancelScope | None = None
 
     def __repr__(self) -> str:
         where = self.address or ("a given client" if self._given else "a LocalCluster")
@@ -111,8 +130,10 @@ class DaskExecutor(Executor):
             self._client = self._given
         else:
             self._client, self._cluster = await trio.to_thread.run_sync(self._connect)
-        self._changed = trio.Event()
         await self._learn_workers()
+        send, receive = trio.open_memory_channel[tuple[Any, _Attempt]](math.inf)
+        self._finished, self._fetching = send, trio.CancelScope()
+        trio.lowlevel.spawn_system_task(self._fetch_all, receive, self._fetching, self._client)
 
     def _connect(self) -> tuple[distributed.Client, Any]:
         if self.address is not None:
@@ -158,10 +179,14 @@ class DaskExecutor(Executor):
         }
         self._threads = workers
         self._free = {address: n - taken.get(address, 0) for address, n in workers.items()}
+        self._waiting.unpark_all()  # new workers, perhaps: everyone looks again
 
     async def stop(self) -> None:
         """Close what `start` opened (a given client stays open)."""
         client, cluster, self._client, self._cluster = self._client, self._cluster, None, None
+        if self._fetching is not None:
+            self._fetching.cancel()
+        self._fetching = self._finished = None
         # What is taken stays known (an abandoned task runs on, a worker restarts)
         # for the next lifetime on the same client; a new cluster is read afresh.
         if self._given is None:
@@ -179,18 +204,15 @@ class DaskExecutor(Executor):
             if best is not None and self._free[best] > 0:
                 self._free[best] -= 1
                 return best
-            assert self._changed is not None
             with trio.move_on_after(1.0) as waited:
-                await self._changed.wait()
+                await self._waiting.park()
             if waited.cancelled_caught:
                 await self._learn_workers()
 
     def _give_back(self, address: str) -> None:
         if address in self._free:
             self._free[address] += 1
-        changed, self._changed = self._changed, trio.Event()
-        if changed is not None:
-            changed.set()
+        self._waiting.unpark()
 
     async def run(self, fn: Callable[[Any], Any], ctx: Any) -> Any:
         """``fn(ctx)`` as a Dask task on a free worker thread."""
@@ -206,26 +228,61 @@ class DaskExecutor(Executor):
         except Exception as exc:
             self._give_back(address)
             raise TypeError(unshippable(fn, ctx, exc, "the Dask cluster")) from exc
-        done = trio.Event()
+        attempt = _Attempt(address)
         token = trio.lowlevel.current_trio_token()
 
         def finished(_: Any) -> None:
             with suppress(trio.RunFinishedError):  # the run is over: nobody waits
-                token.run_sync_soon(done.set)
+                token.run_sync_soon(self._ended, future, attempt)
 
         future.add_done_callback(finished)  # from the client's thread
         try:
-            await done.wait()
+            await attempt.fetched.wait()
         except BaseException:
             # Cancelled (a timeout, a branch, a shutdown): the node ends now; the work
             # is stopped, or watched until it ends, by a task of its own.
-            trio.lowlevel.spawn_system_task(self._abandon, future, address, key)
+            if not attempt.ended:
+                attempt.ended = True
+                trio.lowlevel.spawn_system_task(self._abandon, future, address, key)
             raise
-        self._give_back(address)
-        if future.status == "cancelled":
-            raise RuntimeError(f"node {ctx.node_id!r}: its Dask task {key} was cancelled")
+        assert attempt.outcome is not None
         # A value, or the worker's exception raised with the worker's traceback.
-        return await trio.to_thread.run_sync(future.result)
+        return attempt.outcome.unwrap()
+
+    def _ended(self, future: Any, attempt: _Attempt) -> None:
+        # In Trio's thread, called soon after Dask said the task ended: its thread is
+        # free at once; its result is fetched with the others that ended meanwhile.
+        if attempt.ended:  # abandoned meanwhile: `_abandon` gives the thread back
+            return
+        attempt.ended = True
+        self._give_back(attempt.address)
+        finished = self._finished
+        if finished is None:  # stopped: nobody waits
+            return
+        with suppress(trio.ClosedResourceError):
+            finished.send_nowait((future, attempt))
+
+    async def _fetch_all(
+        self,
+        receive: trio.MemoryReceiveChannel[tuple[Any, _Attempt]],
+        scope: trio.CancelScope,
+        client: Any,
+    ) -> None:
+        # A system task for the executor's lifetime: one round trip to the cluster
+        # fetches every result that is ready, rather than one per task.
+        with scope:
+            async for first in receive:
+                batch = [first]
+                with suppress(trio.WouldBlock):
+                    while True:
+                        batch.append(receive.receive_nowait())
+                try:
+                    outcomes = await trio.to_thread.run_sync(_fetch, client, batch)
+                except Exception as exc:  # every waiter hears of it
+                    outcomes = [outcome.Error(exc)] * len(batch)
+                for (_, attempt), result in zip(batch, outcomes, strict=True):
+                    attempt.outcome = result
+                    attempt.fetched.set()
 
     async def _abandon(self, future: Any, address: str, key: str) -> None:
         client = self._client
@@ -250,6 +307,26 @@ class DaskExecutor(Executor):
             pass
         finally:
             self._give_back(address)
+
+
+def _fetch(client: Any, batch: list[tuple[Any, _Attempt]]) -> list[outcome.Outcome[Any]]:
+    """In a thread: the outcomes of finished tasks, the values in one ``gather``."""
+    futures = [future for future, _ in batch]
+    ready = [future for future in futures if future.status == "finished"]
+    values: dict[str, Any] = {}
+    if ready:
+        # Should one of them be lost meanwhile (its worker died), each on its own.
+        with suppress(Exception):
+            values = dict(zip([f.key for f in ready], client.gather(ready), strict=True))
+    results: list[outcome.Outcome[Any]] = []
+    for future in futures:
+        if future.key in values:
+            results.append(outcome.Value(values[future.key]))
+        elif future.status == "cancelled":
+            results.append(outcome.Error(RuntimeError(f"its Dask task {future.key} was cancelled")))
+        else:
+            results.append(outcome.capture(future.result))
+    return results
 
 
 def _close(client: Any, cluster: Any) -> None:
