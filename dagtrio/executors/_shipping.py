@@ -1,7 +1,7 @@
 """Sending an attempt to another process: pickling, and saying what would not pickle.
 
-cloudpickle (it comes with the ``dask`` extra) when installed, as trio-parallel and Dask
-use it: it takes lambdas and the functions of ``__main__`` by value.
+cloudpickle (the ``process`` and ``dask`` extras both bring it), as trio-parallel and
+Dask use it: it takes lambdas and the functions of ``__main__`` by value.
 """
 
 from __future__ import annotations

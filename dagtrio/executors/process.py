@@ -74,9 +74,10 @@ class ProcessExecutor(Executor):
 
     The action gets a `PortableCtx` (``ctx.cache`` and ``ctx.app_data`` stay in this
     process). The function must be importable by the workers (a module-level function)
-    or picklable by value (cloudpickle, when installed, also takes lambdas and
-    functions of ``__main__``); its inputs, upstream outputs and return value must
-    pickle. What does not fails that node, with an error naming it.
+    or picklable by value (cloudpickle takes lambdas and functions of ``__main__``,
+    shipped afresh with every attempt, with the globals they see then; one that pickles
+    by reference is sent once per pool); its inputs, upstream outputs and return value
+    must pickle. What does not fails that node, with an error naming it.
     """
 
     portable: ClassVar[bool] = True
