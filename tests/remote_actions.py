@@ -91,6 +91,36 @@ def nap(ctx: Any) -> dict[str, float]:
     return {"start": start, "end": end, "pid": os.getpid()}
 
 
+class Scale:
+    """An action with state of its own: a callable object."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    def __call__(self, ctx: Any) -> int:
+        return int(ctx.inputs["x"]) * self.factor
+
+
+def scale(ctx: Any, *, params: dict[str, int]) -> int:
+    """For `functools.partial`: its arguments are state too."""
+    return int(ctx.inputs["x"]) * params["factor"]
+
+
+class Counter:
+    """An action whose calls change it: each attempt must start from a fresh copy."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, ctx: Any) -> int:
+        self.calls += 1
+        return self.calls
+
+
+def read_x(ctx: Any) -> Any:
+    return ctx.inputs["point"].x
+
+
 def registry(executor: str) -> ActionRegistry:
     """Every action of this module, registered to run on ``executor``."""
     actions = ActionRegistry()
@@ -107,6 +137,7 @@ def registry(executor: str) -> ActionRegistry:
         die,
         context_fields,
         nap,
+        read_x,
     ):
         actions.action(executor=executor)(fn)
     return actions

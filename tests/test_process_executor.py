@@ -3,6 +3,7 @@ durations). A cancelled or timed-out attempt's worker is shown to be gone."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -234,6 +235,58 @@ async def test_a_function_shipped_by_value_sees_its_globals_as_they_are_now() ->
         finally:
             SEEN["value"] = 1
     assert (first.nodes["n"].outputs, second.nodes["n"].outputs) == (1, 2)
+
+
+async def test_callables_with_state_ship_as_they_are_at_each_attempt() -> None:
+    scaled = remote_actions.Scale(2)
+    params = {"factor": 2}
+    registry = _registry()
+    registry.action("scaled", executor="process")(scaled)
+    registry.action("partial", executor="process")(
+        functools.partial(remote_actions.scale, params=params)
+    )
+    registry.action("count", executor="process")(remote_actions.Counter())
+    specs = [
+        NodeSpec("scaled", id="o", inputs={"x": 10}),
+        NodeSpec("partial", id="p", inputs={"x": 10}),
+        *(NodeSpec("count", id=f"c{i}") for i in range(3)),
+    ]
+    async with ProcessExecutor(max_workers=1) as executor:
+        coordinator = Coordinator(registry, executors={"process": executor}, max_parallel=1)
+        first = await coordinator.run(specs)
+        scaled.factor = params["factor"] = 3
+        second = await coordinator.run(specs)
+    assert (first.nodes["o"].outputs, first.nodes["p"].outputs) == (20, 20)
+    assert (second.nodes["o"].outputs, second.nodes["p"].outputs) == (30, 30)
+    # One worker ran every attempt; none saw what an earlier one did to its copy.
+    assert [first.nodes[f"c{i}"].outputs for i in range(3)] == [1, 1, 1]
+
+
+class _Point:
+    def __init__(self, x: int) -> None:
+        self.x = x
+
+
+async def test_what_main_defines_ships_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As in a notebook or ``python -c``: `__main__` names a class and a function that
+    # the workers' own `__main__` does not have.
+    main = sys.modules["__main__"]
+    point = type("dagtrio_test_Point", (_Point,), {"__module__": "__main__"})
+    double = types.FunctionType(remote_actions.square.__code__, {}, "dagtrio_test_double")
+    double.__module__, double.__qualname__ = "__main__", "dagtrio_test_double"
+    monkeypatch.setattr(main, "dagtrio_test_Point", point, raising=False)
+    monkeypatch.setattr(main, "dagtrio_test_double", double, raising=False)
+    registry = _registry()
+    registry.action("partial_of_main", executor="process")(functools.partial(double))
+    coordinator = Coordinator(registry, executors={"process": ProcessExecutor(max_workers=1)})
+    report = await coordinator.run(
+        [
+            NodeSpec("read_x", id="point", inputs={"point": point(7)}),
+            NodeSpec("partial_of_main", id="partial", inputs={"x": 3}),
+        ]
+    )
+    assert report.nodes["point"].outputs == 7, report.nodes["point"].error
+    assert report.nodes["partial"].outputs == 9, report.nodes["partial"].error
 
 
 async def test_a_worker_that_dies_fails_its_node_and_the_pool_goes_on() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import pickle
 import traceback
+import types
 import weakref
 from collections.abc import Callable
 from contextlib import AsyncExitStack, suppress
@@ -148,7 +149,8 @@ class ProcessExecutor(Executor):
         # cloudpickle trio-parallel would use on the whole job: this process's time is
         # taken from the workers' cores.
         try:
-            job = self._function(fn), _pack(ctx)
+            function, by_name = self._function(fn)
+            job = function, _pack(ctx), by_name
         except Exception as exc:
             raise TypeError(unshippable(fn, ctx, exc, "a worker process")) from exc
         try:
@@ -164,23 +166,25 @@ class ProcessExecutor(Executor):
             ) from None
         return _unpack(packed, fn, ctx)
 
-    def _function(self, fn: Callable[[Any], Any]) -> bytes:
-        # A function pickled by reference is kept as bytes: the same reference every
-        # time. One of ``__main__`` or a lambda goes by value, afresh for each attempt,
-        # so that it ships with the globals it sees now.
-        try:
-            return self._functions[fn]
-        except (KeyError, TypeError):
-            pass
-        if getattr(fn, "__module__", None) == "__main__":
-            return _dumps(fn)
-        try:
-            blob = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
-        except Exception:
-            return _dumps(fn)
-        with suppress(TypeError):  # not weakly referable: not kept
+    def _function(self, fn: Callable[[Any], Any]) -> tuple[bytes, bool]:
+        """``fn`` as bytes, and whether they are just its name.
+
+        Only a plain module-level function is sent by name, and its bytes kept: the
+        same name every time. Anything else (a callable object, a `functools.partial`,
+        a function of ``__main__``, a lambda) carries state, and is pickled afresh for
+        each attempt, so that it ships as it is now.
+        """
+        if type(fn) is not types.FunctionType or fn.__module__ == "__main__":
+            return _pack(fn), False
+        blob = self._functions.get(fn)
+        if blob is None:
+            try:
+                # The standard pickle takes a function by name, or not at all.
+                blob = pickle.dumps(fn, pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                return _dumps(fn), False  # a lambda, a nested function: by value
             self._functions[fn] = blob
-        return blob
+        return blob, True
 
 
 def _cores() -> int:
@@ -204,20 +208,22 @@ def _exit(exc: BaseException) -> str:
 _FUNCTIONS: dict[bytes, Callable[[Any], Any]] = {}
 
 
-def _call(function: bytes, packed_ctx: bytes) -> bytes:
+def _call(function: bytes, packed_ctx: bytes, by_name: bool) -> bytes:
     """In the worker: run the attempt; its outcome as bytes, whatever it is.
 
     Pickled here, so that a result or an exception that does not pickle is reported
     as such rather than as a broken worker. What does not unpickle here (a module the
-    worker cannot import) is reported as well.
+    worker cannot import) is reported as well. Only a function sent by name is kept
+    from one attempt to the next: one sent by value starts afresh each time.
     """
     try:
-        fn = _FUNCTIONS.get(function)
+        fn = _FUNCTIONS.get(function) if by_name else None
         if fn is None:
             fn = pickle.loads(function)
-            if len(_FUNCTIONS) >= 64:
-                _FUNCTIONS.clear()
-            _FUNCTIONS[function] = fn
+            if by_name:
+                if len(_FUNCTIONS) >= 64:
+                    _FUNCTIONS.clear()
+                _FUNCTIONS[function] = fn
         ctx = pickle.loads(packed_ctx)
     except Exception as exc:
         return _pack(("unloadable", describe(exc)))
@@ -237,10 +243,14 @@ def _call(function: bytes, packed_ctx: bytes) -> bytes:
 
 def _pack(value: Any) -> bytes:
     # The standard pickle first: several times faster than cloudpickle on plain values.
+    # But it names what ``__main__`` defines (a class, a function in a partial), which
+    # a worker may have no way to import (a notebook, ``python -c``): cloudpickle
+    # sends those by value. (A string that merely says "__main__" costs the same.)
     try:
-        return pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+        blob = pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
     except Exception:
-        return _dumps(value)  # a lambda, a class of __main__: by value
+        return _dumps(value)  # a lambda, a nested function: by value
+    return _dumps(value) if b"__main__" in blob else blob
 
 
 def _unpack(packed: bytes, fn: Callable[[Any], Any], ctx: PortableCtx) -> Any:
