@@ -168,6 +168,16 @@ async def test_restart_on_cancel_really_stops_the_work(dask_client: Any, tmp_pat
             await trio.sleep(0.05)
     assert after.nodes["s"].outputs == 4  # the cluster works on after the restart
     await trio.to_thread.run_sync(lambda: dask_client.wait_for_workers(2, timeout=60))
+    # Not run again on another worker: the scheduler forgot the task.
+    pid_file.write_text("")
+    with trio.fail_after(30):
+        while await trio.to_thread.run_sync(dask_client.run_on_scheduler, _spin_tasks):  # noqa: ASYNC110
+            await trio.sleep(0.05)
+    assert pid_file.read_text() == ""
+
+
+def _spin_tasks(dask_scheduler: Any) -> list[str]:
+    return [str(key) for key in dask_scheduler.tasks if str(key).startswith("dagtrio-spin-")]
 
 
 async def test_a_scheduler_that_does_not_answer_fails_its_nodes_in_bounded_time() -> None:

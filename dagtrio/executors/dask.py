@@ -40,9 +40,10 @@ _POLL = 0.1
 class _Attempt:
     """One task in flight: its worker, and its outcome once fetched."""
 
-    __slots__ = ("address", "ended", "fetched", "outcome")
+    __slots__ = ("address", "ended", "fetched", "node", "outcome")
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, node: str, address: str) -> None:
+        self.node = node
         self.address = address
         #: Dask said it finished, or it was abandoned: its thread is given back once
         self.ended = False
@@ -110,6 +111,8 @@ class DaskExecutor(Executor):
         #: finished tasks whose results are to be fetched, in batches, by `_fetch_all`
         self._finished: trio.MemorySendChannel[tuple[Any, _Attempt]] | None = None
         self._fetching: trio.CancelScope | None = None
+        #: tasks abandoned and still running when a Trio run ended: (worker, key)
+        self._abandoned: set[tuple[str, str]] = set()
 
     def __repr__(self) -> str:
         where = self.address or ("a given client" if self._given else "a LocalCluster")
@@ -131,6 +134,9 @@ class DaskExecutor(Executor):
         else:
             self._client, self._cluster = await trio.to_thread.run_sync(self._connect)
         await self._learn_workers()
+        abandoned, self._abandoned = self._abandoned, set()
+        for address, key in abandoned:
+            trio.lowlevel.spawn_system_task(self._watch_again, address, key)
         send, receive = trio.open_memory_channel[tuple[Any, _Attempt]](math.inf)
         self._finished, self._fetching = send, trio.CancelScope()
         trio.lowlevel.spawn_system_task(self._fetch_all, receive, self._fetching, self._client)
@@ -190,7 +196,7 @@ class DaskExecutor(Executor):
         # What is taken stays known (an abandoned task runs on, a worker restarts)
         # for the next lifetime on the same client; a new cluster is read afresh.
         if self._given is None:
-            self._free, self._threads = {}, {}
+            self._free, self._threads, self._abandoned = {}, {}, set()
         if self._given is None and client is not None:
             await trio.to_thread.run_sync(_close, client, cluster)
 
@@ -228,7 +234,7 @@ class DaskExecutor(Executor):
         except Exception as exc:
             self._give_back(address)
             raise TypeError(unshippable(fn, ctx, exc, "the Dask cluster")) from exc
-        attempt = _Attempt(address)
+        attempt = _Attempt(ctx.node_id, address)
         token = trio.lowlevel.current_trio_token()
 
         def finished(_: Any) -> None:
@@ -279,7 +285,7 @@ class DaskExecutor(Executor):
                 try:
                     outcomes = await trio.to_thread.run_sync(_fetch, client, batch)
                 except Exception as exc:  # every waiter hears of it
-                    outcomes = [outcome.Error(exc)] * len(batch)
+                    outcomes = [outcome.Error(exc) for _ in batch]
                 for (_, attempt), result in zip(batch, outcomes, strict=True):
                     attempt.outcome = result
                     attempt.fetched.set()
@@ -289,6 +295,10 @@ class DaskExecutor(Executor):
         try:
             if client is None:
                 return
+            # Forgotten by the scheduler first (a synchronous call to it): otherwise a
+            # restart would have the task run again on another worker.
+            await trio.to_thread.run_sync(client.cancel, future)
+            del future
             if self.restart_on_cancel:
                 count = len(self._threads)
                 await trio.to_thread.run_sync(
@@ -299,14 +309,31 @@ class DaskExecutor(Executor):
                 self._threads.pop(address, None)
                 await self._learn_workers(at_least=count)
             else:
-                await trio.to_thread.run_sync(client.cancel, future)
-                # Polled: the worker is another process, with nothing to wait on here.
-                while await trio.to_thread.run_sync(_still_running, client, address, key):  # noqa: ASYNC110
-                    await trio.sleep(_POLL)
+                await self._watch(address, key)
+        except trio.Cancelled:
+            # The Trio run is ending with the task still running: its thread stays
+            # taken, and the executor's next lifetime on this client watches it again.
+            self._abandoned.add((address, key))
+            raise
         except Exception:
             pass
-        finally:
-            self._give_back(address)
+        self._give_back(address)
+
+    async def _watch(self, address: str, key: str) -> None:
+        # Polled: the worker is another process, with nothing to wait on here.
+        client = self.client
+        while await trio.to_thread.run_sync(_still_running, client, address, key):  # noqa: ASYNC110
+            await trio.sleep(_POLL)
+
+    async def _watch_again(self, address: str, key: str) -> None:
+        try:
+            await self._watch(address, key)
+        except trio.Cancelled:
+            self._abandoned.add((address, key))
+            raise
+        except Exception:
+            pass
+        self._give_back(address)
 
 
 def _fetch(client: Any, batch: list[tuple[Any, _Attempt]]) -> list[outcome.Outcome[Any]]:
@@ -319,11 +346,12 @@ def _fetch(client: Any, batch: list[tuple[Any, _Attempt]]) -> list[outcome.Outco
         with suppress(Exception):
             values = dict(zip([f.key for f in ready], client.gather(ready), strict=True))
     results: list[outcome.Outcome[Any]] = []
-    for future in futures:
+    for future, attempt in batch:
         if future.key in values:
             results.append(outcome.Value(values[future.key]))
         elif future.status == "cancelled":
-            results.append(outcome.Error(RuntimeError(f"its Dask task {future.key} was cancelled")))
+            message = f"node {attempt.node!r}: its Dask task {future.key} was cancelled"
+            results.append(outcome.Error(RuntimeError(message)))
         else:
             results.append(outcome.capture(future.result))
     return results
