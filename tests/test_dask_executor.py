@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,34 @@ async def test_a_cancelled_task_is_abandoned_and_nothing_queues_behind_it(
         quick = report.nodes[f"quick{i}"].outputs
         assert quick["pid"] != abandoned_pid, f"quick{i} was queued behind the abandoned task"
         assert quick["start"] < abandoned_end
+
+
+def test_abandoned_work_still_counts_in_the_next_trio_run(dask_client: Any, tmp_path: Path) -> None:
+    """The Trio run ends while an abandoned task runs on: the next run on the same
+    client must still keep its quick tasks off that worker until the task ends."""
+    executor = DaskExecutor(client=dask_client)
+    coordinator = Coordinator(_registry(), executors={"dask": executor})
+    end_file = tmp_path / "end"
+    doomed = NodeSpec(
+        "nap", id="doomed", timeout=0.5, inputs={"seconds": 4.0, "end_file": str(end_file)}
+    )
+    first = trio.run(coordinator.run, [doomed])
+    assert first.nodes["doomed"].ended == "abandoned"
+    quick = [NodeSpec("nap", id=f"quick{i}", inputs={"seconds": 0}) for i in range(4)]
+    second = trio.run(coordinator.run, quick)
+    deadline = time.monotonic() + 30
+    while not end_file.exists() or not end_file.read_text():
+        assert time.monotonic() < deadline, "the abandoned task never ended"
+        time.sleep(0.05)
+    end_text, pid_text = end_file.read_text().split()
+    for i in range(4):
+        outputs = second.nodes[f"quick{i}"].outputs
+        if outputs["start"] < float(end_text):
+            assert outputs["pid"] != int(pid_text), f"quick{i} was queued behind it"
+    # Once it ended, its thread is free again: two naps at once take both workers.
+    both = [NodeSpec("nap", id=f"both{i}", inputs={"seconds": 1.0}) for i in range(2)]
+    third = trio.run(coordinator.run, both)
+    assert len({third.nodes[f"both{i}"].outputs["pid"] for i in range(2)}) == 2
 
 
 async def test_a_timed_out_task_is_abandoned_and_its_node_fails(dask_client: Any) -> None:

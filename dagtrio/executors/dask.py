@@ -136,7 +136,7 @@ class DaskExecutor(Executor):
         await self._learn_workers()
         abandoned, self._abandoned = self._abandoned, set()
         for address, key in abandoned:
-            trio.lowlevel.spawn_system_task(self._watch_again, address, key)
+            trio.lowlevel.spawn_system_task(self._abandon, None, address, key)
         send, receive = trio.open_memory_channel[tuple[Any, _Attempt]](math.inf)
         self._finished, self._fetching = send, trio.CancelScope()
         trio.lowlevel.spawn_system_task(self._fetch_all, receive, self._fetching, self._client)
@@ -291,15 +291,18 @@ class DaskExecutor(Executor):
                     attempt.fetched.set()
 
     async def _abandon(self, future: Any, address: str, key: str) -> None:
+        """Stop a cancelled attempt's task, or watch it until it ends; then give its
+        thread back. ``future`` is None for a task abandoned in an earlier lifetime."""
         client = self._client
         try:
             if client is None:
                 return
-            # Forgotten by the scheduler first (a synchronous call to it): otherwise a
-            # restart would have the task run again on another worker.
-            await trio.to_thread.run_sync(client.cancel, future)
-            del future
-            if self.restart_on_cancel:
+            if future is not None:
+                # Forgotten by the scheduler first (a synchronous call to it): otherwise
+                # a restart would have the task run again on another worker.
+                await trio.to_thread.run_sync(client.cancel, future)
+            if future is not None and self.restart_on_cancel:
+                del future
                 count = len(self._threads)
                 await trio.to_thread.run_sync(
                     lambda: client.restart_workers([address], raise_for_error=False)
@@ -309,26 +312,13 @@ class DaskExecutor(Executor):
                 self._threads.pop(address, None)
                 await self._learn_workers(at_least=count)
             else:
-                await self._watch(address, key)
+                del future
+                # Polled: the worker is another process, with nothing to wait on here.
+                while await trio.to_thread.run_sync(_still_running, client, address, key):  # noqa: ASYNC110
+                    await trio.sleep(_POLL)
         except trio.Cancelled:
             # The Trio run is ending with the task still running: its thread stays
             # taken, and the executor's next lifetime on this client watches it again.
-            self._abandoned.add((address, key))
-            raise
-        except Exception:
-            pass
-        self._give_back(address)
-
-    async def _watch(self, address: str, key: str) -> None:
-        # Polled: the worker is another process, with nothing to wait on here.
-        client = self.client
-        while await trio.to_thread.run_sync(_still_running, client, address, key):  # noqa: ASYNC110
-            await trio.sleep(_POLL)
-
-    async def _watch_again(self, address: str, key: str) -> None:
-        try:
-            await self._watch(address, key)
-        except trio.Cancelled:
             self._abandoned.add((address, key))
             raise
         except Exception:
