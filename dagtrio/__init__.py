@@ -19,6 +19,7 @@ from ._errors import DagtrioError as DagtrioError
 from ._errors import InvalidGraphError as InvalidGraphError
 from ._errors import InvalidSpecError as InvalidSpecError
 from ._errors import JournalError as JournalError
+from ._errors import PermanentError as PermanentError
 from ._errors import RunFinishedError as RunFinishedError
 from ._errors import UnknownActionError as UnknownActionError
 from ._hooks.hook import EventHook as EventHook
@@ -113,6 +114,7 @@ __all__ = [
     "NodeStarted",
     "NodeStatus",
     "PauseBranch",
+    "PermanentError",
     "ResumeBranch",
     "Run",
     "RunFinishedError",

@@ -9,6 +9,7 @@ __all__ = [
     "InvalidGraphError",
     "InvalidSpecError",
     "JournalError",
+    "PermanentError",
     "RunFinishedError",
     "UnknownActionError",
 ]
@@ -86,6 +87,17 @@ class JournalError(DagtrioError):
 
     A run whose journal fails is stopped (it can no longer promise durability) and
     raises this from `Coordinator.run` / leaving `Coordinator.open_run`.
+    """
+
+
+class PermanentError(Exception):
+    """Raise it from an action to say the failure is not worth retrying.
+
+    The node fails at once, whatever attempts its ``try_count`` has left (a 404, a
+    refused payment, bad input: trying again gives the same answer). Its message is
+    the node's error; chain the cause (``raise PermanentError("no such page") from
+    exc``) to keep the traceback of what went wrong. Not a `DagtrioError`: it is
+    yours to raise, and dagtrio never raises it.
     """
 
 

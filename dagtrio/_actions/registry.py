@@ -18,7 +18,7 @@ from .._errors import UnknownActionError
 from .._model.spec import NodeCtx, NodeOutput
 from .._validate import check_int
 
-__all__ = ["ActionRegistry", "CacheKey", "FunctionAction", "NodeAction"]
+__all__ = ["ActionRegistry", "CacheKey", "FunctionAction", "NodeAction", "RetryOn", "retry_filter"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +26,35 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: inputs and upstream outputs) or a function of the `NodeCtx` returning a JSON value
 #: that identifies the computation (``lambda ctx: ctx.inputs["url"]``).
 CacheKey = bool | Callable[[NodeCtx], Any]
+
+#: Which failures of an action are worth another attempt: an exception class, a tuple
+#: of them, or a predicate of the exception (``lambda exc: exc.status >= 500``).
+RetryOn = type[BaseException] | tuple[type[BaseException], ...] | Callable[[BaseException], bool]
+
+
+def retry_filter(retry_on: object) -> tuple[type[BaseException], ...] | Callable[..., Any] | None:
+    """``retry_on`` checked: ``None``, a tuple of exception classes, or a predicate.
+
+    `TypeError` naming what is wrong otherwise (a string, an instance, a class that is
+    not an exception), so a typo fails where the action is registered.
+    """
+    if retry_on is None:
+        return None
+    if isinstance(retry_on, type):
+        retry_on = (retry_on,)
+    if isinstance(retry_on, tuple):
+        for kind in retry_on:
+            if not (isinstance(kind, type) and issubclass(kind, BaseException)):
+                raise TypeError(
+                    f"retry_on must hold exception classes, got {kind!r} in {retry_on!r}"
+                )
+        return retry_on
+    if callable(retry_on):
+        return retry_on
+    raise TypeError(
+        "retry_on must be an exception class, a tuple of them, or a function of the"
+        f" exception returning whether to retry; got {type(retry_on).__name__} {retry_on!r}"
+    )
 
 
 @runtime_checkable
@@ -138,10 +167,16 @@ class ActionRegistry:
             check_int("max_threads", max_threads, 1)
         self._actions: dict[str, NodeAction] = {}
         self._cache_keys: dict[str, CacheKey] = {}
+        self._retry_on: dict[str, tuple[type[BaseException], ...] | Callable[..., Any]] = {}
         self._limiter = trio.CapacityLimiter(max_threads) if max_threads is not None else None
 
     def register(
-        self, action: NodeAction, *, replace: bool = False, cache: CacheKey = False
+        self,
+        action: NodeAction,
+        *,
+        replace: bool = False,
+        cache: CacheKey = False,
+        retry_on: RetryOn | None = None,
     ) -> NodeAction:
         """Add ``action`` under ``action.name`` and return it.
 
@@ -155,7 +190,16 @@ class ActionRegistry:
         a function of the `NodeCtx` returning a JSON value keys on the action name and
         that value instead (include a version in it to invalidate old entries when the
         action changes). Only for actions whose result depends on nothing else.
+
+        ``retry_on`` says which failures are worth the attempts a node's ``try_count``
+        has left: an exception class, a tuple of them, or a predicate of the exception.
+        Any other exception ends the node at once. A timeout is offered to it as a
+        `TimeoutError`; ``None`` (the default) retries every failure. Whatever it says,
+        raising `dagtrio.PermanentError` or returning ``NodeOutput.failed(...,
+        retry=False)`` is never retried, and a returned ``NodeOutput.failed`` without
+        it always may be (there is no exception to judge).
         """
+        checked_retry = retry_filter(retry_on)
         if not (isinstance(cache, bool) or callable(cache)):
             raise TypeError(
                 f"cache must be True, False or a function of the NodeCtx, got {cache!r}"
@@ -175,6 +219,10 @@ class ActionRegistry:
             self._cache_keys.pop(name, None)
         else:
             self._cache_keys[name] = cache
+        if checked_retry is None:
+            self._retry_on.pop(name, None)
+        else:
+            self._retry_on[name] = checked_retry
         return action
 
     @overload
@@ -187,6 +235,7 @@ class ActionRegistry:
         replace: bool = False,
         cache: CacheKey = False,
         executor: str | None = None,
+        retry_on: RetryOn | None = None,
     ) -> Callable[[F], F]: ...
 
     def action(
@@ -196,12 +245,15 @@ class ActionRegistry:
         replace: bool = False,
         cache: CacheKey = False,
         executor: str | None = None,
+        retry_on: RetryOn | None = None,
     ) -> Any:
         """Decorator: register a function of ``ctx`` as an action, under its own name by default.
 
         Works as ``@registry.action``, ``@registry.action()`` and
         ``@registry.action("name")``. The function itself is returned unchanged, so it
-        stays callable in unit tests. ``cache`` is as for `register`.
+        stays callable in unit tests. ``cache`` and ``retry_on`` are as for `register`:
+        ``@registry.action(retry_on=(TimeoutError, OSError))`` retries network
+        trouble and fails at once on a bug.
 
         ``executor`` names where its attempts run, as the `Coordinator`'s ``executors``
         map names (``"inline"`` and ``"thread"`` always exist): for example
@@ -214,6 +266,7 @@ class ActionRegistry:
             raise TypeError(f"action name must be a non-empty string, got {name!r}")
         if executor is not None and (not isinstance(executor, str) or not executor):
             raise TypeError(f"executor must be a non-empty string or None, got {executor!r}")
+        retry_filter(retry_on)  # refused here, not when the decorated function comes
 
         def decorate(fn: F) -> F:
             if not callable(fn):
@@ -225,6 +278,7 @@ class ActionRegistry:
                 FunctionAction(fn, action_name, self._limiter, executor),
                 replace=replace,
                 cache=cache,
+                retry_on=retry_on,
             )
             return fn
 
@@ -240,6 +294,10 @@ class ActionRegistry:
     def cache_key(self, name: str) -> CacheKey:
         """How the action ``name`` is memoized: ``False``, ``True`` or its key function."""
         return self._cache_keys.get(name, False)
+
+    def retry_on(self, name: str) -> tuple[type[BaseException], ...] | Callable[..., Any] | None:
+        """Which failures of the action ``name`` are retried: ``None`` for every one."""
+        return self._retry_on.get(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._actions

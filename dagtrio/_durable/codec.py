@@ -37,6 +37,10 @@ def encode_spec(spec: NodeSpec) -> dict[str, Any]:
         data["cache"] = spec.cache
     if spec.executor is not None:
         data["executor"] = spec.executor
+    if spec.max_retry_delay is not None:
+        data["max_retry_delay"] = spec.max_retry_delay
+    if spec.retry_jitter:
+        data["retry_jitter"] = spec.retry_jitter
     return data
 
 

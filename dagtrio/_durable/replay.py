@@ -182,6 +182,9 @@ class _AnyAction:
     def get(self, name: str) -> Any:
         return _NoAction(name)
 
+    def retry_on(self, name: str) -> None:  # pragma: no cover - nothing fails here
+        return None
+
 
 class _NoAction:
     def __init__(self, name: str) -> None:

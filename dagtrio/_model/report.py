@@ -27,6 +27,10 @@ class NodeRecord:
     raised (a timeout or a returned ``NodeOutput.failed`` has none): ``error`` says
     what went wrong, this says where. ``ended`` says what became of the work of the
     last attempt when it was cancelled or timed out (see `Ending`), else ``None``.
+    ``supplied`` is true for a node that succeeded with outputs given by `CompleteNode`
+    (or ``resume(outputs=...)``) instead of by running. ``held`` is true for a failed
+    node that waits for a decision (``on_failure="hold"``): `RetryNode` or
+    `CompleteNode`; its dependents wait with it.
     """
 
     id: str
@@ -42,6 +46,8 @@ class NodeRecord:
     cached: bool = False
     traceback: str | None = None
     ended: Ending | None = None
+    supplied: bool = False
+    held: bool = False
 
     @property
     def duration(self) -> float | None:

@@ -104,6 +104,13 @@ class NodeSpec:
     - ``timeout``: seconds per attempt, ``None`` for no limit.
     - ``try_count``: total attempts, at least 1.
     - ``retry_delay``: seconds before the 2nd attempt; doubles for each later one.
+    - ``max_retry_delay``: the longest a retry waits, however often the delay doubled;
+      ``None`` for no cap.
+    - ``retry_jitter``: a fraction from 0 to 1 that spreads each delay (capped first)
+      down to ``(1 - retry_jitter)`` of it, so that many nodes failing together (a
+      rate limit, a service restarting) do not all come back at the same instant.
+      The spread is drawn from the run id, the node id and the attempt, so a run
+      (and its resume) waits the same delays each time it is given the same run id.
     - ``branch``: branch path; ``None`` means the first dep's branch, else ``"main"``.
     - ``cache``: whether a coordinator with a cache (``Coordinator(cache=...)``) may
       reuse an earlier success of this node's cache key instead of running it. ``None``
@@ -124,6 +131,8 @@ class NodeSpec:
     branch: str | None = None
     cache: bool | None = None
     executor: str | None = None
+    max_retry_delay: float | None = None
+    retry_jitter: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         # Validation lives here rather than in per-field validators so every message can
@@ -169,6 +178,15 @@ class NodeSpec:
         if math.isinf(delay):
             raise InvalidSpecError(node, "retry_delay must be finite")
         object.__setattr__(self, "retry_delay", delay)
+        if self.max_retry_delay is not None:
+            cap = _check_number(node, "max_retry_delay", self.max_retry_delay, allow_zero=True)
+            object.__setattr__(self, "max_retry_delay", cap)
+        jitter = _check_number(node, "retry_jitter", self.retry_jitter, allow_zero=True)
+        if jitter > 1:
+            raise InvalidSpecError(
+                node, f"retry_jitter must be a fraction from 0 to 1, got {self.retry_jitter!r}"
+            )
+        object.__setattr__(self, "retry_jitter", jitter)
         if self.branch is not None:
             validate_branch(self.branch, node=node)
         if self.cache is not None and not isinstance(self.cache, bool):
@@ -211,9 +229,20 @@ class NodeOutput:
         return cls(outputs, True, metadata or None)
 
     @classmethod
-    def failed(cls, error: str, **metadata: Any) -> NodeOutput:
-        """A failed attempt that says why, without raising an exception."""
+    def failed(cls, error: str, *, retry: bool = True, **metadata: Any) -> NodeOutput:
+        """A failed attempt that says why, without raising an exception.
+
+        ``retry=False`` ends the node at once, whatever attempts remain (the failure
+        is not worth retrying: see `dagtrio.PermanentError` for the raising form).
+        """
+        if not retry:
+            metadata["retry"] = False
         return cls(None, False, {"error": str(error), **metadata})
+
+    @property
+    def retry(self) -> bool:
+        """Whether a failed outcome may be retried (false after ``failed(retry=False)``)."""
+        return not self.metadata or self.metadata.get("retry") is not False
 
     @property
     def error(self) -> str | None:

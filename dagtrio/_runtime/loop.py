@@ -128,7 +128,7 @@ class Loop(RunData):
             return False
         if state.has_ready() and not self._halted:
             return False
-        if state.held_count and self._stopping is None and not self._halted:
+        if state.parked_count and self._stopping is None and not self._halted:
             # Only paused work is left: a person (or a hook answering RunIdle) must
             # resume it, so stay alive and say so once.
             if not self._idle:

@@ -228,7 +228,7 @@ class Run(Loop, Crews, Lifecycle, Ledger):
             unfinished=state.unfinished,
             running=state.running,
             ready=len(state.ready) - state.stale,
-            held=state.held_count,
+            held=state.parked_count,
             delayed=state.delayed,
             events_in_flight=self._unacked,
             outbox=len(self._outbox),

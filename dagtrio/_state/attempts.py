@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
+import random
 import traceback
 from collections.abc import Sequence
 from typing import Any
 
 import trio
 
-from .._errors import describe
+from .._errors import PermanentError, describe
 from .._model.events import (
     NodeCancelled,
     NodeCompleted,
@@ -50,18 +52,18 @@ class Attempts(StateData):
     def _make_ready(self, node: Node) -> None:
         node.status = READY
         if self.paused and self._paused_root(node.branch) is not None:
-            self._hold(node)
+            self._park(node)
         else:
             self.ready.append(node)
 
-    def _hold(self, node: Node) -> None:
-        node.held = True
-        self.held_count += 1
-        held = self.held.get(node.branch)
-        if held is None:
-            self.held[node.branch] = [node]
+    def _park(self, node: Node) -> None:
+        node.parked = True
+        self.parked_count += 1
+        parked = self.parked.get(node.branch)
+        if parked is None:
+            self.parked[node.branch] = [node]
         else:
-            held.append(node)
+            parked.append(node)
 
     def next_ready(self) -> Node | None:
         """Pop the next node allowed to start now, moving paused ones aside."""
@@ -72,7 +74,7 @@ class Attempts(StateData):
                 self.stale -= 1  # cancelled while queued
                 continue
             if self.paused and self._paused_root(node.branch) is not None:
-                self._hold(node)
+                self._park(node)
                 continue
             return node
         return None
@@ -165,17 +167,34 @@ class Attempts(StateData):
                 # A message: the attempt timed out, and its work ended as its executor
                 # says (killed, abandoned, or stopped in its Trio task).
                 node.ended = self.placement.ending(node)
-                self._failed_attempt(node, fault, None)
+                self._failed_attempt(node, fault, None, timed_out=True)
                 return
             if error is None:
                 assert output is not None  # a plain value is a success
                 error = output.error or "action reported failure"
+                if not output.retry:
+                    node.ended = None
+                    self._failed_attempt(node, error, None, final="returned with retry=False")
+                    return
         node.ended = None
         self._failed_attempt(node, error, exc)
 
-    def _failed_attempt(self, node: Node, error: str, exc: BaseException | None) -> None:
+    def _failed_attempt(
+        self,
+        node: Node,
+        error: str,
+        exc: BaseException | None,
+        *,
+        timed_out: bool = False,
+        final: str | None = None,
+    ) -> None:
+        """One attempt failed: retry it, or end the node (``final`` says why it may not
+        be retried, when something other than its ``try_count`` decided)."""
         spec = node.spec
-        retry = node.attempts < spec.try_count
+        retry = final is None and node.attempts - node.first_try < spec.try_count
+        if retry and (exc is not None or timed_out):
+            final = self._not_retried(node, exc, error, timed_out)
+            retry = final is None
         if retry and self.stopped is not None:
             self._log(logging.WARNING, node, error, exc, "; not retried: the run is stopping")
             self._finish(node, CANCELLED, f"{self.stopped} (before retrying: {error})")
@@ -183,10 +202,7 @@ class Attempts(StateData):
             self._skip_dependents(node)
             return
         if retry:
-            # 2.0 ** 1023 is the largest finite power of two: past it both int and float
-            # powers raise OverflowError. The product may still saturate to inf, which
-            # honestly means "wait forever", not a crash of the whole run.
-            delay = spec.retry_delay and spec.retry_delay * 2.0 ** min(node.attempts - 1, 1023)
+            delay = self._retry_delay(node)
             self._log(logging.WARNING, node, error, exc, f"; retrying in {delay:g}s")
             node.error = error
             self.emit(NodeRetrying(node.ref, node.attempts, error, delay, node.ended))
@@ -197,10 +213,57 @@ class Attempts(StateData):
             else:
                 self._make_ready(node)
             return
-        self._log(logging.ERROR, node, error, exc, "")
+        self._log(logging.ERROR, node, error, exc, f"; not retried: {final}" if final else "")
+        if self.hold_failures and self.stopped is None:
+            # Held for a decision: its dependents wait, and so does the run.
+            node.on_hold = True
+            self.on_hold[node.id] = node
+            self._finish(node, FAILED, error)
+            self.emit(NodeFailed(node.ref, error, node.traceback, node.ended))
+            return
         self._finish(node, FAILED, error)
         self.emit(NodeFailed(node.ref, error, node.traceback, node.ended))
         self._skip_dependents(node)
+
+    def _not_retried(
+        self, node: Node, exc: BaseException | None, error: str, timed_out: bool
+    ) -> str | None:
+        """Why the failure ``exc`` (or a timeout) is not worth retrying, or None."""
+        if isinstance(exc, PermanentError):
+            return "PermanentError"
+        retry_on = self.registry.retry_on(node.spec.action)
+        if retry_on is None:
+            return None
+        judged: BaseException = TimeoutError(error) if timed_out else exc  # type: ignore[assignment]
+        if isinstance(retry_on, tuple):
+            if isinstance(judged, retry_on):
+                return None
+            return f"{type(judged).__name__} is not in retry_on"
+        try:
+            if retry_on(judged):
+                return None
+        except Exception as problem:
+            # The policy is the action's code: its bug fails this node, not the run.
+            return f"retry_on raised {describe(problem)}"
+        return "retry_on said no"
+
+    def _retry_delay(self, node: Node) -> float:
+        """Seconds before the next attempt: doubling, capped, spread by the jitter."""
+        spec = node.spec
+        if not spec.retry_delay:
+            return 0.0
+        # 2.0 ** 1023 is the largest finite power of two: past it both int and float
+        # powers raise OverflowError. The product may still saturate to inf, which
+        # honestly means "wait forever", not a crash of the whole run.
+        delay = spec.retry_delay * 2.0 ** min(node.attempts - node.first_try - 1, 1023)
+        if spec.max_retry_delay is not None and delay > spec.max_retry_delay:
+            delay = spec.max_retry_delay
+        if spec.retry_jitter and delay != math.inf:
+            # Seeded by what names the attempt: the same run id waits the same delays,
+            # in tests under a MockClock and after a resume alike.
+            draw = random.Random(f"{self.run_id}/{node.id}/{node.attempts}").random()
+            delay *= 1.0 - spec.retry_jitter * draw
+        return delay
 
     def _log(
         self, level: int, node: Node, error: str, exc: BaseException | None, then: str
@@ -211,7 +274,7 @@ class Attempts(StateData):
                 "run %s: node %r attempt %d of %d failed: %s%s",
                 self.run_id,
                 node.id,
-                node.attempts,
+                node.attempts - node.first_try,
                 node.spec.try_count,
                 error,
                 then,
@@ -229,11 +292,11 @@ class Attempts(StateData):
 
     def _finish(self, node: Node, status: NodeStatus, error: str | None) -> None:
         if node.status is READY:
-            # Still in the ready queue or the held lists: it is dropped from there
+            # Still in the ready queue or the parked lists: it is dropped from there
             # when it comes up, and counted out now.
-            if node.held:
-                node.held = False
-                self.held_count -= 1
+            if node.parked:
+                node.parked = False
+                self.parked_count -= 1
             else:
                 self.stale += 1
         node.status = status

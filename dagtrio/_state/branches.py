@@ -84,17 +84,17 @@ class Branches(StateData):
             found.extend(children.get(name, ()))
         return found
 
-    def _release_held(self, root: str) -> None:
-        """Let the held nodes of ``root`` and below go (unless a pause above holds them)."""
-        held = self.held
+    def _release_parked(self, root: str) -> None:
+        """Let the parked nodes of ``root`` and below go (unless a pause above holds them)."""
+        parked = self.parked
         for name in self._subtree(root):
-            nodes = held.pop(name, None)
+            nodes = parked.pop(name, None)
             if nodes is None:
                 continue
             for node in nodes:
-                if node.held:
-                    node.held = False
-                    self.held_count -= 1
+                if node.parked:
+                    node.parked = False
+                    self.parked_count -= 1
                     self._make_ready(node)
 
     def cancel_nodes(self, candidates: Iterable[Node], reason: str) -> None:

@@ -78,7 +78,7 @@ class Commands(StateData):
                     for name in below:
                         self.paused.pop(name, None)
                 self.emit(BranchResumed(branch, branch in self.populated))
-                self._release_held(branch)
+                self._release_parked(branch)
             case CancelBranch(branch=branch, reason=reason):
                 branch = self._branch_arg(branch)
                 self._record(command)
@@ -86,7 +86,7 @@ class Commands(StateData):
                 below = self._subtree(branch)
                 for name in below:
                     self.paused.pop(name, None)
-                    self.held.pop(name, None)  # cancelled below: counted out as they go
+                    self.parked.pop(name, None)  # cancelled below: counted out as they go
                 self.emit(BranchCancelled(branch, reason, branch in self.populated))
                 why = f"branch {branch!r} was cancelled" + (f": {reason}" if reason else "")
                 branch_nodes = self.branch_nodes

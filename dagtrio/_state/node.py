@@ -49,14 +49,17 @@ class Node:
         "error",
         "fault",
         "finished_at",
-        "held",
+        "first_try",
         "id",
+        "on_hold",
         "outputs",
+        "parked",
         "result",
         "scope",
         "spec",
         "started_at",
         "status",
+        "supplied",
         "traceback",
         "waiting",
     )
@@ -89,6 +92,9 @@ class Node:
         #: were told, rather than an empty list per node for the garbage collector to walk
         self.dependents: list[Node] | tuple[()] = ()
         self.attempts = 0
+        #: attempts made before the current round of ``try_count`` attempts began
+        #: (`RetryNode` and re-runs give a node a fresh round; the count goes on)
+        self.first_try = 0
         self.started_at: float | None = None
         self.finished_at: float | None = None
         self.error: str | None = None
@@ -106,10 +112,14 @@ class Node:
         self.fault: BaseException | str | None = None
         #: succeeded by reusing a cached result (a hit of the run's `MemoPolicy`)
         self.cached = False
-        #: READY, and set aside in `RunState.held` because its branch is paused
-        self.held = False
+        #: READY, and set aside in `RunState.parked` because its branch is paused
+        self.parked = False
         #: the formatted traceback of the last failed attempt that raised
         self.traceback: str | None = None
+        #: FAILED, and held for a decision (``on_failure="hold"``): its dependents wait
+        self.on_hold = False
+        #: SUCCEEDED with outputs a person supplied (`CompleteNode`), not by running
+        self.supplied = False
 
     @property
     def ref(self) -> NodeRef:
@@ -140,6 +150,8 @@ class Node:
             self.cached and self.status is SUCCEEDED,
             self.traceback,
             self.ended,
+            self.supplied,
+            self.on_hold,
         )
 
 
