@@ -28,10 +28,12 @@ from ._hooks.stream import EventStream as EventStream
 from ._model.commands import AddNode as AddNode
 from ._model.commands import AddNodes as AddNodes
 from ._model.commands import CancelBranch as CancelBranch
+from ._model.commands import CompleteNode as CompleteNode
 from ._model.commands import EmitEvent as EmitEvent
 from ._model.commands import ExecutorCommand as ExecutorCommand
 from ._model.commands import PauseBranch as PauseBranch
 from ._model.commands import ResumeBranch as ResumeBranch
+from ._model.commands import RetryNode as RetryNode
 from ._model.commands import SetNodeInputs as SetNodeInputs
 from ._model.convert import converter as converter
 from ._model.convert import dumps as dumps
@@ -84,6 +86,7 @@ __all__ = [
     "CancelBranch",
     "CommandRejected",
     "CommandRejectedError",
+    "CompleteNode",
     "Coordinator",
     "CustomEvent",
     "DagtrioError",
@@ -116,6 +119,7 @@ __all__ = [
     "PauseBranch",
     "PermanentError",
     "ResumeBranch",
+    "RetryNode",
     "Run",
     "RunFinishedError",
     "RunIdle",

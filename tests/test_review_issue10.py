@@ -134,7 +134,7 @@ class _Watch(EventHook):
 def test_branch_commands_keep_statistics_and_schedule_right(scenario: dict[str, Any]) -> None:
     """Pause/resume/cancel/add/shutdown in any order, with retries and delays: no node
     starts in a paused or cancelled branch, none starts twice at once, the run ends with
-    every node final (never early, never hanging), and ready + held always equals the
+    every node final (never early, never hanging), and ready + paused always equals the
     READY nodes."""
     probe = Probe()
     watch = _Watch(scenario["hook_steers"])
@@ -152,8 +152,8 @@ def test_branch_commands_keep_statistics_and_schedule_right(scenario: dict[str, 
         counts = run.graph.counts()
         ready = counts.get(NodeStatus.READY, 0)
         unfinished = sum(n for s, n in counts.items() if not s.is_final)
-        if stats.ready < 0 or stats.held < 0 or stats.ready + stats.held != ready:
-            drift.append(f"{where}: ready={stats.ready} held={stats.held}, READY={ready}")
+        if stats.ready < 0 or stats.paused < 0 or stats.ready + stats.paused != ready:
+            drift.append(f"{where}: ready={stats.ready} paused={stats.paused}, READY={ready}")
         if stats.unfinished != unfinished:
             drift.append(f"{where}: unfinished={stats.unfinished}, counted {unfinished}")
         if stats.delayed < 0 or stats.running < 0:
@@ -184,7 +184,7 @@ def test_branch_commands_keep_statistics_and_schedule_right(scenario: dict[str, 
                     await trio.sleep(7)
         report = await run.wait()
         stats = run.statistics()
-        if stats.ready or stats.held or stats.unfinished:
+        if stats.ready or stats.paused or stats.unfinished:
             drift.append(f"at the end: {stats}")
         return report
 
@@ -619,8 +619,8 @@ def test_branch_state_survives_a_crash_and_resume(
             stats = run.statistics()
             counts = run.graph.counts()
             ready = counts.get(NodeStatus.READY, 0)
-            if stats.ready < 0 or stats.held < 0 or stats.ready + stats.held != ready:
-                drift.append(f"{where}: ready={stats.ready} held={stats.held} READY={ready}")
+            if stats.ready < 0 or stats.paused < 0 or stats.ready + stats.paused != ready:
+                drift.append(f"{where}: ready={stats.ready} paused={stats.paused} READY={ready}")
 
         async def main() -> tuple[Any, Any]:
             coord = Coordinator(

@@ -111,10 +111,18 @@ class RunRecorder:
         data = None
         if node.status is NodeStatus.SUCCEEDED:
             data = self.encoded.pop(node.id, None)
+        kind = "outcome"
+        if node.status is NodeStatus.SUCCEEDED:
+            if node.cached:
+                kind = "cached"
+            elif node.supplied:
+                kind = "supplied"
+        elif node.on_hold:
+            kind = "held"
         self._append(
             (
                 self.seq,
-                "cached" if node.cached and node.status is NodeStatus.SUCCEEDED else "outcome",
+                kind,
                 node.id,
                 node.status.value,
                 node.attempts,

@@ -14,7 +14,14 @@ from typing import Any
 import trio
 
 from .._errors import InvalidGraphError, JournalError, describe
-from .._model.commands import CancelBranch, EmitEvent, ExecutorCommand, PauseBranch, ResumeBranch
+from .._model.commands import (
+    CancelBranch,
+    EmitEvent,
+    ExecutorCommand,
+    PauseBranch,
+    ResumeBranch,
+    RetryNode,
+)
 from .._model.convert import converter
 from .._model.events import (
     BranchCancelled,
@@ -25,6 +32,7 @@ from .._model.events import (
     NodeCancelled,
     NodeCompleted,
     NodeFailed,
+    NodeRetrying,
     NodeSkipped,
 )
 from .._model.frozen import freeze
@@ -80,7 +88,7 @@ def _replay_record(
         state.apply(command)
         event = _command_event(state, command) if announce else None
         return [event] if event is not None else []
-    if kind in ("outcome", "cached"):
+    if kind in _OUTCOMES:
         node = nodes[row["node"]]
         status = NodeStatus(row["status"])
         if not status.is_final:
@@ -97,10 +105,12 @@ def _replay_record(
             cached=kind == "cached",
             traceback=row["traceback"],
             ended=_ending(row["ended"]),
+            held=kind == "held",
+            supplied=kind == "supplied",
         )
         if not announce:
             return []
-        return [_outcome_event(node, status, row, freeze(outputs), kind == "cached")]
+        return [_outcome_event(node, status, row, freeze(outputs), kind)]
     if kind == "stop":
         # As the live run: nothing starts any more and later nodes are cancelled as
         # they come. The nodes it cancelled then have records of their own, next; the
@@ -112,9 +122,16 @@ def _replay_record(
     raise ValueError(f"unknown record kind {kind!r}")
 
 
+#: the kinds of record that hold a node's outcome: how it got there is in the name
+_OUTCOMES = frozenset({"outcome", "cached", "held", "supplied"})
+
+
 def _command_event(state: RunState, command: ExecutorCommand) -> ExecutionEvent | None:
     known = True
     match command:
+        case RetryNode(node_id=node_id):
+            node = state.nodes[node_id]
+            return NodeRetrying(node.ref, node.attempts, node.error or "failed", 0.0)
         case PauseBranch(branch=branch, reason=reason):
             return BranchPaused(branch, reason, known)
         case ResumeBranch(branch=branch):
@@ -128,12 +145,13 @@ def _command_event(state: RunState, command: ExecutorCommand) -> ExecutionEvent 
 
 
 def _outcome_event(
-    node: Node, status: NodeStatus, row: Mapping[str, Any], outputs: Any, cached: bool
+    node: Node, status: NodeStatus, row: Mapping[str, Any], outputs: Any, kind: str
 ) -> ExecutionEvent:
     ref = node.ref
     error = row["error"]
     if status is NodeStatus.SUCCEEDED:
-        return NodeCompleted(ref, NodeOutput(outputs, True, {"cached": True} if cached else None))
+        metadata = {kind: True} if kind in ("cached", "supplied") else None
+        return NodeCompleted(ref, NodeOutput(outputs, True, metadata))
     if status is NodeStatus.FAILED:
         return NodeFailed(ref, error or "failed", row["traceback"], node.ended)
     if status is NodeStatus.CANCELLED:
@@ -162,6 +180,8 @@ def stored_state(stored: StoredRun) -> RunState:
     )
     state.listen(False)
     replay(state, stored)
+    if info.status == "finished":
+        state.drop_holds()  # nobody waits for a decision in a run that ended
     state.restore_times(info.started_at, info.finished_at)
     return state
 

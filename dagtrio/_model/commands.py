@@ -19,10 +19,12 @@ __all__ = [
     "AddNode",
     "AddNodes",
     "CancelBranch",
+    "CompleteNode",
     "EmitEvent",
     "ExecutorCommand",
     "PauseBranch",
     "ResumeBranch",
+    "RetryNode",
     "SetNodeInputs",
 ]
 
@@ -97,3 +99,31 @@ class EmitEvent(ExecutorCommand):
     """Put a `CustomEvent` into the run's event stream, in order, for later hooks and readers."""
 
     event: ExecutionEvent
+
+
+@attrs.frozen(slots=True)
+class RetryNode(ExecutorCommand):
+    """Run a held node again (``on_failure="hold"``), with a fresh ``try_count``.
+
+    ``inputs``, when given, replace the node's inputs first (a person fixed what made
+    it fail). Rejected for a node that is not held: one that is running, waiting,
+    succeeded, or failed in a run that does not hold failures.
+    """
+
+    node_id: str
+    inputs: Mapping[str, Any] | None = attrs.field(default=None, hash=False)
+
+
+@attrs.frozen(slots=True)
+class CompleteNode(ExecutorCommand):
+    """End a node ``SUCCEEDED`` with ``outputs`` instead of running it: its dependents go on.
+
+    For a held node (``on_failure="hold"``: a person did what the node could not) or
+    one that has not started yet, in any mode (a step done by hand). Its record says
+    ``supplied`` and its `NodeCompleted` carries ``{"supplied": True}`` as metadata.
+    Rejected for a node that is running, waiting to retry, or already final and not
+    held; under a journal, outputs that are not JSON values are rejected too.
+    """
+
+    node_id: str
+    outputs: Any = attrs.field(default=None, hash=False)

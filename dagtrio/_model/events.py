@@ -172,9 +172,16 @@ class HookFailed(ExecutionEvent):
 
 @attrs.frozen(slots=True)
 class RunIdle(ExecutionEvent):
-    """Nothing can progress until a paused branch is resumed from outside."""
+    """Nothing can progress until a person (or a hook) decides.
+
+    ``branches`` are the paused branches (resume one with `ResumeBranch`), ``held``
+    the failed nodes held for a decision (``on_failure="hold"``: `RetryNode` or
+    `CompleteNode`). Emitted once each time the run comes to rest; `Run.shutdown`
+    still ends it.
+    """
 
     branches: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()
 
 
 @attrs.frozen(slots=True)

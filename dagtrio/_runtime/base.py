@@ -180,6 +180,7 @@ class RunData:
             emit=self._emit,
             retry_later=self._retry_later,
             now=lambda: clock.current_time() + offset,
+            hold_failures=options.on_failure == "hold",
         )
         # Until a reader subscribes, only hooks listen (see RunState.listening).
         state.listen(bool(self._hooks))

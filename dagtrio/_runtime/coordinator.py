@@ -44,7 +44,10 @@ class Coordinator:
     - ``command_capacity``: capacity of the coordinator's inbox (worker results, hook
       commands, submitted commands).
     - ``on_failure``: ``"skip"`` (dependents of a failed node are skipped, the rest goes
-      on) or ``"fail_fast"`` (the first final failure cancels the run).
+      on), ``"fail_fast"`` (the first final failure cancels the run) or ``"hold"``
+      (a failed node is held for a decision and its dependents wait: `RetryNode`
+      runs it again, `CompleteNode` supplies its outputs; the rest of the run goes
+      on, and a run with nothing left but held work waits, saying `RunIdle`).
     - ``hook_errors``: ``"fail"`` (a hook that raises fails the run with its exception)
       or ``"isolate"`` (a `HookFailed` event is emitted and the hook goes on receiving).
     - ``journal``: a `SqliteJournal` that records every run durably, so that a run
@@ -88,8 +91,10 @@ class Coordinator:
         self.max_parallel = check_int("max_parallel", max_parallel, 1)
         self.event_capacity = check_int("event_capacity", event_capacity, 0)
         self.command_capacity = check_int("command_capacity", command_capacity, 0)
-        if on_failure not in ("skip", "fail_fast"):
-            raise ValueError(f"on_failure must be 'skip' or 'fail_fast', got {on_failure!r}")
+        if on_failure not in ("skip", "fail_fast", "hold"):
+            raise ValueError(
+                f"on_failure must be 'skip', 'fail_fast' or 'hold', got {on_failure!r}"
+            )
         if hook_errors not in ("fail", "isolate"):
             raise ValueError(f"hook_errors must be 'fail' or 'isolate', got {hook_errors!r}")
         self.on_failure: OnFailure = on_failure

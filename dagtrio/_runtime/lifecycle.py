@@ -172,6 +172,7 @@ class Lifecycle(RunData):
         self._halted = True
         state = self._state
         reason = self._error or "run ended before the node finished"
+        state.drop_holds()
         if state.unfinished:
             # Whatever the pipeline can no longer deliver, the report still records.
             state.mute()

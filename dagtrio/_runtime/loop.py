@@ -13,7 +13,7 @@ import trio
 from .._durable.recorder import BACKLOG_LIMIT
 from .._errors import describe
 from .._hooks.messages import EventsDone, HookCommands, HookCrashed
-from .._model.commands import ExecutorCommand
+from .._model.commands import CompleteNode, ExecutorCommand, RetryNode
 from .._model.events import HookFailed, RunIdle
 from .._model.spec import NodeCtx, NodeStatus
 from .._state.node import Node
@@ -32,6 +32,9 @@ from .messages import (
 __all__ = ["Loop"]
 
 logger = logging.getLogger("dagtrio")
+
+#: commands that decide a held node: a run at rest after one says `RunIdle` again
+_DECISIONS = frozenset({RetryNode, CompleteNode})
 
 #: attempt ends the coordinator applies per wake-up, at most (see `Loop._coordinate`)
 _ENDS_PER_WAKE = 4
@@ -128,12 +131,12 @@ class Loop(RunData):
             return False
         if state.has_ready() and not self._halted:
             return False
-        if state.parked_count and self._stopping is None and not self._halted:
-            # Only paused work is left: a person (or a hook answering RunIdle) must
-            # resume it, so stay alive and say so once.
+        if (state.parked_count or state.on_hold) and self._stopping is None and not self._halted:
+            # Only paused or held work is left: a person (or a hook answering RunIdle)
+            # must resume or decide it, so stay alive and say so once.
             if not self._idle:
                 self._idle = True
-                self._emit(RunIdle(tuple(state.paused)))
+                self._emit(RunIdle(tuple(state.paused), tuple(state.on_hold)))
             return False
         stats = self._inbox.statistics()
         # Someone is still trying to reach us (a submit in flight): hear them out first.
@@ -195,10 +198,15 @@ class Loop(RunData):
             self._state.apply(command)
         except Rejected as exc:
             self._state.reject(command, exc.reason)
+        else:
+            if type(command) in _DECISIONS:
+                self._idle = False  # if the run comes to rest again, it says so again
 
     def _apply_submitted(self, message: Submitted) -> None:
         try:
             self._state.apply(message.command)
+            if type(message.command) in _DECISIONS:
+                self._idle = False
         except Rejected as exc:
             self._state.reject(message.command, exc.reason)
             message.reason = exc.reason

@@ -14,7 +14,7 @@ from .._hooks.hook import EventHook
 
 __all__ = ["HookErrors", "OnFailure", "RunOptions"]
 
-OnFailure = Literal["skip", "fail_fast"]
+OnFailure = Literal["skip", "fail_fast", "hold"]
 HookErrors = Literal["fail", "isolate"]
 
 

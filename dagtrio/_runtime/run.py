@@ -48,6 +48,9 @@ class RunStatistics:
     unfinished: int
     running: int
     ready: int
+    #: ready nodes waiting for their paused branch to be resumed
+    paused: int
+    #: failed nodes held for a decision (``on_failure="hold"``)
     held: int
     delayed: int
     #: events emitted but not yet through every hook and reader
@@ -217,7 +220,8 @@ class Run(Loop, Crews, Lifecycle, Ledger):
 
     @property
     def idle(self) -> bool:
-        """True while the run waits for a paused branch to be resumed (see `RunIdle`)."""
+        """True while the run waits for a paused branch to be resumed or a held node to
+        be decided (see `RunIdle`)."""
         return self._idle
 
     def statistics(self) -> RunStatistics:
@@ -228,7 +232,8 @@ class Run(Loop, Crews, Lifecycle, Ledger):
             unfinished=state.unfinished,
             running=state.running,
             ready=len(state.ready) - state.stale,
-            held=state.parked_count,
+            paused=state.parked_count,
+            held=len(state.on_hold),
             delayed=state.delayed,
             events_in_flight=self._unacked,
             outbox=len(self._outbox),

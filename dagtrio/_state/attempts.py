@@ -143,11 +143,7 @@ class Attempts(StateData):
                 if output is None or frozen is not outputs:
                     output = NodeOutput(frozen, True, None if output is None else output.metadata)
                 self.emit(NodeCompleted(node.ref, output))
-            for dependent in node.dependents:
-                dependent.waiting -= 1
-                if dependent.waiting == 0 and dependent.status is PENDING:
-                    self._make_ready(dependent)
-            node.dependents = ()
+            self._release_dependents(node)
             return
         exc: BaseException | None = None
         if isinstance(fault, BaseException):
@@ -178,6 +174,14 @@ class Attempts(StateData):
                     return
         node.ended = None
         self._failed_attempt(node, error, exc)
+
+    def _release_dependents(self, node: Node) -> None:
+        """``node`` succeeded: each dependent has one dep fewer to wait for."""
+        for dependent in node.dependents:
+            dependent.waiting -= 1
+            if dependent.waiting == 0 and dependent.status is PENDING:
+                self._make_ready(dependent)
+        node.dependents = ()
 
     def _failed_attempt(
         self,
@@ -319,6 +323,8 @@ class Attempts(StateData):
         cached: bool = False,
         traceback: str | None = None,
         ended: Ending | None = None,
+        held: bool = False,
+        supplied: bool = False,
     ) -> None:
         """Put back a final outcome read from the journal, as if it had just happened.
 
@@ -327,6 +333,11 @@ class Attempts(StateData):
         holds too, later, says: the live run may have ended it otherwise (all nodes
         cancelled at once, in an order that replay's cascade does not follow).
         """
+        if supplied and node.on_hold:
+            # Completed by hand while held: it comes off hold and succeeds.
+            self._unhold(node)
+            self.unfinished += 1
+            node.status = PENDING
         if node.status.is_final:
             if status is not SUCCEEDED and node.status is not SUCCEEDED:
                 node.status = status
@@ -346,13 +357,15 @@ class Attempts(StateData):
             outputs = freeze(outputs)
             node.outputs = outputs
             node.cached = cached
+            node.supplied = supplied
             self.outputs[node.id] = outputs
             node.finished_at = finished_at
-            for dependent in node.dependents:
-                dependent.waiting -= 1
-                if dependent.waiting == 0 and dependent.status is PENDING:
-                    self._make_ready(dependent)
-            node.dependents = ()
+            self._release_dependents(node)
+        elif held:
+            node.on_hold = True
+            self.on_hold[node.id] = node
+            self._finish(node, status, error)
+            node.finished_at = finished_at
         else:
             self._finish(node, status, error)
             node.finished_at = finished_at
@@ -372,6 +385,24 @@ class Attempts(StateData):
                 if prefix == spec.action and number.isdigit():
                     counter = max(counter, int(number))
         self._next_auto_id = max(self._next_auto_id, counter)
+
+    def _unhold(self, node: Node) -> None:
+        node.on_hold = False
+        del self.on_hold[node.id]
+
+    def drop_holds(self) -> None:
+        """The run is over: no node is held any more (each stays FAILED as it is)."""
+        for node in self.on_hold.values():
+            node.on_hold = False
+        self.on_hold.clear()
+
+    def release_holds(self, nodes: list[Node] | None = None) -> None:
+        """Nobody will decide any more (a shutdown, a cancelled branch): the held
+        ``nodes`` (every held node, by default) stay FAILED and their dependents are
+        skipped."""
+        for node in list(self.on_hold.values()) if nodes is None else nodes:
+            self._unhold(node)
+            self._skip_dependents(node)
 
     def _skip(self, node: Node, cause: Node) -> None:
         self._finish(node, SKIPPED, f"dep {cause.id!r} {_PAST[cause.status]}")

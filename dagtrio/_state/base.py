@@ -52,6 +52,7 @@ class StateData:
         retry_later: Callable[[Node, float], trio.CancelScope],
         now: Callable[[], float],
         placement: Placement | None = None,
+        hold_failures: bool = False,
     ) -> None:
         self.registry = registry
         #: where nodes run: the run's executors (see `Placement`)
@@ -89,7 +90,7 @@ class StateData:
         self.paused: dict[str, str | None] = {}
         self.cancelled: dict[str, str | None] = {}
         #: ``on_failure="hold"``: a final failure holds its node for a decision
-        self.hold_failures = False
+        self.hold_failures = hold_failures
         #: failed nodes held for a decision (`RetryNode`, `CompleteNode`), by id
         self.on_hold: dict[str, Node] = {}
         #: why the run stopped starting nodes (shutdown, fail_fast), once it has
@@ -122,5 +123,7 @@ class StateData:
         def _release_parked(self, root: str) -> None: ...
         def _record(self, command: Any) -> None: ...
         def cancel_nodes(self, candidates: Iterable[Node], reason: str) -> None: ...
+        def release_holds(self, nodes: list[Node] | None = None) -> None: ...
+        def _unhold(self, node: Node) -> None: ...
         def prepare(self, specs: Sequence[Any]) -> Any: ...
         def add(self, prepared: Any) -> None: ...

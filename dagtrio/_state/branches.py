@@ -130,6 +130,8 @@ class Branches(StateData):
     def stop(self, reason: str) -> None:
         """Start nothing more: every node that is not running ends CANCELLED, now or when added."""
         self.stopped = reason
+        if self.on_hold:
+            self.release_holds()
         self.cancel_nodes(
             [node for node in self.nodes.values() if node.status is not RUNNING], reason
         )

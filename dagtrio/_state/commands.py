@@ -11,10 +11,12 @@ from .._model.commands import (
     AddNode,
     AddNodes,
     CancelBranch,
+    CompleteNode,
     EmitEvent,
     ExecutorCommand,
     PauseBranch,
     ResumeBranch,
+    RetryNode,
     SetNodeInputs,
 )
 from .._model.events import (
@@ -23,16 +25,25 @@ from .._model.events import (
     BranchResumed,
     CommandRejected,
     CustomEvent,
+    NodeCompleted,
+    NodeRetrying,
 )
+from .._model.frozen import freeze
 from .._model.spec import (
+    NodeOutput,
     NodeSpec,
     validate_branch,
 )
 from .base import (
+    PENDING,
+    READY,
+    RUNNING,
+    SUCCEEDED,
     Rejected,
     StateData,
 )
 from .growth import collector_paused
+from .node import Node
 
 __all__ = ["Commands"]
 
@@ -93,6 +104,17 @@ class Commands(StateData):
                 self.cancel_nodes(
                     [node for name in below for node in branch_nodes.get(name, ())], why
                 )
+                if self.on_hold:
+                    # Nobody decides for a cancelled branch: its held nodes stay failed,
+                    # and dependents elsewhere (the ones not cancelled just now) skip.
+                    names = set(below)
+                    self.release_holds(
+                        [node for node in self.on_hold.values() if node.branch in names]
+                    )
+            case RetryNode(node_id=node_id, inputs=inputs):
+                self._retry_node(command, node_id, inputs)
+            case CompleteNode(node_id=node_id, outputs=outputs):
+                self._complete_node(node_id, outputs)
             case EmitEvent(event=event):
                 if not isinstance(event, CustomEvent):
                     raise Rejected(
@@ -131,6 +153,87 @@ class Commands(StateData):
             raise Rejected(str(exc)) from None
         self._record(SetNodeInputs(node_id, spec.inputs))
         node.spec = spec
+
+    def _decided(self, node_id: object, command: str) -> Node:
+        """The node a `RetryNode` / `CompleteNode` is about."""
+        node = self.nodes.get(node_id) if isinstance(node_id, str) else None
+        if node is None:
+            raise Rejected(f"{command}: node {node_id!r} is not in the graph")
+        return node
+
+    def _retry_node(self, command: RetryNode, node_id: str, inputs: object) -> None:
+        node = self._decided(node_id, "RetryNode")
+        if not node.on_hold:
+            raise Rejected(f"RetryNode: node {node_id!r} {self._standing(node)}")
+        if self.stopped is not None:
+            raise Rejected(f"RetryNode: the run is stopping ({self.stopped})")
+        spec = node.spec
+        if inputs is not None:
+            if not isinstance(inputs, Mapping):
+                raise Rejected(
+                    f"RetryNode: node {node_id!r}: inputs must be a mapping,"
+                    f" got {type(inputs).__name__}"
+                )
+            try:
+                spec = attrs.evolve(spec, inputs=inputs)
+            except InvalidSpecError as exc:
+                raise Rejected(f"RetryNode: {exc}") from None
+            command = RetryNode(node_id, spec.inputs, dag_name=command.dag_name)
+        self._record(command)
+        self._unhold(node)
+        node.spec = spec
+        # A fresh round of try_count attempts; the count in records and events goes on.
+        node.first_try = node.attempts
+        node.status = PENDING
+        node.finished_at = None
+        self.unfinished += 1
+        # Like an automatic retry: the failure it retries is its error until it ends.
+        self.emit(NodeRetrying(node.ref, node.attempts, node.error or "failed", 0.0))
+        self._make_ready(node)
+
+    def _complete_node(self, node_id: str, outputs: object) -> None:
+        node = self._decided(node_id, "CompleteNode")
+        held = node.on_hold
+        if not held and not (node.status in (PENDING, READY) and node.attempts == 0):
+            raise Rejected(f"CompleteNode: node {node_id!r} {self._standing(node)}")
+        if self.recorder is not None:
+            # The outputs go to the journal with the node's outcome (a "supplied" one).
+            problem = self.recorder.take_outputs(node.id, outputs)
+            if problem is not None:
+                raise Rejected(f"CompleteNode: node {node_id!r}: {problem}")
+        if held:
+            self._unhold(node)
+            self.unfinished += 1
+            node.status = PENDING
+        node.supplied = True
+        node.traceback = None
+        node.ended = None
+        self._finish(node, SUCCEEDED, None)
+        frozen = outputs if outputs is None else freeze(outputs)
+        node.outputs = frozen
+        self.outputs[node.id] = frozen
+        self.emit(NodeCompleted(node.ref, NodeOutput(frozen, True, {"supplied": True})))
+        self._release_dependents(node)
+
+    def _standing(self, node: Node) -> str:
+        """Why a decision does not apply to ``node``: where it stands."""
+        status = node.status
+        if status is RUNNING:
+            return f"is running (attempt {node.attempts})"
+        if status is SUCCEEDED:
+            return "has succeeded already" + (" (supplied)" if node.supplied else "")
+        if status.is_final:
+            why = f"is {status.value}"
+            if status.value == "failed":
+                why += (
+                    " and not held for a decision (on_failure='hold' holds failures)"
+                    if not self.hold_failures
+                    else " and no longer held (its branch was cancelled or the run is stopping)"
+                )
+            return why
+        if node.attempts:
+            return f"is waiting to retry (attempt {node.attempts} failed) and is not held"
+        return "has not failed: it is not held (CompleteNode supplies a node not yet started)"
 
     def _record(self, command: ExecutorCommand) -> None:
         """Journal a command about to be applied; `Rejected` (nothing changed) if the

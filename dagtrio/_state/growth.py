@@ -250,7 +250,7 @@ class Growth(StateData):
             doomed: Node | None = None
             for dep_id in node.spec.deps:
                 dep = nodes[dep_id]
-                if dep.status is not SUCCEEDED and dep.status.is_final:
+                if dep.status is not SUCCEEDED and dep.status.is_final and not dep.on_hold:
                     doomed = dep
                     break
             if doomed is not None:

@@ -84,8 +84,11 @@ class RunState(Growth, Attempts, Branches, Commands):
         self.finished_at = finished_at
 
     def restore_stop(self, reason: str) -> None:
-        """A shutdown (or fail_fast) had begun: nothing starts, later nodes are cancelled."""
+        """A shutdown (or fail_fast) had begun: nothing starts, later nodes are cancelled,
+        held nodes stay failed (their dependents' records follow)."""
         self.stopped = reason
+        if self.on_hold:
+            self.release_holds()
 
     # ------------------------------------------------------------------ reporting
 

@@ -78,6 +78,11 @@ class GraphView:
         return tuple(self._state.paused)
 
     @property
+    def held(self) -> tuple[str, ...]:
+        """Failed nodes held for a decision right now (``on_failure="hold"``), oldest first."""
+        return tuple(self._state.on_hold)
+
+    @property
     def cancelled_branches(self) -> tuple[str, ...]:
         """Branches cancelled so far."""
         return tuple(self._state.cancelled)

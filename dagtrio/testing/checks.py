@@ -38,19 +38,23 @@ def check_run(
 
     On the report: every node is final; a node that started had every dep succeed, and
     started after they finished; a node that has a failed, cancelled or skipped dep
-    never started and ended skipped or cancelled; a succeeded node made an attempt, a
-    skipped one none. ``success`` agrees with the statuses: true only if every node
-    succeeded, and true whenever every node succeeded and ``report.error`` is None (a
-    run whose nodes all succeeded may still fail if ``report.error`` says why, e.g. a
-    hook that raised in ``on_complete``, or a shutdown). ``try_counts`` (node →
-    try_count) also bounds the attempts.
+    never started and ended skipped or cancelled, unless it was supplied (`CompleteNode`);
+    a succeeded node made an attempt (or was supplied), a skipped one none.
+    ``success`` agrees with the statuses: true only if every node succeeded, and
+    true whenever every node succeeded and ``report.error`` is None (a run whose
+    nodes all succeeded may still fail if ``report.error`` says why, e.g. a hook
+    that raised in ``on_complete``, or a shutdown). ``try_counts`` (node →
+    try_count) also bounds the attempts (pass ``try_count`` times the rounds for a node
+    that `RetryNode` gave fresh ones).
 
     With ``events`` (every event of the run, in order, e.g. from a `RecordingHook`): the
     list is not empty (an empty one usually means the hook was never installed; for a
     run with no nodes, pass no events); each node has one `NodeAdded` before anything
     else about it, one `NodeStarted` per attempt, starts only after each dep's
     `NodeCompleted`, never has two attempts running at once, gets `NodeRetrying` only
-    between attempts, and ends with exactly one final event that matches its status.
+    between attempts, and ends with exactly one final event that matches its status
+    (a held `NodeFailed` that a decision followed, `NodeRetrying` or a supplied
+    `NodeCompleted`, was not the end).
     No command was rejected, unless ``rejected`` allows it: an int is the exact number
     of `CommandRejected` events expected; a predicate allows those for which it returns
     true (any number of them) and fails on the first it does not. The failure names
@@ -76,11 +80,11 @@ def check_run(
                 assert dep.finished_at <= record.started_at, (
                     f"{node_id} started before its dep {dep.id} finished"
                 )
-        if any(dep.status is not NodeStatus.SUCCEEDED for dep in deps):
+        if any(dep.status is not NodeStatus.SUCCEEDED for dep in deps) and not record.supplied:
             assert record.status in (NodeStatus.SKIPPED, NodeStatus.CANCELLED), (
                 f"{node_id} is {record.status.value} though a dep did not succeed"
             )
-        if record.status is NodeStatus.SUCCEEDED:
+        if record.status is NodeStatus.SUCCEEDED and not record.supplied:
             assert record.attempts >= 1, f"{node_id} succeeded without an attempt"
         if record.status is NodeStatus.SKIPPED:
             assert record.attempts == 0, f"{node_id} was skipped after starting"
@@ -129,6 +133,19 @@ _FINAL_EVENT = {
 }
 
 
+class _Decided(ExecutionEvent):
+    """Stands in a node's history for a held failure that was then decided."""
+
+
+def _decides(event: ExecutionEvent) -> bool:
+    """Whether ``event`` follows a held node's `NodeFailed` as a decision about it."""
+    if type(event) is NodeRetrying:
+        return True
+    if type(event) is NodeCompleted:
+        return bool(event.outcome.metadata and event.outcome.metadata.get("supplied"))
+    return False
+
+
 def _check_events(report: RunReport, events: list[ExecutionEvent]) -> None:
     nodes = report.nodes
     seen: dict[str, list[ExecutionEvent]] = defaultdict(list)
@@ -142,6 +159,9 @@ def _check_events(report: RunReport, events: list[ExecutionEvent]) -> None:
             assert type(event) is NodeAdded, f"first event about {node} is {event!r}"
         else:
             assert type(event) is not NodeAdded, f"{node} was added twice"
+            if type(history[-1]) is NodeFailed and _decides(event):
+                # A held failure, decided (RetryNode, CompleteNode): not the end after all.
+                history[-1] = _Decided()
             assert type(history[-1]) not in _FINAL_EVENT, f"{event!r} came after {node} had ended"
         if type(event) is NodeStarted:
             assert not history or type(history[-1]) is not NodeStarted, (
@@ -153,7 +173,9 @@ def _check_events(report: RunReport, events: list[ExecutionEvent]) -> None:
                 )
         if type(event) is NodeRetrying:
             assert history, f"{node} retried before it was added"
-            assert type(history[-1]) is NodeStarted, f"{node} retried without a failed attempt"
+            assert type(history[-1]) in (NodeStarted, _Decided), (
+                f"{node} retried without a failed attempt"
+            )
         if type(event) is NodeCompleted:
             completed_at[node] = index
         history.append(event)
@@ -170,6 +192,7 @@ def _check_events(report: RunReport, events: list[ExecutionEvent]) -> None:
                 f"{node} ended with {finals[0]!r} but the report says {record.status.value}"
             )
         if record.status is NodeStatus.FAILED:
+            # Held failures that were decided count as failed attempts retried.
             assert counts[NodeRetrying] == record.attempts - 1, (
                 f"{node}: {counts[NodeRetrying]} NodeRetrying for {record.attempts} attempts"
             )
