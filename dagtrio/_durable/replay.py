@@ -39,7 +39,7 @@ from .._model.frozen import freeze
 from .._model.report import RunReport
 from .._model.spec import ENDINGS, Ending, NodeOutput, NodeStatus
 from .._state.node import Node
-from .._state.state import RunState
+from .._state.state import RerunPlan, RunState
 from .codec import decode_batch
 from .records import StoredRun
 
@@ -118,6 +118,10 @@ def _replay_record(
         state.restore_stop(f"cancelled: {json.loads(row['data'])}")
         return []
     if kind == "started":
+        return []
+    if kind == "rerun":
+        # As the resume that asked for it: what follows are the re-run's own records.
+        state.rerun(RerunPlan.decode(row["data"]))
         return []
     raise ValueError(f"unknown record kind {kind!r}")
 

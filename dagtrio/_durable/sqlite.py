@@ -268,11 +268,19 @@ class SqliteJournal:
         handled: int,
         nodes: int,
         end: tuple[float, bool, str | None] | None = None,
+        *,
+        reopen: bool = False,
     ) -> None:
         """Append ``rows`` (``(seq, kind, node, status, attempts, started_at,
         finished_at, error, data, traceback, ended)``) and update the run's row, in one
-        transaction."""
+        transaction; ``reopen``: a finished run goes on (a re-run), in the same one."""
         with self._db(f"write run {run_id!r}", writes=True) as db, transaction(db):
+            if reopen:
+                db.execute(
+                    "UPDATE runs SET status = 'running', finished_at = NULL, success = NULL,"
+                    " error = NULL, owner = ? WHERE run_id = ?",
+                    (OWNER, run_id),
+                )
             db.executemany(INSERT_RECORD, [(run_id, *row) for row in rows])
             if end is None:
                 cursor = db.execute(
@@ -294,15 +302,18 @@ class SqliteJournal:
                     " while it ran (pruned?); its records can no longer be kept"
                 )
 
-    def _claim(self, run_id: str) -> tuple[StoredRun, bool]:
+    def _claim(self, run_id: str, *, reopen: bool = False) -> tuple[StoredRun, bool]:
         """Read run ``run_id`` to resume it and, unless it finished, claim it; in one
         step, so that nobody can finish (or claim) it between the reading and the claim.
 
         Returns what the journal holds and whether the run is now this process's to
         finish (``False``: it had finished, and nothing changed; a finished run is
         read without a claim, so that someone else holding it for a moment does not
-        matter). `KeyError` if there is no such run; `JournalError` if it is going on,
-        in this process or another. A caller that got ``True`` must `_release` it.
+        matter). With ``reopen`` (a re-run) a finished run is claimed too, its row
+        left as it is until the re-run's first records are written (`_write` with
+        ``reopen``). `KeyError` if there is no such run; `JournalError` if it is
+        going on, in this process or another. A caller that got ``True`` must
+        `_release` it.
         """
         key = self._live_key(run_id)
         with LIVE_LOCK:
@@ -317,11 +328,16 @@ class SqliteJournal:
                 ).fetchone()
                 if row is None:
                     raise KeyError(f"journal {self.path} has no run {run_id!r}")
-                if row[0] == "finished":
+                if row[0] == "finished" and not reopen:
                     return self._read_run(db, run_id), False
             where = (
                 "this process" if here else "another process" + (f" ({row[1]})" if row[1] else "")
             )
+            if row[0] == "finished":
+                raise JournalError(
+                    f"journal {self.path}: run {run_id!r} finished but is held by {where}"
+                    " right now; re-run it once it is free"
+                )
             raise JournalError(
                 f"journal {self.path}: run {run_id!r} is going on in {where};"
                 " it can be resumed once it has stopped"
@@ -339,9 +355,10 @@ class SqliteJournal:
         except BaseException:
             self._release(run_id)
             raise
-        if finished:
+        if finished and not reopen:
             self._release(run_id)
-        return stored, not finished
+            return stored, False
+        return stored, True
 
     # ---------------------------------------------------------------- the cache
 

@@ -186,7 +186,13 @@ class RunIdle(ExecutionEvent):
 
 @attrs.frozen(slots=True)
 class RunResumed(ExecutionEvent):
-    """A run was resumed from its journal; earlier events may be delivered again."""
+    """A run was resumed from its journal; earlier events may be delivered again.
+
+    ``rerun`` names the nodes that `Coordinator.resume` (``rerun=``, ``rerun_from=``,
+    ``outputs=``) made wait again or supplied, in the graph's order.
+    """
+
+    rerun: tuple[str, ...] = ()
 
 
 @attrs.frozen(slots=True)

@@ -33,7 +33,7 @@ from .._model.events import ExecutionEvent
 from .._model.report import RunReport
 from .._model.spec import NodeCtx, NodeSpec, iter_specs
 from .._state.node import Node
-from .._state.state import RunState
+from .._state.state import RerunPlan, RunState
 from .._state.view import GraphView
 from .crew import Crew
 from .options import RunOptions
@@ -84,6 +84,7 @@ class RunData:
         dag_name: str,
         run_id: str | None,
         stored: StoredRun | None = None,
+        rerun: RerunPlan | None = None,
     ) -> None:
         if not isinstance(dag_name, str) or not dag_name:
             raise ValueError(f"dag_name must be a non-empty string, got {dag_name!r}")
@@ -125,6 +126,8 @@ class RunData:
         self._resumed_stop: str | None = None
         #: events to deliver first when resuming: (record seq, event)
         self._replayed: list[tuple[int, ExecutionEvent]] = []
+        #: the nodes a re-run made wait again (see `RunResumed.rerun`)
+        self._rerun: tuple[str, ...] = ()
         # With a journal and listeners, each event in the pipeline has a tag: the seq of
         # the last record when it was emitted (the record it announces). The journal's
         # `handled` mark is one below the lowest tag still in the pipeline, kept as a
@@ -134,7 +137,7 @@ class RunData:
         #: events tagged so far, and of those, events through the pipeline so far
         self._tagged = 0
         self._through = 0
-        self._open_records(options, specs, stored)
+        self._open_records(options, specs, stored, rerun)
         self._go = trio.Event()
         self.graph = GraphView(self._state)
         """A live read-only view of the graph."""
@@ -189,10 +192,14 @@ class RunData:
         return state
 
     def _open_records(
-        self, options: RunOptions, specs: Iterable[NodeSpec], stored: StoredRun | None
+        self,
+        options: RunOptions,
+        specs: Iterable[NodeSpec],
+        stored: StoredRun | None,
+        rerun: RerunPlan | None = None,
     ) -> None:
         """Attach the journal's recorder, and build the graph: replayed from ``stored``
-        when resuming, else from ``specs``."""
+        when resuming (then re-run as ``rerun`` says), else from ``specs``."""
         journal = options.journal
         if stored is not None:
             assert journal is not None
@@ -205,12 +212,22 @@ class RunData:
                     self._on_start_done = True
                 elif kind == "stop" and self._resumed_stop is None:
                     self._resumed_stop = json.loads(row["data"])
+                elif kind == "rerun":
+                    self._resumed_stop = None  # a re-run lifted the shutdown
             self._state.restore_times(stored.info.started_at)
             last = stored.records[-1][0] if stored.records else 0
             self._recorder = RunRecorder(journal, self.run_id, start_seq=last)
             self._recorder.handled = stored.handled
             self._recorder.nodes = len(self._state.nodes)
             self._state.attach(recorder=self._recorder)
+            if rerun:
+                # Its events (skips, supplied outputs) go out after RunResumed, with
+                # the records they announce.
+                events: list[ExecutionEvent] = []
+                with self._state.muted(into=events.append):
+                    self._rerun = tuple(self._state.rerun(rerun))
+                self._replayed.extend((self._recorder.seq, event) for event in events)
+                self._resumed_stop = None
         else:
             if journal is not None:
                 self._recorder = RunRecorder(journal, self.run_id)

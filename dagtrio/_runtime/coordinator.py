@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
+from typing import Any, Literal
 
 import trio
 
@@ -21,11 +22,12 @@ from .._errors import JournalError
 from .._hooks.hook import EventHook, HookLike, as_hook, hook_name
 from .._model.report import RunReport
 from .._model.spec import NodeSpec
+from .._state.state import RerunPlan
 from .._validate import check_int
 from .options import HookErrors, OnFailure, RunOptions
 from .run import Run
 
-__all__ = ["Coordinator", "HookErrors", "OnFailure", "run_dag", "run_dag_sync"]
+__all__ = ["Coordinator", "HookErrors", "OnFailure", "Rerun", "run_dag", "run_dag_sync"]
 
 
 class Coordinator:
@@ -119,6 +121,9 @@ class Coordinator:
         dag_name: str = "dag",
         run_id: str | None = None,
         resume: str | None = None,
+        rerun: Rerun | None = None,
+        rerun_from: Iterable[str] = (),
+        outputs: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[Run]:
         """Start a run and hand it over while it goes on.
 
@@ -137,9 +142,13 @@ class Coordinator:
         ``resume=run_id`` finishes a run recorded in the coordinator's journal instead
         of starting one (see `resume`); ``specs`` must then be empty. A run that had
         finished is handed over finished: nothing runs, ``run.wait()`` returns its
-        stored report.
+        stored report. ``rerun``, ``rerun_from`` and ``outputs`` (with ``resume`` only)
+        run parts of it again, as for `resume`.
         """
-        run = await self._make_run(specs, dag_name=dag_name, run_id=run_id, resume=resume)
+        plan = _plan(resume, rerun, rerun_from, outputs)
+        run = await self._make_run(
+            specs, dag_name=dag_name, run_id=run_id, resume=resume, plan=plan
+        )
         if run.finished:
             yield run  # resumed, but it had finished: nothing runs
             return
@@ -188,7 +197,14 @@ class Coordinator:
             pass
         return run.report()
 
-    async def resume(self, run_id: str) -> RunReport:
+    async def resume(
+        self,
+        run_id: str,
+        *,
+        rerun: Rerun | None = None,
+        rerun_from: Iterable[str] = (),
+        outputs: Mapping[str, Any] | None = None,
+    ) -> RunReport:
         """Finish run ``run_id`` from the journal, after its process died; return the report.
 
         The graph is rebuilt as it was, nodes added while it ran included. Every node
@@ -209,10 +225,28 @@ class Coordinator:
         claimed for this process while it runs (an operating-system lock the kernel
         drops when the process dies), so two resumes of one run never both run it.
 
+        **Running parts again** (a finished run, or one whose process died):
+
+        - ``rerun="failed"``: every node that failed, was skipped or was cancelled
+          (outside cancelled branches) waits again, with a fresh ``try_count``;
+        - ``rerun_from=["x", ...]``: ``x`` and every node below it run again, even
+          those that succeeded (they were computed from what ``x`` gave);
+        - ``outputs={"x": value}``: ``x`` succeeds with ``value`` without running
+          (its record says ``supplied``), and every node below it runs again.
+
+        Succeeded outputs elsewhere are kept. The new attempts are appended to the
+        same run in the journal (attempt numbers go on), so ``dagtrio report`` shows
+        the whole history; hooks receive `RunResumed` naming the nodes that wait
+        again. An id that is not in the run, a node in a cancelled branch, or outputs
+        the journal cannot store: `InvalidGraphError` naming it, before anything runs
+        or is written.
+
         `JournalError` if the coordinator has no journal, the journal has no such run,
         or the run is going on (in this process or another).
         """
-        async with self.open_run(resume=run_id) as run:
+        async with self.open_run(
+            resume=run_id, rerun=rerun, rerun_from=rerun_from, outputs=outputs
+        ) as run:
             pass
         return run.report()
 
@@ -238,6 +272,7 @@ class Coordinator:
         dag_name: str,
         run_id: str | None,
         resume: str | None,
+        plan: RerunPlan | None = None,
     ) -> Run:
         journal = self.journal
         if resume is None:
@@ -273,7 +308,8 @@ class Coordinator:
             # Reading and claiming are one step: a run read here cannot be finished by
             # another process before this one claims it.
             stored, claimed = await trio.to_thread.run_sync(
-                journal._claim, resume, limiter=journal_limiter()
+                partial(journal._claim, resume, reopen=plan is not None),
+                limiter=journal_limiter(),
             )
         except KeyError:
             raise JournalError(f"journal {journal.path} has no run {resume!r}") from None
@@ -281,14 +317,55 @@ class Coordinator:
             if not claimed:
                 return Run._from_finished(self._options(), stored)
             run = Run(
-                self._options(), (), dag_name=stored.info.dag_name, run_id=resume, stored=stored
+                self._options(),
+                (),
+                dag_name=stored.info.dag_name,
+                run_id=resume,
+                stored=stored,
+                rerun=plan,
             )
+            if plan is not None:
+                # The re-run's record (and a finished run going on) is durable before
+                # anything runs: a crash now resumes the re-run, not the old ending.
+                recorder = run._recorder
+                assert recorder is not None
+                rows, recorder.rows = recorder.rows, []
+                await trio.to_thread.run_sync(
+                    partial(
+                        journal._write,
+                        resume,
+                        rows,
+                        recorder.handled,
+                        recorder.nodes,
+                        reopen=stored.info.status == "finished",
+                    ),
+                    limiter=journal_limiter(),
+                )
+                recorder.committed = recorder.seq
             run._claimed = True
             return run
         except BaseException:
             if claimed:
                 journal._release(resume)
             raise
+
+
+#: what ``resume(rerun=...)`` accepts
+Rerun = Literal["failed"]
+
+
+def _plan(
+    resume: str | None, rerun: object, rerun_from: Iterable[str], outputs: object
+) -> RerunPlan | None:
+    """The re-run asked of ``open_run`` / ``resume``, checked; None for none."""
+    if rerun not in (None, "failed"):
+        raise ValueError(f"rerun must be 'failed' or None, got {rerun!r}")
+    plan = RerunPlan(rerun == "failed", rerun_from, outputs)  # type: ignore[arg-type]
+    if not plan:
+        return None
+    if resume is None:
+        raise ValueError("rerun, rerun_from and outputs go with resume=RUN_ID")
+    return plan
 
 
 def _interrupt_in(group: BaseExceptionGroup[Any]) -> BaseException | None:

@@ -36,7 +36,7 @@ class Ledger(RunData):
 
     def _announce_resumed(self) -> None:
         """A resumed run's first events: `RunResumed`, then those hooks may have missed."""
-        self._emit(RunResumed())
+        self._emit(RunResumed(self._rerun))
         recorder = self._recorder
         assert recorder is not None
         for seq, event in self._replayed:

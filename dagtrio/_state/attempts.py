@@ -339,7 +339,12 @@ class Attempts(StateData):
             self.unfinished += 1
             node.status = PENDING
         if node.status.is_final:
-            if status is not SUCCEEDED and node.status is not SUCCEEDED:
+            if status is SUCCEEDED and node.status is SUCCEEDED:
+                # Supplied while replaying the re-run that supplied it: its record has
+                # the times the live run gave it.
+                node.attempts = attempts
+                node.finished_at = finished_at
+            elif status is not SUCCEEDED and node.status is not SUCCEEDED:
                 node.status = status
                 node.attempts = attempts
                 node.started_at = started_at

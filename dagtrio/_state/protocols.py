@@ -43,6 +43,10 @@ class Recorder(Protocol):
         """``node`` reached its final state."""
         ...
 
+    def mark(self, kind: str, data: str | None = None) -> None:
+        """A record of the run's own progress (``rerun``: what a resume runs again)."""
+        ...
+
 
 class MemoPolicy(Protocol):
     """Decides which nodes use the cache: the cache's side."""

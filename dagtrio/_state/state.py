@@ -6,14 +6,14 @@ synchronous and never block, so one command is applied whole before anything els
 happens (no half-applied `AddNodes`). Each change announces itself through ``emit``, in
 the order it happens, which is the run's one event order.
 
-It is made of one class per concern, a module each: `growth`, `attempts`, `branches`
-and `commands`, over the fields of `base.StateData`; what is here ties them together
+It is made of one class per concern, a module each: `growth`, `attempts`, `branches`,
+`commands` and `rerun`, over the fields of `base.StateData`; what is here ties them together
 (the wiring other rooms use) and reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 from .._model.events import (
@@ -27,11 +27,12 @@ from .commands import Commands
 from .growth import BULK, Growth
 from .node import Records
 from .protocols import MemoPolicy, Recorder
+from .rerun import Rerun, RerunPlan
 
-__all__ = ["BULK", "Rejected", "RunState"]
+__all__ = ["BULK", "Rejected", "RerunPlan", "RunState"]
 
 
-class RunState(Growth, Attempts, Branches, Commands):
+class RunState(Growth, Attempts, Branches, Commands, Rerun):
     """Graph, statuses, ready queue and branch states of one run.
 
     ``emit`` receives every event as it happens. ``retry_later`` is called with a node
@@ -57,10 +58,14 @@ class RunState(Growth, Attempts, Branches, Commands):
             self.memo = memo
 
     @contextmanager
-    def muted(self) -> Iterator[None]:
-        """Announce nothing meanwhile (a replay rebuilds the graph without events)."""
+    def muted(self, into: Callable[[ExecutionEvent], None] | None = None) -> Iterator[None]:
+        """Announce nothing meanwhile (a replay rebuilds the graph without events), or
+        hand every event to ``into`` instead (a re-run's, delivered once the run starts)."""
         emit, listening = self.emit, self.listening
-        self.emit, self.listening = _silence, False
+        if into is None:
+            self.emit, self.listening = _silence, False
+        else:
+            self.emit, self.listening = into, True
         try:
             yield
         finally:

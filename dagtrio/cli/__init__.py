@@ -1,8 +1,9 @@
 """The ``dagtrio`` command line (also ``python -m dagtrio``).
 
 Subcommands, one module each: ``bench`` (throughput on generated graphs, see
-`dagtrio.cli.bench`) and ``report`` (what the runs in a journal did, see
-`dagtrio.cli.report`); their shared parser pieces are in `dagtrio.cli.args`. ``run``
+`dagtrio.cli.bench`), ``report`` (what the runs in a journal did, see
+`dagtrio.cli.report`) and ``resume`` (finish a journaled run or run parts of it
+again, see `dagtrio.cli.resume`); their shared parser pieces are in `dagtrio.cli.args`. ``run``
 and ``graph`` are still to come (DESIGN.md §6).
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from .. import __version__
 from . import bench as bench_cli
 from . import report as report_cli
+from . import resume as resume_cli
 from .args import _Parser
 
 __all__ = ["build_parser", "main"]
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     bench_cli.add_parser(subcommands)
     report_cli.add_parser(subcommands)
+    resume_cli.add_parser(subcommands)
     return parser
 
 

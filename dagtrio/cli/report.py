@@ -30,13 +30,22 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .._durable.records import StoredRun
 from .._durable.sqlite import JournalError, RunInfo, SqliteJournal
 from .._model.convert import converter
 from .._model.report import NodeRecord, RunReport
 from .._model.spec import NodeStatus
 from .args import int_at_least
 
-__all__ = ["add_parser", "format_duration", "order_nodes", "resolve_run_id", "run"]
+__all__ = [
+    "add_parser",
+    "format_duration",
+    "history",
+    "order_nodes",
+    "resolve_run_id",
+    "run",
+    "show_run",
+]
 
 _PROG = "dagtrio report"
 
@@ -58,6 +67,10 @@ _STATUS_STYLES = {
     NodeStatus.READY: "cyan",
     NodeStatus.PENDING: "cyan",
 }
+
+
+#: the kinds of journal record that hold a node's outcome
+_OUTCOME_KINDS = frozenset({"outcome", "cached", "held", "supplied"})
 
 
 class _Refusal(Exception):
@@ -235,6 +248,10 @@ def _node_status(node: NodeRecord) -> Text:
     text = Text(node.status.value, style=_STATUS_STYLES.get(node.status, ""))
     if node.cached:
         text.append(" (cached)", style="dim")
+    if node.supplied:
+        text.append(" (supplied)", style="dim")
+    if node.held:
+        text.append(" (held)", style="bold")
     return text
 
 
@@ -317,7 +334,63 @@ def _summary(report: RunReport) -> str:
     cached = sum(node.cached for node in report.nodes.values())
     if cached:
         text += f"; {cached} cached (outputs reused, not run)"
+    supplied = sum(node.supplied for node in report.nodes.values())
+    if supplied:
+        text += f"; {supplied} supplied (outputs given by hand)"
+    held = sum(node.held for node in report.nodes.values())
+    if held:
+        text += f"; {held} held for a decision (RetryNode or CompleteNode)"
     return text
+
+
+def history(stored: StoredRun) -> list[tuple[float | None, str, str]]:
+    """What happened to the nodes that ended more than once, and why, in order.
+
+    A node ends more than once when a person decided (`RetryNode`, `CompleteNode`)
+    or a resume re-ran it: each of its outcomes, each decision and each re-run is
+    one step ``(time, node or "", what)``. Empty for a run that nobody steered.
+    """
+    outcomes: dict[str, int] = {}
+    for _, kind, row in stored.records:
+        if kind in _OUTCOME_KINDS:
+            outcomes[row["node"]] = outcomes.get(row["node"], 0) + 1
+    steps: list[tuple[float | None, str, str]] = []
+    for _, kind, row in stored.records:
+        if kind == "rerun":
+            plan = json.loads(row["data"])
+            asked = []
+            if plan["failed"]:
+                asked.append("what failed")
+            if plan["from"]:
+                asked.append("from " + ", ".join(plan["from"]))
+            if plan["outputs"]:
+                asked.append("outputs for " + ", ".join(plan["outputs"]))
+            steps.append((None, "", "re-run: " + "; ".join(asked)))
+        elif kind == "command":
+            data = json.loads(row["data"])
+            if data.get("type") == "RetryNode":
+                inputs = " with new inputs" if data.get("inputs") is not None else ""
+                steps.append((None, data["node_id"], f"retried by RetryNode{inputs}"))
+        elif kind in ("held", "supplied") or (kind in _OUTCOME_KINDS and outcomes[row["node"]] > 1):
+            what = row["status"]
+            if kind != "outcome":
+                what += f" ({kind})"
+            what += f" after {row['attempts']} attempt{'' if row['attempts'] == 1 else 's'}"
+            if row["error"]:
+                what += f": {_short_error(row['error'])}"
+            steps.append((row["finished_at"], row["node"], what))
+    return steps
+
+
+def _history_table(report: RunReport, steps: Sequence[tuple[float | None, str, str]]) -> Table:
+    table = Table(title="history (decisions and re-runs)", title_justify="left")
+    table.add_column("at", justify="right", no_wrap=True)
+    table.add_column("node", no_wrap=True)
+    table.add_column("what")
+    for at, node, what in steps:
+        start = _span(report.started_at, at)
+        table.add_row("" if start is None else "+" + format_duration(start), node, Text(what))
+    return table
 
 
 # ------------------------------------------------------------------ running
@@ -389,6 +462,11 @@ def _list_runs(journal: SqliteJournal, *, as_json: bool) -> int:
     return 0
 
 
+def show_run(journal: SqliteJournal, run_id: str) -> None:
+    """Print one run of ``journal`` as ``dagtrio report JOURNAL RUN_ID`` does."""
+    _show_run(journal, run_id, as_json=False, statuses=None, limit=None)
+
+
 def _show_run(
     journal: SqliteJournal,
     run_id: str,
@@ -432,4 +510,8 @@ def _show_run(
             note += f" ({matching:,} {'/'.join(dict.fromkeys(s.value for s in statuses))})"
         console.print(note, markup=False, soft_wrap=True)
     console.print(_summary(report), markup=False, soft_wrap=True)
+    steps = history(journal.stored_run(run_id))
+    if steps:
+        console.print()
+        console.print(_history_table(report, steps))
     return 0

@@ -10,6 +10,7 @@ import trio
 from dagtrio import (
     ActionRegistry,
     AddNode,
+    CompleteNode,
     Coordinator,
     EventHook,
     ExecutionEvent,
@@ -17,9 +18,13 @@ from dagtrio import (
     HookContext,
     NodeCompleted,
     NodeCtx,
+    NodeOutput,
     NodeRecord,
     NodeSpec,
     PauseBranch,
+    PermanentError,
+    RetryNode,
+    RunIdle,
     RunReport,
     SqliteJournal,
 )
@@ -133,3 +138,52 @@ def dask_coordinator(address: str | None = None) -> Coordinator:
     executor = DaskExecutor(address, restart_on_cancel=True, connect_timeout=5)
     assert_type(executor.ending, Ending)
     return Coordinator(registry, executors={"dask": executor})
+
+
+# Steering a run in flight
+
+
+async def ask_a_person(record: NodeRecord) -> tuple[bool, dict[str, Any] | None, Any]:
+    await trio.lowlevel.checkpoint()
+    return (record.attempts < 3, {"retry": True}, {"by": "hand"})
+
+
+async def approve_held(specs: list[NodeSpec], journal: SqliteJournal) -> RunReport:
+    coordinator = Coordinator(registry, on_failure="hold", journal=journal)
+    async with coordinator.open_run(specs) as run:
+        async for event in run.events():
+            if isinstance(event, RunIdle) and event.held:
+                assert_type(event.held, tuple[str, ...])
+                for node in event.held:
+                    retry, inputs, outputs = await ask_a_person(run.graph.record(node))
+                    if retry:
+                        await run.submit(RetryNode(node, inputs=inputs))
+                    else:
+                        await run.submit(CompleteNode(node, outputs))
+    report = run.report()
+    assert_type(report.nodes["a"].supplied, bool)
+    assert_type(report.nodes["a"].held, bool)
+    return report
+
+
+@registry.action(retry_on=(TimeoutError, OSError))
+async def flaky(ctx: NodeCtx) -> NodeOutput:
+    await trio.lowlevel.checkpoint()
+    if ctx.inputs.get("gone"):
+        raise PermanentError("no such page")
+    return NodeOutput.failed("try later", retry=ctx.attempt < 3)
+
+
+@registry.action(retry_on=lambda exc: isinstance(exc, OSError) and exc.errno != 2)
+async def picky(ctx: NodeCtx) -> None:
+    await trio.lowlevel.checkpoint()
+
+
+def capped() -> NodeSpec:
+    return NodeSpec("flaky", try_count=8, retry_delay=1, max_retry_delay=30, retry_jitter=0.5)
+
+
+async def rerun(coordinator: Coordinator, rows: list[int]) -> RunReport:
+    await coordinator.resume("nightly-42", rerun="failed")
+    await coordinator.resume("nightly-42", rerun_from=["clean"])
+    return await coordinator.resume("nightly-42", outputs={"fetch": rows})

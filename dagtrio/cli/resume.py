@@ -1,0 +1,235 @@
+"""``dagtrio resume``: finish a journaled run, or run parts of it again, from the shell.
+
+dagtrio resume JOURNAL RUN_ID --actions MODULE finishes a run whose process died
+(Coordinator.resume). --failed runs again every node that failed, was skipped or was
+cancelled; --from NODE runs NODE and everything below it again (repeatable); --output
+NODE=JSON completes NODE with that value instead of running it (repeatable), and runs
+what is below it again. The new attempts are added to the same run: dagtrio report
+JOURNAL RUN_ID shows them after the earlier ones.
+
+--actions names the module that registers the run's actions, as MODULE or
+MODULE:NAME (NAME: an ActionRegistry, or a function that returns one; without it, the
+module's only ActionRegistry). The current directory is importable, as with python -m.
+The run goes on with the options it was recorded with (max_parallel, on_failure);
+hooks are not resumed from the shell (resume from Python to keep them).
+
+Example:
+    dagtrio resume runs.db 3f2a --actions myflow.actions --failed
+    dagtrio resume runs.db 3f2a --actions myflow.actions --output fetch='{"rows": 12}'
+
+Exit status: 0 if the run succeeded; 1 if it did not, or the journal or run cannot be
+resumed; 2 for bad arguments (an unknown node, invalid JSON, an actions module that
+does not import); 130 if interrupted (the run stays resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .._actions.registry import ActionRegistry
+from .._durable.sqlite import JournalError, SqliteJournal
+from .._errors import InvalidGraphError
+from .._model.report import RunReport
+from .._runtime.coordinator import Coordinator
+from . import report as report_cli
+from .args import int_at_least
+
+__all__ = ["add_parser", "load_registry", "run"]
+
+_PROG = "dagtrio resume"
+
+
+class _BadInput(Exception):
+    """An argument that cannot be used: one line on stderr, exit status 2."""
+
+
+def _output(text: str) -> tuple[str, Any]:
+    node, sep, value = text.partition("=")
+    if not sep or not node:
+        raise argparse.ArgumentTypeError(f"expected NODE=JSON, got {text!r}")
+    try:
+        return node, json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"the value for {node!r} is not JSON ({exc.msg} at column {exc.colno}): {value!r}"
+            " (a string is written with quotes: NODE='\"text\"')"
+        ) from None
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``resume`` subcommand to a ``dagtrio`` argument parser."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "resume",
+        help="finish a journaled run, or run parts of it again",
+        description=(__doc__ or "").replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
+    parser.add_argument(
+        "run_id", metavar="RUN_ID", help="the run (or the one run whose id starts with it)"
+    )
+    parser.add_argument(
+        "--actions",
+        required=True,
+        metavar="MODULE[:NAME]",
+        help="the module that registers the run's actions (its ActionRegistry)",
+    )
+    parser.add_argument(
+        "--failed", action="store_true", help="run again what failed, was skipped or cancelled"
+    )
+    parser.add_argument(
+        "--from",
+        dest="start",
+        action="append",
+        default=[],
+        metavar="NODE",
+        help="run NODE and everything below it again (repeatable)",
+    )
+    parser.add_argument(
+        "--output",
+        dest="outputs",
+        type=_output,
+        action="append",
+        default=[],
+        metavar="NODE=JSON",
+        help="complete NODE with this value instead of running it (repeatable)",
+    )
+    parser.add_argument(
+        "--max-parallel",
+        type=int_at_least(1),
+        metavar="N",
+        help="run at most N actions at once (default: as the run was recorded)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the run's report as JSON instead of tables"
+    )
+    parser.set_defaults(handler=run, parser=parser)
+    return parser
+
+
+def load_registry(spec: str) -> ActionRegistry:
+    """The `ActionRegistry` that ``MODULE[:NAME]`` names; `_BadInput` saying why not."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise _BadInput(f"--actions {spec!r}: no module named")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, "")  # as `python -m` does: the current directory's modules
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise _BadInput(
+            f"--actions {spec!r}: the module does not import: {type(exc).__name__}: {exc}"
+        ) from None
+    if attr:
+        if not hasattr(module, attr):
+            raise _BadInput(f"--actions {spec!r}: module {module_name} has no {attr!r}")
+        found = getattr(module, attr)
+        if callable(found) and not isinstance(found, ActionRegistry):
+            try:
+                found = found()
+            except Exception as exc:
+                raise _BadInput(
+                    f"--actions {spec!r}: {attr}() raised {type(exc).__name__}: {exc}"
+                ) from None
+        if not isinstance(found, ActionRegistry):
+            raise _BadInput(
+                f"--actions {spec!r}: {attr} is a {type(found).__name__}, not an ActionRegistry"
+            )
+        return found
+    registries = {
+        name: value for name, value in vars(module).items() if isinstance(value, ActionRegistry)
+    }
+    if len(registries) == 1:
+        return next(iter(registries.values()))
+    if not registries:
+        raise _BadInput(
+            f"--actions {spec!r}: module {module_name} has no ActionRegistry; name the"
+            " function that builds one: MODULE:NAME"
+        )
+    raise _BadInput(
+        f"--actions {spec!r}: module {module_name} has several registries"
+        f" ({', '.join(sorted(registries))}); pick one: {module_name}:NAME"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out ``dagtrio resume`` with parsed ``args``; return the exit status."""
+    try:
+        registry = load_registry(args.actions)
+        outputs = dict(args.outputs)
+        if len(outputs) < len(args.outputs):
+            raise _BadInput("--output names the same node twice")
+        if not args.journal.exists():
+            raise JournalError(f"journal {args.journal} does not exist")
+        reader = SqliteJournal(args.journal, read_only=True)
+        try:
+            run_id = report_cli.resolve_run_id(args.run_id, reader.runs())
+            options = reader.stored_run(run_id).options
+        finally:
+            reader.close()
+        hooks = options.get("hooks") or []
+        if hooks:
+            print(
+                f"{_PROG}: note: run {run_id} was recorded with hooks ({', '.join(hooks)});"
+                " they are not resumed from the shell",
+                file=sys.stderr,
+            )
+        journal = SqliteJournal(args.journal)
+    except _BadInput as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except (JournalError, KeyError, ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        if isinstance(exc, KeyError):
+            message = f"journal {args.journal} has no run {args.run_id!r}"
+        print(f"{_PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+        return 1
+    coordinator = Coordinator(
+        registry,
+        max_parallel=args.max_parallel or options.get("max_parallel", 64),
+        on_failure=options.get("on_failure", "skip"),
+        hook_errors=options.get("hook_errors", "fail"),
+        journal=journal,
+    )
+
+    async def resume() -> RunReport:
+        return await coordinator.resume(
+            run_id,
+            rerun="failed" if args.failed else None,
+            rerun_from=args.start,
+            outputs=outputs,
+        )
+
+    try:
+        report = trio.run(resume)
+    except InvalidGraphError as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except JournalError as exc:
+        print(f"{_PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"{_PROG}: interrupted; the run stays resumable: dagtrio resume {args.journal}"
+            f" {run_id} --actions {args.actions}",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        journal.close()
+    if args.json:
+        print(report.to_json(indent=2))
+    else:
+        reader = SqliteJournal(args.journal, read_only=True)
+        try:
+            report_cli.show_run(reader, run_id)
+        finally:
+            reader.close()
+    return 0 if report.success else 1
