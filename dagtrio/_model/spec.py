@@ -174,19 +174,25 @@ class NodeSpec:
             raise InvalidSpecError(
                 node, f"try_count must be >= 1 (it counts attempts), got {self.try_count}"
             )
-        delay = _check_number(node, "retry_delay", self.retry_delay, allow_zero=True)
-        if math.isinf(delay):
-            raise InvalidSpecError(node, "retry_delay must be finite")
-        object.__setattr__(self, "retry_delay", delay)
+        # The defaults (a float 0.0) need no check: a spec is built per node, and most
+        # nodes retry without delay or jitter.
+        delay = self.retry_delay
+        if delay.__class__ is not float or delay != 0.0:
+            delay = _check_number(node, "retry_delay", delay, allow_zero=True)
+            if math.isinf(delay):
+                raise InvalidSpecError(node, "retry_delay must be finite")
+            object.__setattr__(self, "retry_delay", delay)
         if self.max_retry_delay is not None:
             cap = _check_number(node, "max_retry_delay", self.max_retry_delay, allow_zero=True)
             object.__setattr__(self, "max_retry_delay", cap)
-        jitter = _check_number(node, "retry_jitter", self.retry_jitter, allow_zero=True)
-        if jitter > 1:
-            raise InvalidSpecError(
-                node, f"retry_jitter must be a fraction from 0 to 1, got {self.retry_jitter!r}"
-            )
-        object.__setattr__(self, "retry_jitter", jitter)
+        jitter = self.retry_jitter
+        if jitter.__class__ is not float or jitter != 0.0:
+            jitter = _check_number(node, "retry_jitter", jitter, allow_zero=True)
+            if jitter > 1:
+                raise InvalidSpecError(
+                    node, f"retry_jitter must be a fraction from 0 to 1, got {self.retry_jitter!r}"
+                )
+            object.__setattr__(self, "retry_jitter", jitter)
         if self.branch is not None:
             validate_branch(self.branch, node=node)
         if self.cache is not None and not isinstance(self.cache, bool):

@@ -143,7 +143,12 @@ class Attempts(StateData):
                 if output is None or frozen is not outputs:
                     output = NodeOutput(frozen, True, None if output is None else output.metadata)
                 self.emit(NodeCompleted(node.ref, output))
-            self._release_dependents(node)
+            # `_release_dependents`, inlined: the hot path of every success.
+            for dependent in node.dependents:
+                dependent.waiting -= 1
+                if dependent.waiting == 0 and dependent.status is PENDING:
+                    self._make_ready(dependent)
+            node.dependents = ()
             return
         exc: BaseException | None = None
         if isinstance(fault, BaseException):
