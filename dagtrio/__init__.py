@@ -49,6 +49,7 @@ from ._model.events import NodeAdded as NodeAdded
 from ._model.events import NodeCancelled as NodeCancelled
 from ._model.events import NodeCompleted as NodeCompleted
 from ._model.events import NodeFailed as NodeFailed
+from ._model.events import NodeProgress as NodeProgress
 from ._model.events import NodeRetrying as NodeRetrying
 from ._model.events import NodeSkipped as NodeSkipped
 from ._model.events import NodeStarted as NodeStarted
@@ -109,6 +110,7 @@ __all__ = [
     "NodeCtx",
     "NodeFailed",
     "NodeOutput",
+    "NodeProgress",
     "NodeRecord",
     "NodeRef",
     "NodeRetrying",

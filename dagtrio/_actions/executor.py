@@ -61,6 +61,13 @@ class PortableCtx:
         """This node as a `NodeRef`."""
         return NodeRef(self.dag_name, self.node_id)
 
+    def emit(self, payload: Any = None) -> None:
+        """Dropped: progress from another process does not reach the run's events.
+
+        Here so that an action written for ``ctx.emit`` also runs remotely; it returns
+        at once. Report partial results through the action's outputs instead.
+        """
+
     @property
     def cache(self) -> NoReturn:
         """Not available outside the coordinator's process: raises `RuntimeError`."""

@@ -28,6 +28,7 @@ __all__ = [
     "NodeCancelled",
     "NodeCompleted",
     "NodeFailed",
+    "NodeProgress",
     "NodeRetrying",
     "NodeSkipped",
     "NodeStarted",
@@ -83,6 +84,20 @@ class NodeFailed(ExecutionEvent):
     error: str
     traceback: str | None = None
     ended: Ending | None = None
+
+
+@attrs.frozen(slots=True)
+class NodeProgress(ExecutionEvent):
+    """What a running attempt said about its progress: ``await ctx.emit(payload)``.
+
+    In the run's one order with every other event, between the attempt's
+    `NodeStarted` and its end; never journaled (a resumed run does not deliver it
+    again). Streamed tokens, a percentage, a partial result: whatever the action sends.
+    """
+
+    node: NodeRef
+    attempt: int
+    payload: Any = None
 
 
 @attrs.frozen(slots=True)

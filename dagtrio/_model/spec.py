@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import attrs
+import trio
 
 from .._errors import InvalidSpecError
 from .frozen import EMPTY, freeze
@@ -293,6 +294,8 @@ class NodeCtx:
     node of the run that has succeeded so far to its outputs; ``attempt`` counts from 1;
     ``app_data`` is whatever the application passed to the `Coordinator`.
 
+    ``await ctx.emit(payload)`` streams progress to hooks and readers (`NodeProgress`).
+
     ``inputs`` and ``cache`` are read-only views, not copies (copying every output for
     every node would cost O(nodes) per start). ``cache`` is live: a sync action running
     in a worker thread should look up the keys it needs rather than iterate it, since
@@ -308,11 +311,29 @@ class NodeCtx:
     cache: Mapping[str, Any]
     app_data: Any = None
     branch: str = MAIN_BRANCH
+    #: where `emit` sends: the run's (None in a context made by hand, as in unit tests)
+    progress: Callable[[str, int, Any], Awaitable[None]] | None = attrs.field(
+        default=None, repr=False, eq=False
+    )
 
     @property
     def ref(self) -> NodeRef:
         """This node as a `NodeRef`."""
         return NodeRef(self.dag_name, self.node_id)
+
+    async def emit(self, payload: Any = None) -> None:
+        """Tell the run how this attempt is getting on: hooks and ``run.events()`` get
+        a `NodeProgress` with ``payload``, in order with every other event.
+
+        Waits while the event pipeline is full, so a slow hook or reader slows the
+        emitting action, never the run. Without listeners (no hooks, no reader) the
+        event is dropped at once. In a context made by hand it only checkpoints. From a
+        sync action in a worker thread: ``trio.from_thread.run(ctx.emit, payload)``.
+        """
+        if self.progress is None:
+            await trio.lowlevel.checkpoint()
+            return
+        await self.progress(self.node_id, self.attempt, payload)
 
 
 def iter_specs(specs: Iterable[NodeSpec], *, what: str = "specs") -> list[NodeSpec]:

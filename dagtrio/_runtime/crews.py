@@ -8,11 +8,13 @@ from typing import Any
 
 import trio
 
+from .._hooks.messages import Reply
 from .._model.spec import NodeCtx
 from .._state.node import CANCELLED_ATTEMPT, Node
 from .base import RunData, holds_cancellation
 from .crew import WORKER_NAME, Crew
 from .messages import (
+    Progress,
     RetryDue,
 )
 
@@ -61,6 +63,18 @@ class Crews(RunData):
             await trio.sleep(delay)
         if not scope.cancelled_caught:
             await self._inbox_send.send(RetryDue(node))
+
+    async def _send_progress(self, node_id: str, attempt: int, payload: Any) -> None:
+        """``ctx.emit``: hand the coordinator an attempt's progress and wait for room."""
+        if not (self._hooks or self._readers):
+            await trio.lowlevel.checkpoint()  # nobody listens: nothing to wait for
+            return
+        reply = Reply()
+        try:
+            await self._inbox_send.send(Progress(node_id, attempt, payload, reply))
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return  # the run is over; so is the attempt, in a moment
+        await reply.wait()
 
     async def _work(self, node: Node, crew: Crew, ctx: NodeCtx) -> None:
         output: Any = None

@@ -107,6 +107,9 @@ class Ledger(RunData):
 
     def _events_done(self, count: int) -> None:
         self._unacked -= count
+        waiting = self._progress_waiting
+        while waiting and self._unacked < self._event_limit:
+            self._progress(waiting.popleft())
         recorder = self._recorder
         if recorder is not None:
             self._through = through = min(self._through + count, self._tagged)

@@ -16,6 +16,7 @@ from .._model.spec import NodeStatus
 from .base import CLEANUP_GRACE, RunData, is_cancellation, settle
 from .messages import (
     GraceOver,
+    Progress,
     Shutdown,
     Submitted,
 )
@@ -197,10 +198,15 @@ class Lifecycle(RunData):
                 message.reply.set()
             elif kind is HookCommands:
                 message.applied.set()
+            elif kind is Progress:
+                message.reply.set()
             elif kind is HookCrashed and not self._isolate and self._failure is None:
                 # The hook failed the run even if a cancellation got there first.
                 self._fail(message.error, f"hook {message.hook} raised {describe(message.error)}")
                 self._set_report()
+        for progress in self._progress_waiting:
+            progress.reply.set()
+        self._progress_waiting.clear()
         # Every stream ends with the run, including any the pipeline's tail never got
         # to (the run ended before it started, or a stream opened during teardown).
         for reader in self._readers:

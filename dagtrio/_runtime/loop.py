@@ -14,7 +14,7 @@ from .._durable.recorder import BACKLOG_LIMIT
 from .._errors import describe
 from .._hooks.messages import EventsDone, HookCommands, HookCrashed
 from .._model.commands import CompleteNode, ExecutorCommand, RetryNode
-from .._model.events import HookFailed, RunIdle
+from .._model.events import HookFailed, NodeProgress, RunIdle
 from .._model.spec import NodeCtx, NodeStatus
 from .._state.node import Node
 from .._state.state import Rejected
@@ -24,6 +24,7 @@ from .messages import (
     HooksStarted,
     JournalFailed,
     JournalProgress,
+    Progress,
     RetryDue,
     Shutdown,
     Submitted,
@@ -92,6 +93,7 @@ class Loop(RunData):
         limit = self._max_parallel
         event_limit = self._event_limit
         work = self._work
+        progress = self._send_progress
         crews = self._crews
         recorder = self._recorder
         if recorder is not None and recorder.backlog() >= BACKLOG_LIMIT:
@@ -122,6 +124,7 @@ class Loop(RunData):
                 self._cache,
                 self._app_data,
                 node.branch,
+                progress,
             )
             crew.start(work, node, ctx)
 
@@ -171,6 +174,12 @@ class Loop(RunData):
             message.applied.set()
         elif kind is Submitted:
             self._apply_submitted(message)
+        elif kind is Progress:
+            if self._unacked < self._event_limit or not (self._hooks or self._readers):
+                self._progress(message)
+            else:
+                # The pipeline is full: the emitting action waits, not the run.
+                self._progress_waiting.append(message)
         elif kind is RetryDue:
             state.retry_due(message.node)
         elif kind is HooksStarted:
@@ -192,6 +201,18 @@ class Loop(RunData):
             self._halt()
         else:  # pragma: no cover - a bug in dagtrio, not in user code
             raise AssertionError(f"unexpected message {message!r}")
+
+    def _progress(self, message: Progress) -> None:
+        """Announce an action's progress, unless its attempt is over by now."""
+        node = self._state.nodes.get(message.node_id)
+        if (
+            node is not None
+            and node.status is NodeStatus.RUNNING
+            and node.attempts == message.attempt
+            and self._state.listening
+        ):
+            self._emit(NodeProgress(node.ref, message.attempt, message.payload))
+        message.reply.set()
 
     def _apply(self, command: ExecutorCommand) -> None:
         try:

@@ -25,6 +25,20 @@ class RetryDue:
         self.node = node
 
 
+class Progress:
+    """``await ctx.emit(payload)``: an action's progress, for `NodeProgress`; ``reply``
+    is set once the event is in the pipeline (or dropped: nobody listens, or the
+    attempt is over)."""
+
+    __slots__ = ("attempt", "node_id", "payload", "reply")
+
+    def __init__(self, node_id: str, attempt: int, payload: object, reply: Reply) -> None:
+        self.node_id = node_id
+        self.attempt = attempt
+        self.payload = payload
+        self.reply = reply
+
+
 class HooksStarted:
     """Every hook's ``on_start`` has run and its commands are ahead in the inbox."""
 

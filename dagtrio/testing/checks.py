@@ -12,6 +12,7 @@ from .._model.events import (
     NodeCancelled,
     NodeCompleted,
     NodeFailed,
+    NodeProgress,
     NodeRetrying,
     NodeSkipped,
     NodeStarted,
@@ -51,7 +52,8 @@ def check_run(
     list is not empty (an empty one usually means the hook was never installed; for a
     run with no nodes, pass no events); each node has one `NodeAdded` before anything
     else about it, one `NodeStarted` per attempt, starts only after each dep's
-    `NodeCompleted`, never has two attempts running at once, gets `NodeRetrying` only
+    `NodeCompleted`, never has two attempts running at once, has `NodeProgress` only
+    inside the attempt it names, gets `NodeRetrying` only
     between attempts, and ends with exactly one final event that matches its status
     (a held `NodeFailed` that a decision followed, `NodeRetrying` or a supplied
     `NodeCompleted`, was not the end).
@@ -155,6 +157,12 @@ def _check_events(report: RunReport, events: list[ExecutionEvent]) -> None:
         if node is None:
             continue
         history = seen[node]
+        if type(event) is NodeProgress:
+            # Not part of the node's lifecycle: only inside one of its attempts.
+            last = history[-1] if history else None
+            inside = type(last) is NodeStarted and last.attempt == event.attempt
+            assert inside, f"{event!r} outside its attempt (after {last!r})"
+            continue
         if not history:
             assert type(event) is NodeAdded, f"first event about {node} is {event!r}"
         else:

@@ -19,6 +19,7 @@ from dagtrio import (
     NodeCompleted,
     NodeCtx,
     NodeOutput,
+    NodeProgress,
     NodeRecord,
     NodeSpec,
     PauseBranch,
@@ -187,3 +188,22 @@ async def rerun(coordinator: Coordinator, rows: list[int]) -> RunReport:
     await coordinator.resume("nightly-42", rerun="failed")
     await coordinator.resume("nightly-42", rerun_from=["clean"])
     return await coordinator.resume("nightly-42", outputs={"fetch": rows})
+
+
+@registry.action()
+async def answer(ctx: NodeCtx) -> str:
+    tokens: list[str] = []
+    for token in ("a", "b"):
+        tokens.append(token)
+        await ctx.emit({"token": token})
+    return "".join(tokens)
+
+
+async def watch_tokens(run_specs: list[NodeSpec]) -> list[object]:
+    seen: list[object] = []
+    async with Coordinator(registry).open_run(run_specs) as run:
+        async for event in run.events():
+            if isinstance(event, NodeProgress):
+                assert_type(event.attempt, int)
+                seen.append(event.payload)
+    return seen
