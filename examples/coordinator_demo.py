@@ -19,6 +19,9 @@ What to look for in the output:
   nothing;
 - ``changelog`` fails its first attempt and is retried; ``summarize`` nodes are plain
   (sync) functions, which dagtrio runs in worker threads;
+- ``site_total`` is in the graph from the start but is *deferred* (``defer=True``): it
+  starts only once the crawl can no longer grow, and counts every page, however many
+  the planner ended up adding;
 - the summary table at the end is built from the run's `RunReport`.
 
 Everything is deterministic: page sizes and "network" delays come from a fixed table.
@@ -125,6 +128,15 @@ def summarize(ctx: NodeCtx) -> dict[str, Any]:
         return {"pages": len(pages), "words": sum(page["words"] for page in pages)}
 
 
+@registry.action()
+async def site_total(ctx: NodeCtx) -> dict[str, Any]:
+    """Count every page the crawl processed: it runs last, when nothing can be added."""
+    with GAUGE:
+        await trio.lowlevel.checkpoint()
+        pages = [out for node, out in ctx.cache.items() if node.startswith("process:")]
+        return {"pages": len(pages), "words": sum(page["words"] for page in pages)}
+
+
 class CrawlPlanner(EventHook):
     """Turns every completed node that returned ``links`` into new work.
 
@@ -228,7 +240,12 @@ def summarize_outputs(outputs: Any) -> str:
 async def crawl() -> tuple[RunReport, float]:
     """Run the crawl, printing each event as it streams by; return the report and wall time."""
     coordinator = Coordinator(registry, hooks=[CrawlPlanner()], max_parallel=MAX_PARALLEL)
-    initial = [NodeSpec("fetch_index", id="fetch_index")]
+    initial = [
+        NodeSpec("fetch_index", id="fetch_index"),
+        # A fan-in over a fan-out of unknown size: ready once its dep succeeded and
+        # nothing else in its branch can still run or be added by the planner.
+        NodeSpec("site_total", id="site_total", deps=["fetch_index"], defer=True),
+    ]
     start = trio.current_time()
     wall_start = time.perf_counter()
     print(f"{'time':>7}  {'event':<8}  {'node':<22}  detail")
@@ -265,7 +282,7 @@ def print_summary(report: RunReport, wall_time: float, initial_nodes: int) -> No
 
 def main() -> None:
     report, wall_time = trio.run(crawl)
-    print_summary(report, wall_time, initial_nodes=1)
+    print_summary(report, wall_time, initial_nodes=2)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ def encode_spec(spec: NodeSpec) -> dict[str, Any]:
         data["max_retry_delay"] = spec.max_retry_delay
     if spec.retry_jitter:
         data["retry_jitter"] = spec.retry_jitter
+    if spec.defer:
+        data["defer"] = True
     return data
 
 

@@ -112,6 +112,11 @@ class NodeSpec:
       rate limit, a service restarting) do not all come back at the same instant.
       The spread is drawn from the run id, the node id and the attempt, so a run
       (and its resume) waits the same delays each time it is given the same run id.
+    - ``defer``: fan in after growth of unknown size. The node starts once its deps
+      succeeded **and** its branch (with the branches below it) is quiet: nothing else
+      there is waiting, running, waiting to retry, paused or held, and every event
+      about its nodes has passed every hook, so no planner can still add to it.
+      Deferred nodes do not wait for each other, nor for nodes that wait on one.
     - ``branch``: branch path; ``None`` means the first dep's branch, else ``"main"``.
     - ``cache``: whether a coordinator with a cache (``Coordinator(cache=...)``) may
       reuse an earlier success of this node's cache key instead of running it. ``None``
@@ -134,6 +139,7 @@ class NodeSpec:
     executor: str | None = None
     max_retry_delay: float | None = None
     retry_jitter: float = 0.0
+    defer: bool = False
 
     def __attrs_post_init__(self) -> None:
         # Validation lives here rather than in per-field validators so every message can
@@ -199,6 +205,10 @@ class NodeSpec:
         if self.cache is not None and not isinstance(self.cache, bool):
             raise InvalidSpecError(
                 node, f"cache must be True, False or None, got {type(self.cache).__name__}"
+            )
+        if self.defer is not False and self.defer is not True:
+            raise InvalidSpecError(
+                node, f"defer must be True or False, got {type(self.defer).__name__}"
             )
         if self.executor is not None and (not isinstance(self.executor, str) or not self.executor):
             raise InvalidSpecError(

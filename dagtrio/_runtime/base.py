@@ -108,6 +108,13 @@ class RunData:
         offset = time.time() - clock.current_time()
         self._outbox = Outbox()
         self._readers: list[Reader] = []
+        #: deferred nodes (see `Loop._release_deferred`): the pipeline position each
+        #: waits for at least, the state's change count when each was last found busy,
+        #: and the position of the latest event about each branch (kept from the
+        #: first due deferred node on), for the branch and every branch above it
+        self._defer_barriers: dict[str, int] = {}
+        self._defer_checked: dict[str, int] = {}
+        self._branch_events: dict[str, int] = {}
         #: `ctx.emit` calls waiting for room in the pipeline, oldest first
         self._progress_waiting: deque[Progress] = deque()
         #: events put into the pipeline so far (a reader starts at the current count)

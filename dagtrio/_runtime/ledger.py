@@ -86,6 +86,8 @@ class Ledger(RunData):
             self._outbox.put(event)
             self._pipelined += 1
             self._unacked += 1
+            if self._state.deferring:
+                self._note_branch(event)
             recorder = self._recorder
             if recorder is not None:
                 if type(event) in _UNRECORDED and self._floor:
@@ -97,6 +99,24 @@ class Ledger(RunData):
                     self._tag(self._floor[0][1])
                 else:
                     self._tag(recorder.seq)
+
+    def _note_branch(self, event: ExecutionEvent) -> None:
+        """Remember the pipeline position of the latest event about each branch (and
+        the branches above it), for deferred nodes to wait until it is through."""
+        ref = getattr(event, "node", None)
+        if ref is None:
+            return
+        node = self._state.nodes.get(ref.node)
+        if node is None:
+            return
+        position = self._pipelined
+        last = self._branch_events
+        branch = node.branch
+        end = branch.find("/")
+        while end != -1:
+            last[branch[:end]] = position
+            end = branch.find("/", end + 1)
+        last[branch] = position
 
     def _tag(self, tag: int) -> None:
         floor = self._floor

@@ -90,6 +90,8 @@ class Loop(RunData):
 
     def _dispatch(self) -> None:
         state = self._state
+        if state.deferred:
+            self._release_deferred()
         limit = self._max_parallel
         event_limit = self._event_limit
         work = self._work
@@ -127,6 +129,45 @@ class Loop(RunData):
                 progress,
             )
             crew.start(work, node, ctx)
+
+    def _release_deferred(self) -> None:
+        """Let every due deferred node whose branch is quiet start (see `NodeSpec.defer`).
+
+        Quiet takes two things: nothing below the branch can make progress (the
+        state's `quiet`), and every event about the branch's nodes has passed every
+        hook and reader, so no hook can still add to it. A node's first check waits for
+        every event in flight then (events from before anyone watched the branch);
+        from then on the latest event about the branch is tracked (`_emit`).
+        """
+        state = self._state
+        through = self._pipelined - self._unacked
+        barriers = self._defer_barriers
+        checked = self._defer_checked
+        last = self._branch_events
+        released = []
+        for node_id, node in list(state.deferred.items()):
+            if node.status is not NodeStatus.PENDING:
+                del state.deferred[node_id]  # cancelled, skipped or supplied meanwhile
+                barriers.pop(node_id, None)
+                checked.pop(node_id, None)
+                continue
+            barrier = barriers.get(node_id)
+            if barrier is None:
+                barrier = barriers[node_id] = self._pipelined
+            if through < max(barrier, last.get(node.branch, 0)):
+                continue  # a hook may still grow the branch
+            if checked.get(node_id) == state.changes:
+                continue  # nothing changed since it was found busy
+            if state.quiet(node.branch):
+                released.append(node)
+            else:
+                checked[node_id] = state.changes
+        for node in released:
+            del state.deferred[node.id]
+            barriers.pop(node.id, None)
+            checked.pop(node.id, None)
+        # All at once, after every check: deferred nodes do not wait for each other.
+        state.release_deferred(released)
 
     def _is_finished(self) -> bool:
         state = self._state

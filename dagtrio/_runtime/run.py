@@ -53,6 +53,8 @@ class RunStatistics:
     #: failed nodes held for a decision (``on_failure="hold"``)
     held: int
     delayed: int
+    #: deferred nodes whose deps succeeded, waiting for their branch to be quiet
+    deferred: int
     #: events emitted but not yet through every hook and reader
     events_in_flight: int
     #: events waiting in the coordinator's outbox for the first stage
@@ -235,6 +237,7 @@ class Run(Loop, Crews, Lifecycle, Ledger):
             paused=state.parked_count,
             held=len(state.on_hold),
             delayed=state.delayed,
+            deferred=len(state.deferred),
             events_in_flight=self._unacked,
             outbox=len(self._outbox),
             inbox_buffered=self._inbox.statistics().current_buffer_used,

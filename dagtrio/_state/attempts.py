@@ -50,6 +50,9 @@ class Attempts(StateData):
     # ------------------------------------------------------------------ scheduling
 
     def _make_ready(self, node: Node) -> None:
+        if node.spec.defer and node.id not in self.released:
+            self._defer(node)  # it fans in: it waits for its branch to be quiet
+            return
         node.status = READY
         if self.paused and self._paused_root(node.branch) is not None:
             self._park(node)
@@ -312,6 +315,8 @@ class Attempts(StateData):
         node.error = error
         node.finished_at = self.now()
         self.unfinished -= 1
+        if self.deferring:
+            self._closed(node)
         if self.recorder is not None:
             self.recorder.outcome(node)
 
@@ -343,6 +348,8 @@ class Attempts(StateData):
             self._unhold(node)
             self.unfinished += 1
             node.status = PENDING
+            if self.deferring:
+                self._opened(node)
         if node.status.is_final:
             if status is SUCCEEDED and node.status is SUCCEEDED:
                 # Supplied while replaying the re-run that supplied it: its record has
@@ -399,6 +406,7 @@ class Attempts(StateData):
     def _unhold(self, node: Node) -> None:
         node.on_hold = False
         del self.on_hold[node.id]
+        self.changes += 1
 
     def drop_holds(self) -> None:
         """The run is over: no node is held any more (each stays FAILED as it is)."""

@@ -187,6 +187,8 @@ class Commands(StateData):
         node.status = PENDING
         node.finished_at = None
         self.unfinished += 1
+        if self.deferring:
+            self._opened(node)
         # Like an automatic retry: the failure it retries is its error until it ends.
         self.emit(NodeRetrying(node.ref, node.attempts, node.error or "failed", 0.0))
         self._make_ready(node)
@@ -205,6 +207,8 @@ class Commands(StateData):
             self._unhold(node)
             self.unfinished += 1
             node.status = PENDING
+            if self.deferring:
+                self._opened(node)
         node.supplied = True
         node.traceback = None
         node.ended = None

@@ -232,6 +232,9 @@ class Growth(StateData):
             if listening:
                 emit(NodeAdded(node.ref, spec, branch))
         self.unfinished += len(batch)
+        if self.deferring:
+            for node in batch:
+                self._opened(node)
         self._wire(batch, prepared.order)
 
     def _wire(self, batch: list[Node], order: Sequence[int]) -> None:

@@ -167,8 +167,11 @@ class Rerun(StateData):
             if dep.dependents:
                 dep.dependents = [node for node in dep.dependents if node.id not in ids]
         for node in chosen:
+            self.released.discard(node.id)  # a deferred node waits for quiet again
             if node.status.is_final:
                 self.unfinished += 1
+                if self.deferring:
+                    self._opened(node)
             if node.on_hold:
                 self._unhold(node)
             if node.status is SUCCEEDED:

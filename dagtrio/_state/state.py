@@ -7,8 +7,8 @@ happens (no half-applied `AddNodes`). Each change announces itself through ``emi
 the order it happens, which is the run's one event order.
 
 It is made of one class per concern, a module each: `growth`, `attempts`, `branches`,
-`commands` and `rerun`, over the fields of `base.StateData`; what is here ties them together
-(the wiring other rooms use) and reports.
+`commands`, `rerun` and `deferral`, over the fields of `base.StateData`; what is here
+ties them together (the wiring other rooms use) and reports.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .attempts import Attempts
 from .base import SUCCEEDED, Rejected
 from .branches import Branches
 from .commands import Commands
+from .deferral import Deferral
 from .growth import BULK, Growth
 from .node import Records
 from .protocols import MemoPolicy, Recorder
@@ -32,7 +33,7 @@ from .rerun import Rerun, RerunPlan
 __all__ = ["BULK", "Rejected", "RerunPlan", "RunState"]
 
 
-class RunState(Growth, Attempts, Branches, Commands, Rerun):
+class RunState(Growth, Attempts, Branches, Commands, Rerun, Deferral):
     """Graph, statuses, ready queue and branch states of one run.
 
     ``emit`` receives every event as it happens. ``retry_later`` is called with a node
