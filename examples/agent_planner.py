@@ -6,7 +6,9 @@ The agent is asked why a test is flaky. It starts as a single ``llm`` node. The 
 a fake one, answering from a fixed script (`SCRIPT`) keyed by turn number, and the
 tools act on a fake world (`TOOLS`), so every run prints the same story:
 
-- turn 1 asks for two searches and a ``read_file``;
+- turn 1 asks for two searches and a ``read_file`` of a file that has moved: the tool
+  fails, and since the run holds failures (``on_failure="hold"``) the agent waits for a
+  person, who retries it with the right path (`RetryNode` with new inputs);
 - turn 2 asks for a ``run_shell`` command that is marked *dangerous*, plus one slow
   search;
 - turn 3 would give the final answer, with no tool calls.
@@ -24,11 +26,21 @@ Three hooks steer the run, as a pipeline in this order:
 
 Beside the run, a separate Trio task plays the person who approves: it reads its own
 ``run.events()`` stream, sees ``BranchPaused``, thinks it over, and submits
-``ResumeBranch``.
+``ResumeBranch``; it sees a held ``NodeFailed`` and submits ``RetryNode`` with the path
+it knows, or supplies the tool's result by hand (`CompleteNode`) when it knows none.
+
+``main(journal=path, crash_while_held=True)`` tells the same story with a crash in the
+middle: the process "dies" while the tool is held; a new coordinator resumes the run
+from the journal, which is still held (``RunIdle`` says so again), and the person, who
+has found the file in the meantime, supplies its contents; the agent goes on. The
+hooks derive what they need from the graph rather than from memory, so they pick up
+where the crashed ones left off.
 
 What to look for in the output:
 
 - ``added`` lines right after each ``llm`` node is done: the graph grows while it runs;
+- ``read_file-3`` fails, ``idle`` says it is held, the person retries it with another
+  path, and ``continue-1`` goes on once it is done;
 - ``paused`` comes before ``run_shell-4`` is even added, and ``run_shell-4`` starts only
   after the ``person`` line and ``resumed``, while ``search-5`` (another branch) runs on
   meanwhile;
@@ -42,6 +54,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -53,6 +66,7 @@ from dagtrio import (
     AddNodes,
     CancelBranch,
     CommandRejectedError,
+    CompleteNode,
     Coordinator,
     CustomEvent,
     EmitEvent,
@@ -64,10 +78,13 @@ from dagtrio import (
     NodeCtx,
     NodeSpec,
     PauseBranch,
+    PermanentError,
     ResumeBranch,
+    RetryNode,
     Run,
     RunFinishedError,
     RunReport,
+    SqliteJournal,
 )
 
 TASK = "Why does tests/test_upload.py fail one run in ten?"
@@ -131,7 +148,8 @@ SCRIPT: dict[int, ModelReply] = {
 TOOLS: dict[tuple[str, str], tuple[float, int, str]] = {
     ("search", "test_upload flaky"): (0.10, 200, "3 hits, first: tests/test_upload.py"),
     ("search", "upload retry timeout"): (0.20, 200, "client/upload.py: RETRY_AFTER = 0.5"),
-    ("read_file", "tests/test_upload.py"): (0.05, 400, "def test_upload(): ... sleep(0.5)"),
+    # The model asks for tests/test_upload.py, which has moved: see MOVED.
+    ("read_file", "tests/net/test_upload.py"): (0.05, 400, "def test_upload(): ... sleep(0.5)"),
     ("run_shell", "rm -rf .cache && pytest test_upload.py"): (
         0.20,
         700,
@@ -140,6 +158,12 @@ TOOLS: dict[tuple[str, str], tuple[float, int, str]] = {
     # Slow on purpose: it is still running when the budget runs out.
     ("search", "issues: upload timeout"): (1.00, 300, "#412 upload retry races the timeout"),
 }
+
+
+#: what the person knows about files that moved (old path -> new path)
+MOVED = {"tests/test_upload.py": "tests/net/test_upload.py"}
+#: what the person pastes in when they supply a tool's result by hand
+BY_HAND = {"result": "def test_upload(): ... sleep(0.5)  (pasted by hand)", "tokens": 400}
 
 
 # ----------------------------------------------------------------------- actions
@@ -157,6 +181,10 @@ async def llm(ctx: NodeCtx) -> dict[str, Any]:
 
 
 async def use_tool(ctx: NodeCtx, tool: str) -> dict[str, Any]:
+    if (tool, ctx.inputs["args"]) not in TOOLS:
+        await trio.sleep(0.05)
+        # Trying again would give the same answer: fail at once, whatever try_count.
+        raise PermanentError(f"no such file: {ctx.inputs['args']}")
     seconds, tokens, result = TOOLS[tool, ctx.inputs["args"]]
     # trio.sleep, never time.sleep: the tests run this on a MockClock that jumps ahead.
     await trio.sleep(seconds)
@@ -212,6 +240,12 @@ class Planner(EventHook):
         reply = event.outcome.outputs
         if not reply["tool_calls"]:
             return []  # a final answer: the graph stops growing and the run ends
+        if f"continue-{reply['turn']}" in ctx.graph:
+            # Planned already: this completion is delivered again after a resume.
+            return []
+        # Counted from the graph, not remembered: a planner resumed after a crash
+        # numbers the next tools as the crashed one would have.
+        self._tools = sum(is_tool_branch(ctx.graph.branch(n)) for n in ctx.graph)
         pauses, specs = self.plan_turn(node, reply["turn"], reply["tool_calls"])
         # The pauses come first. Once AddNodes is applied, a tool whose only dep (this
         # llm node) has succeeded is ready, and the coordinator starts it as soon as it
@@ -284,9 +318,9 @@ class TokenBudget(EventHook):
     async def handle(self, ctx: HookContext, event: ExecutionEvent) -> list[ExecutorCommand]:
         if not isinstance(event, dagtrio.NodeCompleted):
             return []
-        outputs = event.outcome.outputs
-        if isinstance(outputs, Mapping):
-            self.spent += outputs.get("tokens", 0)
+        # Counted from the graph, not added up event by event: a completion delivered
+        # again after a resume is not spent twice, nor one from before it forgotten.
+        self.spent = tokens_spent(ctx.graph)
         if self.exhausted or self.spent < self.limit:
             return []
         self.exhausted = True
@@ -296,6 +330,17 @@ class TokenBudget(EventHook):
             for branch in unfinished_tool_branches(ctx.graph)
         ]
         return [EmitEvent(notice), *cancels]
+
+
+def tokens_spent(graph: GraphView) -> int:
+    """Tokens reported by every node that has succeeded so far."""
+    total = 0
+    for node in graph:
+        if graph.status(node) is dagtrio.NodeStatus.SUCCEEDED:
+            outputs = graph.outputs(node)
+            if isinstance(outputs, Mapping):
+                total += outputs.get("tokens", 0)
+    return total
 
 
 def unfinished_tool_branches(graph: GraphView) -> list[str]:
@@ -385,8 +430,13 @@ def describe(event: ExecutionEvent) -> tuple[str, str, str] | None:
             return "approval", request["node"], f"requested for {request['command']}"
         case dagtrio.CustomEvent(name="budget-spent", payload=budget):
             return "budget", "", f"{budget['spent']} of {budget['limit']} tokens spent"
-        case dagtrio.RunIdle(branches=branches):
-            return "idle", "", f"waiting for {', '.join(branches)}"
+        case dagtrio.RunIdle(branches=branches, held=held):
+            waiting = [*(f"branch {b}" for b in branches), *(f"held {n}" for n in held)]
+            return "idle", "", f"waiting for {', '.join(waiting)}"
+        case dagtrio.NodeRetrying(node=ref, delay=0.0):
+            return "retry", ref.node, "runs again"
+        case dagtrio.RunResumed():
+            return "resumed", "", "the run, from its journal"
         case dagtrio.CommandRejected(reason=reason):
             return "rejected", "", reason
     return None
@@ -410,6 +460,7 @@ async def person(
     run: Run,
     console: Console,
     approvals: list[Approval],
+    moved: Mapping[str, str],
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -421,9 +472,39 @@ async def person(
     """
     async with run.events() as events, trio.open_nursery() as desk:
         task_status.started()
+        deciding: set[str] = set()
         async for event in events:
             if isinstance(event, dagtrio.BranchPaused) and is_tool_branch(event.branch):
                 desk.start_soon(decide, run, console, approvals, event)
+            elif isinstance(event, dagtrio.RunIdle):
+                # A failed tool call held for a decision (on_failure="hold"): fix it.
+                for node in event.held:
+                    if node not in deciding:
+                        deciding.add(node)
+                        desk.start_soon(fix, run, console, node, moved, deciding)
+
+
+async def fix(
+    run: Run, console: Console, node: str, moved: Mapping[str, str], deciding: set[str]
+) -> None:
+    """Decide about one held tool call: retry it with the right path if the person
+    knows one (``moved``), else paste the result in by hand."""
+    record = run.graph.record(node)
+    console.line("person", node, f"looks at the failure: {record.error}")
+    await trio.sleep(THINKING_TIME)
+    args = run.graph.spec(node).inputs["args"]
+    try:
+        if args in moved:
+            console.line("person", node, f"the file moved: retry with {moved[args]}")
+            inputs = {**run.graph.spec(node).inputs, "args": moved[args]}
+            await run.submit(RetryNode(node, inputs=inputs))
+        else:
+            console.line("person", node, "supplies the result by hand")
+            await run.submit(CompleteNode(node, BY_HAND))
+    except (CommandRejectedError, RunFinishedError) as exc:
+        console.line("person", node, f"too late: {exc}")
+    finally:
+        deciding.discard(node)
 
 
 async def decide(
@@ -445,28 +526,65 @@ async def decide(
     approvals.append(Approval(paused.branch, paused.reason or "", paused_at, decided_at, applied))
 
 
-async def main(*, verbose: bool = True, token_budget: int = TOKEN_BUDGET) -> AgentOutcome:
-    """Run the agent on `TASK`, log it live, print the report; return what happened."""
-    budget = TokenBudget(token_budget)
-    coordinator = Coordinator(registry, hooks=[Planner(), ApprovalDesk(), budget])
+async def main(
+    *,
+    verbose: bool = True,
+    token_budget: int = TOKEN_BUDGET,
+    journal: Path | None = None,
+    crash_while_held: bool = False,
+) -> AgentOutcome:
+    """Run the agent on `TASK`, log it live, print the report; return what happened.
+
+    With a ``journal``, the run is recorded; ``crash_while_held`` then stops the
+    process's part of it while a tool call is held (as if the process died) and
+    resumes it from the journal with new hooks, where the person supplies the result.
+    """
+    if crash_while_held and journal is None:
+        raise ValueError("crash_while_held needs a journal to resume from")
     first_turn = [NodeSpec("llm", id="llm-1", inputs={"task": TASK, "turn": 1})]
     approvals: list[Approval] = []
     events: list[tuple[float, ExecutionEvent]] = []
     wall_start = time.perf_counter()
     console = Console(verbose=verbose)
     console.line("task", "", TASK)
-    async with coordinator.open_run(first_turn, dag_name="agent") as run:
+
+    def agent_coordinator() -> tuple[Coordinator, TokenBudget]:
+        budget = TokenBudget(token_budget)
+        hooks = [Planner(), ApprovalDesk(), budget]
+        store = SqliteJournal(journal) if journal is not None else None
+        return Coordinator(registry, hooks=hooks, on_failure="hold", journal=store), budget
+
+    async def follow(run: Run, *, crash: bool, moved: Mapping[str, str] = MOVED) -> None:
         # Subscribe first thing in the body: the stream then shows the whole run.
         log = run.events()
         async with trio.open_nursery() as nursery:
             # start (not start_soon): the person is listening before we read on.
-            await nursery.start(person, run, console, approvals)
+            if not crash:
+                await nursery.start(person, run, console, approvals, moved)
             async with log:
                 async for event in log:
                     events.append((console.elapsed(), event))
                     line = describe(event)
                     if line is not None:
                         console.line(*line)
+                    if crash and isinstance(event, dagtrio.RunIdle) and event.held:
+                        console.line("crash", "", "the process dies while a tool is held")
+                        nursery.cancel_scope.cancel()
+                        return
+
+    coordinator, budget = agent_coordinator()
+    if crash_while_held:
+        with trio.CancelScope() as process:
+            async with coordinator.open_run(first_turn, dag_name="agent", run_id="agent") as run:
+                await follow(run, crash=True)
+                process.cancel()  # everything of this "process" goes, the run with it
+        # A new process: the person found the file meanwhile and pastes it in.
+        coordinator, budget = agent_coordinator()
+        async with coordinator.open_run(resume="agent") as run:
+            await follow(run, crash=False, moved={})
+    else:
+        async with coordinator.open_run(first_turn, dag_name="agent") as run:
+            await follow(run, crash=False)
     report = await run.wait()
     outcome = AgentOutcome(
         report, len(first_turn), tuple(events), tuple(approvals), budget.spent, token_budget

@@ -179,3 +179,57 @@ async def test_generous_budget_lets_the_agent_reach_its_final_answer(autojump_cl
 async def test_quiet_run_prints_nothing(autojump_clock, capsys):
     await agent.main(verbose=False)
     assert capsys.readouterr().out == ""
+
+
+def _statuses(report) -> dict[str, tuple[str, int]]:
+    return {node: (record.status.value, record.attempts) for node, record in report.nodes.items()}
+
+
+async def test_a_failed_tool_is_held_for_the_person_who_retries_it_with_new_inputs(
+    autojump_clock, outcome
+):
+    events = outcome.events
+    failed = _index(events, lambda e: isinstance(e, dagtrio.NodeFailed))
+    idle = _index(events, lambda e: isinstance(e, dagtrio.RunIdle))
+    retried = _index(events, lambda e: isinstance(e, dagtrio.NodeRetrying))
+    gathered = _index(
+        events, lambda e: isinstance(e, dagtrio.NodeStarted) and e.node.node == "continue-1"
+    )
+    assert events[failed][1].node.node == "read_file-3"
+    assert "no such file" in events[failed][1].error
+    assert events[idle][1].held == ("read_file-3",)
+    # The rest of the turn went on while the tool was held; the turn waited for it.
+    assert failed < idle < retried < gathered
+    record = outcome.report.nodes["read_file-3"]
+    assert record.status is NodeStatus.SUCCEEDED and record.attempts == 2
+    assert not record.supplied
+    spec_args = [e.spec.inputs.get("args") for _, e in events if isinstance(e, dagtrio.NodeAdded)]
+    assert "tests/test_upload.py" in spec_args  # what the model asked for
+
+
+async def test_after_a_crash_while_held_the_resumed_agent_is_still_held_and_goes_on(
+    autojump_clock, tmp_path
+):
+    # A generous budget: on a MockClock the journal's thread lets time jump, so which
+    # tool a tight budget would cancel depends on where the jumps fall.
+    outcome = await agent.main(verbose=False, token_budget=10_000)
+    crashed = await agent.main(
+        verbose=False, token_budget=10_000, journal=tmp_path / "agent.db", crash_while_held=True
+    )
+    report = crashed.report
+    events = [event for _, event in crashed.events]
+    resumed = events.index(dagtrio.RunResumed())
+    # Still held after the resume: the run says so again, and the person decides then.
+    again = next(e for e in events[resumed:] if isinstance(e, dagtrio.RunIdle))
+    assert again.held == ("read_file-3",)
+    record = report.nodes["read_file-3"]
+    assert record.supplied and record.attempts == 1
+    assert record.outputs == agent.BY_HAND
+    # Otherwise the agent ends exactly as it does without the crash.
+    calm = _statuses(outcome.report)
+    calm["read_file-3"] = ("succeeded", 1)
+    assert _statuses(report) == calm
+    assert crashed.answer == outcome.answer == agent.SCRIPT[3].answer
+    stored = dagtrio.SqliteJournal(tmp_path / "agent.db", read_only=True).report("agent")
+    assert _statuses(stored) == _statuses(report)  # (outputs: tuples come back as lists)
+    assert stored.nodes["read_file-3"].supplied
