@@ -183,6 +183,19 @@ class Attempts(StateData):
         node.ended = None
         self._failed_attempt(node, error, exc)
 
+    def _supply(self, node: Node, outputs: Any) -> None:
+        """``node`` (unfinished) succeeds with ``outputs`` given by hand: `CompleteNode`,
+        ``resume(outputs=...)``. Its record says supplied."""
+        node.supplied = True
+        node.traceback = None
+        node.ended = None
+        self._finish(node, SUCCEEDED, None)
+        frozen = outputs if outputs is None else freeze(outputs)
+        node.outputs = frozen
+        self.outputs[node.id] = frozen
+        self.emit(NodeCompleted(node.ref, NodeOutput(frozen, True, {"supplied": True})))
+        self._release_dependents(node)
+
     def _release_dependents(self, node: Node) -> None:
         """``node`` succeeded: each dependent has one dep fewer to wait for."""
         for dependent in node.dependents:

@@ -25,12 +25,9 @@ from .._model.events import (
     BranchResumed,
     CommandRejected,
     CustomEvent,
-    NodeCompleted,
     NodeRetrying,
 )
-from .._model.frozen import freeze
 from .._model.spec import (
-    NodeOutput,
     NodeSpec,
     validate_branch,
 )
@@ -209,15 +206,7 @@ class Commands(StateData):
             node.status = PENDING
             if self.deferring:
                 self._opened(node)
-        node.supplied = True
-        node.traceback = None
-        node.ended = None
-        self._finish(node, SUCCEEDED, None)
-        frozen = outputs if outputs is None else freeze(outputs)
-        node.outputs = frozen
-        self.outputs[node.id] = frozen
-        self.emit(NodeCompleted(node.ref, NodeOutput(frozen, True, {"supplied": True})))
-        self._release_dependents(node)
+        self._supply(node, outputs)
 
     def _standing(self, node: Node) -> str:
         """Why a decision does not apply to ``node``: where it stands."""

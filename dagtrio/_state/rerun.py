@@ -9,9 +9,6 @@ from typing import Any
 
 from .._errors import InvalidGraphError
 from .._model import jsonvalue
-from .._model.events import NodeCompleted
-from .._model.frozen import freeze
-from .._model.spec import NodeOutput
 from .base import PENDING, READY, SUCCEEDED, StateData
 from .node import Node
 
@@ -209,13 +206,3 @@ class Rerun(StateData):
                 else:
                     dep.dependents = [node]
         return doomed
-
-    def _supply(self, node: Node, outputs: Any) -> None:
-        """``node`` succeeds with ``outputs`` given by hand (its record says supplied)."""
-        node.supplied = True
-        self._finish(node, SUCCEEDED, None)
-        frozen = outputs if outputs is None else freeze(outputs)
-        node.outputs = frozen
-        self.outputs[node.id] = frozen
-        self.emit(NodeCompleted(node.ref, NodeOutput(frozen, True, {"supplied": True})))
-        self._release_dependents(node)
