@@ -121,6 +121,13 @@ def read_x(ctx: Any) -> Any:
     return ctx.inputs["point"].x
 
 
+def chatty(ctx: Any) -> int:
+    """Emits its progress the sync way: dropped remotely, delivered from a thread."""
+    for i in range(3):
+        ctx.emit_from_thread(i)
+    return 3
+
+
 def registry(executor: str) -> ActionRegistry:
     """Every action of this module, registered to run on ``executor``."""
     actions = ActionRegistry()
@@ -138,6 +145,7 @@ def registry(executor: str) -> ActionRegistry:
         context_fields,
         nap,
         read_x,
+        chatty,
     ):
         actions.action(executor=executor)(fn)
     return actions

@@ -322,3 +322,18 @@ def test_bad_process_options_are_refused() -> None:
     with pytest.raises(ValueError, match="worker_type must be"):
         ProcessExecutor(worker_type="thread")  # type: ignore[arg-type]
     assert ProcessExecutor(kill_on_cancel=False).ending == "finished"
+
+
+async def test_progress_from_a_worker_process_is_dropped_and_the_node_succeeds() -> None:
+    from dagtrio import NodeProgress
+
+    recorder = RecordingHook()
+    coordinator = Coordinator(
+        _registry(), [recorder], executors={"process": ProcessExecutor(max_workers=1)}
+    )
+    report = await coordinator.run(
+        [NodeSpec("chatty", id="far"), NodeSpec("chatty", id="near", executor="thread")]
+    )
+    assert report.success, report.nodes
+    progress = [(e.node.node, e.payload) for e in recorder.events if isinstance(e, NodeProgress)]
+    assert progress == [("near", 0), ("near", 1), ("near", 2)]

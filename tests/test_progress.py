@@ -192,7 +192,7 @@ def test_a_sync_action_emits_from_its_thread() -> None:
     @registry.action()
     def work(ctx: NodeCtx) -> int:
         for i in range(3):
-            trio.from_thread.run(ctx.emit, i)
+            ctx.emit_from_thread(i)
         return 3
 
     async def main() -> None:

@@ -61,12 +61,16 @@ class PortableCtx:
         """This node as a `NodeRef`."""
         return NodeRef(self.dag_name, self.node_id)
 
-    def emit(self, payload: Any = None) -> None:
+    async def emit(self, payload: Any = None) -> None:
         """Dropped: progress from another process does not reach the run's events.
 
         Here so that an action written for ``ctx.emit`` also runs remotely; it returns
         at once. Report partial results through the action's outputs instead.
         """
+
+    def emit_from_thread(self, payload: Any = None) -> None:
+        """Dropped, as `emit` is: the sync form, for the sync actions remote
+        executors run (``NodeCtx.emit_from_thread`` in a worker thread)."""
 
     @property
     def cache(self) -> NoReturn:

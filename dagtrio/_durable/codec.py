@@ -8,6 +8,7 @@ give back as it was.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,6 +54,14 @@ def encode_batch(specs: Sequence[NodeSpec], next_auto_id: int) -> str:
     journal could not bring them back as they were)."""
     encoded = [encode_spec(spec) for spec in specs]
     for spec, data in zip(specs, encoded, strict=True):
+        for field in ("timeout", "retry_delay", "max_retry_delay"):
+            value = data.get(field)
+            if value is not None and not math.isfinite(value):
+                raise InvalidGraphError(
+                    spec.id,
+                    f"{field}={value!r} cannot be stored in the journal (JSON has no"
+                    " infinity): leave it None for no limit",
+                )
         if "inputs" in data:
             try:
                 jsonvalue.check(data["inputs"])

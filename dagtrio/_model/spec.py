@@ -337,13 +337,21 @@ class NodeCtx:
 
         Waits while the event pipeline is full, so a slow hook or reader slows the
         emitting action, never the run. Without listeners (no hooks, no reader) the
-        event is dropped at once. In a context made by hand it only checkpoints. From a
-        sync action in a worker thread: ``trio.from_thread.run(ctx.emit, payload)``.
+        event is dropped at once. In a context made by hand it only checkpoints. A sync
+        action (in a worker thread) calls `emit_from_thread` instead.
         """
         if self.progress is None:
             await trio.lowlevel.checkpoint()
             return
         await self.progress(self.node_id, self.attempt, payload)
+
+    def emit_from_thread(self, payload: Any = None) -> None:
+        """`emit`, for a sync action running in a worker thread: blocks the thread
+        (not the run) while the event pipeline is full. On a remote executor the
+        portable context's version drops the payload, so one action works on both."""
+        if self.progress is None:
+            return
+        trio.from_thread.run(self.emit, payload)
 
 
 def iter_specs(specs: Iterable[NodeSpec], *, what: str = "specs") -> list[NodeSpec]:

@@ -217,6 +217,10 @@ class RunData:
             # from the journal's mark (`_announce_resumed`).
             with self._state.muted():
                 self._replayed = replay(self._state, stored)
+                if stored.info.status == "finished":
+                    # Re-run: the run had ended (nobody waits for a decision after
+                    # `cancel` or a failing hook), as its stored report says.
+                    self._state.drop_holds()
             for _, kind, row in stored.records:
                 if kind == "started":
                     self._on_start_done = True

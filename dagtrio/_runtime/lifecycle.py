@@ -94,11 +94,16 @@ class Lifecycle(RunData):
         run must not be left resumable.
         """
         recorder = self._recorder
-        if recorder is None or recorder.closed or recorder.frozen or recorder.failure:
+        if recorder is None or recorder.frozen or recorder.failure:
             return
         report = self._report
         assert report is not None
-        recorder.close((self._state.finished_at or self._state.now(), report.success, self._error))
+        if not recorder.closed:
+            recorder.close(
+                (self._state.finished_at or self._state.now(), report.success, self._error)
+            )
+        # Closed but unwritten too: the writer may have been cancelled with the run
+        # (`cancel` on a run at rest) after the end was handed to it.
         with trio.move_on_after(CLEANUP_GRACE, shield=True):
             try:
                 await recorder.flush()

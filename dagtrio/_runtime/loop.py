@@ -146,8 +146,9 @@ class Loop(RunData):
         last = self._branch_events
         released = []
         for node_id, node in list(state.deferred.items()):
-            if node.status is not NodeStatus.PENDING:
-                del state.deferred[node_id]  # cancelled, skipped or supplied meanwhile
+            if node.status is not NodeStatus.PENDING or node.waiting:
+                # Final meanwhile, or waiting for its deps again (a re-run): not due.
+                del state.deferred[node_id]
                 barriers.pop(node_id, None)
                 checked.pop(node_id, None)
                 continue
@@ -175,9 +176,12 @@ class Loop(RunData):
             return False
         if state.has_ready() and not self._halted:
             return False
-        if (state.parked_count or state.on_hold) and self._stopping is None and not self._halted:
-            # Only paused or held work is left: a person (or a hook answering RunIdle)
-            # must resume or decide it, so stay alive and say so once.
+        waiting = state.parked_count or state.on_hold or state.deferred
+        if waiting and self._stopping is None and not self._halted:
+            # Only paused or held work is left (a deferred node still due waits for a
+            # pause or a hold in its branch, or it would have been released): a person
+            # (or a hook answering RunIdle) must resume or decide it, so stay alive and
+            # say so once.
             if not self._idle:
                 self._idle = True
                 self._emit(RunIdle(tuple(state.paused), tuple(state.on_hold)))

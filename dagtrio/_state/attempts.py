@@ -183,14 +183,13 @@ class Attempts(StateData):
         node.ended = None
         self._failed_attempt(node, error, exc)
 
-    def _supply(self, node: Node, outputs: Any) -> None:
-        """``node`` (unfinished) succeeds with ``outputs`` given by hand: `CompleteNode`,
-        ``resume(outputs=...)``. Its record says supplied."""
+    def _supply(self, node: Node, frozen: Any) -> None:
+        """``node`` (unfinished) succeeds with outputs given by hand (`CompleteNode`,
+        ``resume(outputs=...)``), read-only already. Its record says supplied."""
         node.supplied = True
         node.traceback = None
         node.ended = None
         self._finish(node, SUCCEEDED, None)
-        frozen = outputs if outputs is None else freeze(outputs)
         node.outputs = frozen
         self.outputs[node.id] = frozen
         self.emit(NodeCompleted(node.ref, NodeOutput(frozen, True, {"supplied": True})))

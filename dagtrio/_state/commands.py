@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
-from .._errors import InvalidGraphError, InvalidSpecError
+from .._errors import InvalidGraphError, InvalidSpecError, describe
 from .._model.commands import (
     AddNode,
     AddNodes,
@@ -27,6 +27,7 @@ from .._model.events import (
     CustomEvent,
     NodeRetrying,
 )
+from .._model.frozen import freeze
 from .._model.spec import (
     NodeSpec,
     validate_branch,
@@ -72,6 +73,7 @@ class Commands(StateData):
                 self._record(command)
                 self._register(branch)  # so that resuming a branch above finds it
                 self.paused[branch] = reason
+                self.changes += 1  # a deferred node's check may give another answer
                 self.emit(BranchPaused(branch, reason, branch in self.populated))
             case ResumeBranch(branch=branch):
                 branch = self._branch_arg(branch)
@@ -86,6 +88,7 @@ class Commands(StateData):
                     for name in below:
                         self.paused.pop(name, None)
                 self.emit(BranchResumed(branch, branch in self.populated))
+                self.changes += 1
                 self._release_parked(branch)
             case CancelBranch(branch=branch, reason=reason):
                 branch = self._branch_arg(branch)
@@ -186,6 +189,8 @@ class Commands(StateData):
         self.unfinished += 1
         if self.deferring:
             self._opened(node)
+        # A deferred node's new round waits for its branch to be quiet again.
+        self.released.discard(node.id)
         # Like an automatic retry: the failure it retries is its error until it ends.
         self.emit(NodeRetrying(node.ref, node.attempts, node.error or "failed", 0.0))
         self._make_ready(node)
@@ -193,8 +198,15 @@ class Commands(StateData):
     def _complete_node(self, node_id: str, outputs: object) -> None:
         node = self._decided(node_id, "CompleteNode")
         held = node.on_hold
-        if not held and not (node.status in (PENDING, READY) and node.attempts == 0):
+        if not held and not self._not_started(node):
             raise Rejected(f"CompleteNode: node {node_id!r} {self._standing(node)}")
+        try:
+            # First: outputs that cannot be copied read-only must change nothing.
+            frozen = outputs if outputs is None else freeze(outputs)
+        except Exception as exc:
+            raise Rejected(
+                f"CompleteNode: node {node_id!r}: outputs cannot be made read-only: {describe(exc)}"
+            ) from None
         if self.recorder is not None:
             # The outputs go to the journal with the node's outcome (a "supplied" one).
             problem = self.recorder.take_outputs(node.id, outputs)
@@ -206,7 +218,16 @@ class Commands(StateData):
             node.status = PENDING
             if self.deferring:
                 self._opened(node)
-        self._supply(node, outputs)
+        self._supply(node, frozen)
+
+    @staticmethod
+    def _not_started(node: Node) -> bool:
+        """Waiting, and no attempt of this round made (a re-run starts a new round)."""
+        return (
+            node.status in (PENDING, READY)
+            and node.attempts == node.first_try
+            and node.scope is None  # no retry timer: that would be a failed attempt
+        )
 
     def _standing(self, node: Node) -> str:
         """Why a decision does not apply to ``node``: where it stands."""
@@ -224,7 +245,7 @@ class Commands(StateData):
                     else " and no longer held (its branch was cancelled or the run is stopping)"
                 )
             return why
-        if node.attempts:
+        if not self._not_started(node):
             return f"is waiting to retry (attempt {node.attempts} failed) and is not held"
         return "has not failed: it is not held (CompleteNode supplies a node not yet started)"
 

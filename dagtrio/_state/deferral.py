@@ -52,6 +52,7 @@ class Deferral(StateData):
         found = self.open.get(node.branch)
         if found is not None:
             found.discard(node)
+        self.deferred.pop(node.id, None)  # a due one cancelled, skipped or supplied
         self.changes += 1
 
     def release_deferred(self, nodes: list[Node]) -> None:
@@ -64,6 +65,8 @@ class Deferral(StateData):
         """Whether nothing on or below ``branch`` can still make progress but deferred
         nodes and what waits on them (see `NodeSpec.defer`): nothing waiting, running,
         waiting to retry, paused or held."""
+        if self.paused and self._paused_root(branch) is not None:
+            return False  # paused: what is added meanwhile must run first, on resume
         names = self._subtree(branch)
         if self.on_hold:
             below = set(names)

@@ -7,8 +7,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._errors import InvalidGraphError
+from .._errors import InvalidGraphError, describe
 from .._model import jsonvalue
+from .._model.frozen import freeze
 from .base import PENDING, READY, SUCCEEDED, StateData
 from .node import Node
 
@@ -93,6 +94,14 @@ class Rerun(StateData):
                 raise InvalidGraphError(
                     node_id, f"its branch {root!r} was cancelled: nothing of it runs again"
                 )
+        supplied: dict[str, Any] = {}
+        for node_id, value in plan.outputs.items():
+            try:
+                supplied[node_id] = value if value is None else freeze(value)
+            except Exception as exc:
+                raise InvalidGraphError(
+                    node_id, f"outputs cannot be made read-only: {describe(exc)}"
+                ) from None
         if self.recorder is not None:
             for node_id, value in plan.outputs.items():
                 # The last check: what it encodes goes with the node's outcome record.
@@ -105,7 +114,7 @@ class Rerun(StateData):
         # A re-run is a fresh decision: a shutdown it follows no longer holds.
         self.stopped = None
         doomed = self._reset(chosen)
-        for node_id, value in plan.outputs.items():
+        for node_id, value in supplied.items():
             self._supply(nodes[node_id], value)
         # After the supplied ones: a skip must not reach a node about to be supplied.
         for node, dep in doomed:
@@ -164,7 +173,9 @@ class Rerun(StateData):
             if dep.dependents:
                 dep.dependents = [node for node in dep.dependents if node.id not in ids]
         for node in chosen:
-            self.released.discard(node.id)  # a deferred node waits for quiet again
+            # A deferred node waits for its deps, then for quiet, again.
+            self.released.discard(node.id)
+            self.deferred.pop(node.id, None)
             if node.status.is_final:
                 self.unfinished += 1
                 if self.deferring:

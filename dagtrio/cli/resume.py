@@ -17,9 +17,13 @@ Example:
     dagtrio resume runs.db 3f2a --actions myflow.actions --failed
     dagtrio resume runs.db 3f2a --actions myflow.actions --output fetch='{"rows": 12}'
 
-Exit status: 0 if the run succeeded; 1 if it did not, or the journal or run cannot be
-resumed; 2 for bad arguments (an unknown node, invalid JSON, an actions module that
-does not import); 130 if interrupted (the run stays resumable).
+A run that comes to rest waiting for a person (a failure held by on_failure="hold", a
+paused branch) is left as it is, resumable, and the command says what waits and how to
+go on, with exit status 1: nobody can decide from here.
+
+Exit status: 0 if the run succeeded; 1 if it did not, waits for a decision, or the
+journal or run cannot be resumed; 2 for bad arguments (an unknown node, invalid JSON,
+an actions module that does not import); 130 if interrupted (the run stays resumable).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import trio
 from .._actions.registry import ActionRegistry
 from .._durable.sqlite import JournalError, SqliteJournal
 from .._errors import InvalidGraphError
+from .._model.events import RunIdle
 from .._model.report import RunReport
 from .._runtime.coordinator import Coordinator
 from . import report as report_cli
@@ -159,6 +164,23 @@ def load_registry(spec: str) -> ActionRegistry:
     )
 
 
+def _waiting(args: argparse.Namespace, run_id: str, idle: RunIdle) -> str:
+    """What to tell a person whose run stopped at rest, waiting for a decision."""
+    again = f"dagtrio resume {args.journal} {run_id} --actions {args.actions}"
+    lines = [f"{_PROG}: run {run_id} is waiting for a decision; it stays resumable."]
+    if idle.held:
+        lines.append(
+            f"  held (failed, on_failure='hold'): {', '.join(idle.held)}; run them again"
+            f" with {again} --failed, or supply one with {again} --output NODE=JSON"
+        )
+    if idle.branches:
+        lines.append(
+            f"  paused branches: {', '.join(idle.branches)}; resume them from Python"
+            " (run.submit(ResumeBranch(...)))"
+        )
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out ``dagtrio resume`` with parsed ``args``; return the exit status."""
     try:
@@ -199,16 +221,29 @@ def run(args: argparse.Namespace) -> int:
         journal=journal,
     )
 
-    async def resume() -> RunReport:
-        return await coordinator.resume(
-            run_id,
-            rerun="failed" if args.failed else None,
-            rerun_from=args.start,
-            outputs=outputs,
-        )
+    async def resume() -> tuple[RunReport | None, RunIdle | None]:
+        # Nobody can decide from here: a run that comes to rest waiting for a person
+        # (a held failure, a paused branch) is left as it is, resumable, not waited on.
+        idle: RunIdle | None = None
+        report: RunReport | None = None
+        with trio.CancelScope() as process:
+            async with coordinator.open_run(
+                resume=run_id,
+                rerun="failed" if args.failed else None,
+                rerun_from=args.start,
+                outputs=outputs,
+            ) as run:
+                if not run.finished:
+                    async for event in run.events():
+                        if isinstance(event, RunIdle):
+                            idle = event
+                            process.cancel()
+                            break
+            report = run.report()
+        return (None, idle) if idle is not None else (report, None)
 
     try:
-        report = trio.run(resume)
+        report, idle = trio.run(resume)
     except InvalidGraphError as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -224,6 +259,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         journal.close()
+    if report is None:
+        assert idle is not None
+        print(_waiting(args, run_id, idle), file=sys.stderr)
+        return 1
     if args.json:
         print(report.to_json(indent=2))
     else:
