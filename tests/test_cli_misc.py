@@ -85,3 +85,44 @@ def test_bench_help_says_where_json_dash_sends_the_table(
     assert main(["bench", "--help"]) == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "- writes them to stdout, and the tables and notes then go to stderr" in help_text
+
+
+SUBCOMMANDS = ("bench", "report", "resume", "completion")
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_command_has_help_with_an_example(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Example:" in out
+    assert f"    dagtrio {command} " in out  # an example of this very command
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "tcsh"])
+def test_completion_prints_a_script_that_knows_every_command(
+    shell: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["completion", shell]) == 0
+    script = capsys.readouterr().out
+    for command in SUBCOMMANDS:
+        assert command in script
+    assert "actions" in script and "max-parallel" in script  # (tcsh lists them bare)
+    if shell == "bash":
+        import shutil
+        import subprocess
+
+        bash = shutil.which("bash")
+        if bash is not None:  # the script must at least parse
+            path = tmp_path / "dagtrio.bash"
+            path.write_text(script)
+            checked = subprocess.run([bash, "-n", str(path)], capture_output=True, text=True)
+            assert checked.returncode == 0, checked.stderr
+
+
+def test_completion_of_an_unknown_shell_is_refused_with_exit_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["completion", "fish"]) == 2
+    assert "invalid choice: 'fish'" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 Subcommands, one module each: ``bench`` (throughput on generated graphs, see
 `dagtrio.cli.bench`), ``report`` (what the runs in a journal did, see
 `dagtrio.cli.report`) and ``resume`` (finish a journaled run or run parts of it
-again, see `dagtrio.cli.resume`); their shared parser pieces are in `dagtrio.cli.args`. ``run``
+again, see `dagtrio.cli.resume`) and ``completion`` (a shell completion script, see
+`dagtrio.cli.completion`); their shared parser pieces are in `dagtrio.cli.args`. ``run``
 and ``graph`` are still to come (DESIGN.md §6).
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from . import bench as bench_cli
+from . import completion as completion_cli
 from . import report as report_cli
 from . import resume as resume_cli
 from .args import _Parser
@@ -31,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cli.add_parser(subcommands)
     report_cli.add_parser(subcommands)
     resume_cli.add_parser(subcommands)
+    completion_cli.add_parser(subcommands)
     return parser
 
 

@@ -9,7 +9,11 @@ import argparse
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["int_at_least"]
+__all__ = ["FILE", "int_at_least"]
+
+#: what shell completion offers for an argument that names a file (shtab's ``FILE``,
+#: spelt out so that building the parser does not need shtab)
+FILE = {"bash": "_shtab_compgen_files", "zsh": "_files", "tcsh": "f"}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -7,6 +7,10 @@ in a subprocess of its own. The table gives the median and best wall time, nodes
 memory per node, and the ratio of each median to the floor's, measured in this
 invocation. Exit status: 0, 1 if a runner failed its check or crashed, 2 for bad
 arguments.
+
+Example:
+    dagtrio bench --shape layered --nodes 20000 --compare
+    dagtrio bench --action sleep:0.001 --hooks 1 --json results.json
 """
 
 from __future__ import annotations

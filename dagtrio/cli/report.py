@@ -10,6 +10,11 @@ included. A run still marked running either is running or its process died; it c
 finished with ``Coordinator.resume``.
 
 The journal is only read: a missing file is an error, never a new empty journal.
+
+Example:
+    dagtrio report runs.db
+    dagtrio report runs.db nightly-42 --status failed,skipped
+    dagtrio report runs.db nightly-42 --json > nightly-42.json
 Exit status: 0; 1 if the journal or the run cannot be read (missing or corrupt file, no
 such run, an ambiguous RUN_ID); 2 for bad arguments.
 """
@@ -35,7 +40,7 @@ from .._durable.sqlite import JournalError, RunInfo, SqliteJournal
 from .._model.convert import converter
 from .._model.report import NodeRecord, RunReport
 from .._model.spec import NodeStatus
-from .args import int_at_least
+from .args import FILE, int_at_least
 
 __all__ = [
     "add_parser",
@@ -103,7 +108,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
+    journal = parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
+    journal.complete = FILE  # type: ignore[attr-defined]  # read by shtab
     parser.add_argument(
         "run_id",
         nargs="?",

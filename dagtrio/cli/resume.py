@@ -44,7 +44,7 @@ from .._model.events import RunIdle
 from .._model.report import RunReport
 from .._runtime.coordinator import Coordinator
 from . import report as report_cli
-from .args import int_at_least
+from .args import FILE, int_at_least
 
 __all__ = ["add_parser", "load_registry", "run"]
 
@@ -76,7 +76,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(__doc__ or "").replace("``", ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
+    journal = parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
+    journal.complete = FILE  # type: ignore[attr-defined]  # read by shtab
     parser.add_argument(
         "run_id", metavar="RUN_ID", help="the run (or the one run whose id starts with it)"
     )
