@@ -53,4 +53,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     args.argv = argv
+    args.root = parser
     return int(args.handler(args))

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Print the completion script for ``args.shell``; return the exit status."""
     import shtab  # only here: every other command runs without it
 
-    from . import build_parser
-
-    print(shtab.complete(build_parser(), shell=args.shell), end="")
+    # The whole command's parser, which `main` hands every subcommand: this module
+    # must not import the package that imports it.
+    print(shtab.complete(args.root, shell=args.shell), end="")
     return 0
