@@ -8,7 +8,7 @@ from typing import Any
 import trio
 import trio.testing
 
-from dagtrio import ActionRegistry, NodeCtx
+from dagtrio import ActionRegistry, NodeCtx, RunIdle
 
 
 class Probe:
@@ -81,3 +81,11 @@ def run_mock(main: Callable[[], Awaitable[Any]], limit: float = 100_000.0) -> An
             return await main()
 
     return trio.run(guarded, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+async def wait_idle(events: Any) -> RunIdle:
+    """The next `RunIdle` of an event stream; fails if the run ends without one."""
+    async for event in events:
+        if isinstance(event, RunIdle):
+            return event
+    raise AssertionError("the run ended without coming to rest")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import trio
-from helpers import Probe, run_mock, work_registry
+from helpers import Probe, run_mock, wait_idle, work_registry
 
 from dagtrio import (
     ActionRegistry,
@@ -46,13 +46,6 @@ def held_registry() -> ActionRegistry:
         return 1 + sum(ctx.upstream.values())
 
     return registry
-
-
-async def wait_idle(events: Any) -> RunIdle:
-    async for event in events:
-        if isinstance(event, RunIdle):
-            return event
-    raise AssertionError("the run ended without coming to rest")
 
 
 def test_a_held_failure_waits_for_a_person_while_the_rest_goes_on() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import trio
-from helpers import run_mock
+from helpers import run_mock, wait_idle
 
 from dagtrio import (
     ActionRegistry,
@@ -28,7 +28,6 @@ from dagtrio import (
     PauseBranch,
     ResumeBranch,
     RetryNode,
-    RunIdle,
     SqliteJournal,
 )
 from dagtrio.cli import main as cli
@@ -58,13 +57,6 @@ def registry(log: list[Any]) -> ActionRegistry:
         return sorted(k for k in ctx.cache if k.startswith("f"))
 
     return reg
-
-
-async def wait_idle(events: Any) -> RunIdle:
-    async for event in events:
-        if isinstance(event, RunIdle):
-            return event
-    raise AssertionError("the run ended without coming to rest")
 
 
 def test_a_rerun_from_a_dep_of_a_deferred_node_in_another_branch(tmp_path: Path) -> None:
