@@ -3,13 +3,13 @@
 Rank by rank, bottom-up (a module may import its own room and lower ranks; rooms of
 one rank do not import each other):
 
-0. ``_errors``, ``_validate``
+0. ``_errors``, ``_validate``, ``_plot`` (matplotlib)
 1. ``_model``: the data model
 2. ``_actions``: what a node runs and where (``executors``, its public face, may
    import it)
 3. ``_state``: the only writer of the graph
 4. ``_hooks`` (the pipeline), ``_durable`` (journal, replay, cache)
-5. ``_runtime``: the coordinator, the run and its rooms
+5. ``_runtime``: the coordinator, the run and its rooms; ``_specfile``: DAG files
 6. the public package and its users: ``dagtrio`` itself, ``cli``, ``bench``,
    ``testing``, ``__main__`` (they may use the public package, and ``cli`` the
    ``bench`` library it drives)
@@ -31,6 +31,7 @@ ROOT = Path(__file__).parent.parent / "dagtrio"
 RANKS = {
     "_errors": 0,
     "_validate": 0,
+    "_plot": 0,  # matplotlib, imported nowhere else
     "_model": 1,
     "_actions": 2,
     "executors": 2,
@@ -38,6 +39,7 @@ RANKS = {
     "_hooks": 4,
     "_durable": 4,
     "_runtime": 5,
+    "_specfile": 5,  # DAG files: specs, registries and hooks, for the command line
     "": 6,  # dagtrio/__init__.py, the public surface
     "__main__": 6,
     "cli": 6,

@@ -44,6 +44,8 @@ def encode_spec(spec: NodeSpec) -> dict[str, Any]:
         data["retry_jitter"] = spec.retry_jitter
     if spec.defer:
         data["defer"] = True
+    if spec.estimate is not None:
+        data["estimate"] = spec.estimate
     return data
 
 

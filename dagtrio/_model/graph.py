@@ -1,16 +1,19 @@
-"""Graph algorithms on batches of specs: topological order and cycle finding (igraph)."""
+"""Graph algorithms (igraph): a batch's order or one of its cycles; levels and the
+critical path of a whole DAG."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import attrs
+
 from .spec import NodeSpec
 
 if TYPE_CHECKING:
     import igraph
 
-__all__ = ["batch_order"]
+__all__ = ["Shape", "batch_order", "shape"]
 
 
 def batch_order(specs: Sequence[NodeSpec]) -> list[int] | list[str]:
@@ -58,3 +61,65 @@ def _one_cycle(graph: igraph.Graph, specs: Sequence[NodeSpec]) -> list[str]:
         cycle = [*path[seen[vertex] :], vertex]
         return [str(specs[v].id) for v in cycle]
     raise AssertionError("igraph said the batch has a cycle but none was found")
+
+
+@attrs.frozen
+class Shape:
+    """The shape of a DAG: each node's level and the critical path.
+
+    A node's ``level`` is the number of nodes on the longest chain of deps above it
+    (0 for a node without deps), so the nodes of one level could all run at once:
+    ``widths[k]`` of them at level ``k`` is how much parallelism the graph offers there.
+    The ``critical_path`` is the chain whose weights (durations) add up the most: no
+    schedule, however parallel, finishes the graph sooner than ``critical_length``.
+    """
+
+    order: list[int]
+    levels: list[int]
+    widths: list[int]
+    critical_path: list[int]
+    critical_length: float
+
+
+def shape(n: int, edges: Sequence[tuple[int, int]], weights: Sequence[float]) -> Shape:
+    """Levels and the critical path of the DAG of ``n`` vertices and ``edges``
+    (``(dep, node)`` pairs), each vertex weighing ``weights[v]``.
+
+    igraph orders the vertices (in C) and gives each its deps as lists; the two passes
+    of dynamic programming over that order are O(V + E). The graph must be acyclic
+    (`batch_order` finds a cycle first).
+    """
+    import igraph
+
+    graph = igraph.Graph(n=n, edges=list(edges), directed=True)
+    order: list[int] = graph.topological_sorting(mode="out")
+    if len(order) != n:
+        raise ValueError("the graph has a cycle")
+    deps: list[list[int]] = graph.get_adjlist(mode="in")
+    levels = [0] * n
+    finish = [0.0] * n  # the heaviest chain ending at each vertex, itself included
+    via = [-1] * n
+    for v in order:
+        level = 0
+        best = 0.0
+        best_dep = -1
+        for u in deps[v]:
+            if levels[u] >= level:
+                level = levels[u] + 1
+            if finish[u] > best or best_dep < 0:
+                best = finish[u]
+                best_dep = u
+        levels[v] = level
+        finish[v] = best + weights[v]
+        via[v] = best_dep
+    widths = [0] * (max(levels) + 1 if n else 0)
+    for level in levels:
+        widths[level] += 1
+    path: list[int] = []
+    if n:
+        end = max(range(n), key=finish.__getitem__)
+        while end >= 0:
+            path.append(end)
+            end = via[end]
+        path.reverse()
+    return Shape(order, levels, widths, path, finish[path[-1]] if path else 0.0)

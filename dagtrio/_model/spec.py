@@ -122,6 +122,9 @@ class NodeSpec:
       reuse an earlier success of this node's cache key instead of running it. ``None``
       follows the action's registration (``@registry.action(cache=True)``); ``True``
       or ``False`` decide for this node alone.
+    - ``estimate``: how long one attempt is expected to take, in seconds; ``None`` if
+      unknown. Nothing waits on it: ``dagtrio graph --critical-path`` uses it for a
+      graph that has not run yet (a journaled run's real durations win).
     - ``executor``: where the node's attempts run, by the name the `Coordinator`'s
       ``executors`` give it (``"inline"``, ``"thread"``, ``"process"``…); ``None``
       follows the action's registration (``@registry.action(executor=...)``).
@@ -140,6 +143,7 @@ class NodeSpec:
     max_retry_delay: float | None = None
     retry_jitter: float = 0.0
     defer: bool = False
+    estimate: float | None = None
 
     def __attrs_post_init__(self) -> None:
         # Validation lives here rather than in per-field validators so every message can
@@ -210,6 +214,11 @@ class NodeSpec:
             raise InvalidSpecError(
                 node, f"defer must be True or False, got {type(self.defer).__name__}"
             )
+        if self.estimate is not None:
+            estimate = _check_number(node, "estimate", self.estimate, allow_zero=True)
+            if math.isinf(estimate):
+                raise InvalidSpecError(node, "estimate must be finite (seconds)")
+            object.__setattr__(self, "estimate", estimate)
         if self.executor is not None and (not isinstance(self.executor, str) or not self.executor):
             raise InvalidSpecError(
                 node, f"executor must be a non-empty string or None, got {self.executor!r}"

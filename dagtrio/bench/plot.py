@@ -7,29 +7,23 @@ constant cost per node.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import _plot
 from .results import RunnerResult
 
 __all__ = ["MISSING", "available", "plot"]
 
 #: What to tell a user who asks for a plot without matplotlib.
-MISSING = "--plot needs matplotlib, which is not installed (pip install 'dagtrio[plot]')"
+MISSING = _plot.missing("--plot")
 
-
-def available() -> bool:
-    """True if matplotlib can be imported."""
-    return importlib.util.find_spec("matplotlib") is not None
+available = _plot.available
 
 
 def plot(results: Sequence[RunnerResult], path: str | Path, *, title: str) -> None:
     """Draw the nodes/s of every runner that was timed into ``path`` (PNG, SVG, PDF...)."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
+    plt = _plot.pyplot()
 
     names = list(dict.fromkeys(r.name for r in results if r.ok))
     sizes = sorted({r.nodes for r in results if r.ok})

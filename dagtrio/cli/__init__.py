@@ -1,11 +1,12 @@
 """The ``dagtrio`` command line (also ``python -m dagtrio``).
 
-Subcommands, one module each: ``bench`` (throughput on generated graphs, see
+Subcommands, one module each: ``run`` (run a DAG file with a live display, see
+`dagtrio.cli.run`), ``graph`` (check a DAG file, its critical path, exports, a run's
+Gantt chart, see `dagtrio.cli.graph`), ``bench`` (throughput on generated graphs, see
 `dagtrio.cli.bench`), ``report`` (what the runs in a journal did, see
-`dagtrio.cli.report`) and ``resume`` (finish a journaled run or run parts of it
-again, see `dagtrio.cli.resume`) and ``completion`` (a shell completion script, see
-`dagtrio.cli.completion`); their shared parser pieces are in `dagtrio.cli.args`. ``run``
-and ``graph`` are still to come (DESIGN.md §6).
+`dagtrio.cli.report`), ``resume`` (finish a journaled run or run parts of it again,
+see `dagtrio.cli.resume`) and ``completion`` (a shell completion script, see
+`dagtrio.cli.completion`); their shared parser pieces are in `dagtrio.cli.args`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from collections.abc import Sequence
 from .. import __version__
 from . import bench as bench_cli
 from . import completion as completion_cli
+from . import graph as graph_cli
 from . import report as report_cli
 from . import resume as resume_cli
+from . import run as run_cli
 from .args import _Parser
 
 __all__ = ["build_parser", "main"]
@@ -30,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dagtrio", description=(__doc__ or "").split("\n\n")[0].replace("``", ""))
     parser.add_argument("--version", action="version", version=f"dagtrio {__version__}")
     subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run_cli.add_parser(subcommands)
+    graph_cli.add_parser(subcommands)
     bench_cli.add_parser(subcommands)
     report_cli.add_parser(subcommands)
     resume_cli.add_parser(subcommands)

@@ -43,10 +43,14 @@ from .._model.spec import NodeStatus
 from .args import FILE, int_at_least
 
 __all__ = [
+    "Refusal",
     "add_parser",
+    "console",
     "format_duration",
     "history",
+    "open_journal",
     "order_nodes",
+    "print_report",
     "resolve_run_id",
     "run",
     "show_run",
@@ -78,7 +82,7 @@ _STATUS_STYLES = {
 _OUTCOME_KINDS = frozenset({"outcome", "cached", "held", "supplied"})
 
 
-class _Refusal(Exception):
+class Refusal(Exception):
     """Why a report cannot be shown: one line, printed on stderr with exit status 1."""
 
 
@@ -142,20 +146,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 # ------------------------------------------------------------------ reading
 
 
-def _open_journal(path: Path) -> SqliteJournal:
-    """A journal for an existing file, refusing what SQLite would silently create."""
+def open_journal(path: Path) -> SqliteJournal:
+    """A journal for an existing file, read-only; `Refusal` for what SQLite would
+    silently create (a missing or empty file) or cannot read."""
     # sqlite3.connect creates a missing file, and SqliteJournal writes its schema into an
     # empty one: a typo in the path would leave a new journal behind and report no runs.
     if not path.exists():
-        raise _Refusal(f"journal {path}: no such file")
+        raise Refusal(f"journal {path}: no such file")
     if path.is_dir():
-        raise _Refusal(f"journal {path}: is a folder, not a journal file")
+        raise Refusal(f"journal {path}: is a folder, not a journal file")
     try:
         empty = path.stat().st_size == 0
     except OSError as exc:
-        raise _Refusal(f"journal {path}: cannot read it: {exc.strerror or exc}") from None
+        raise Refusal(f"journal {path}: cannot read it: {exc.strerror or exc}") from None
     if empty:
-        raise _Refusal(f"journal {path}: not a dagtrio journal (the file is empty)")
+        raise Refusal(f"journal {path}: not a dagtrio journal (the file is empty)")
     return SqliteJournal(path, read_only=True)
 
 
@@ -402,7 +407,8 @@ def _history_table(report: RunReport, steps: Sequence[tuple[float | None, str, s
 # ------------------------------------------------------------------ running
 
 
-def _console() -> Console:
+def console() -> Console:
+    """A console on the current stdout, wide enough not to cut lines in a pipe."""
     # Made per call, not per module, so that output goes to whatever sys.stdout is now
     # (pytest's capsys replaces it).
     console = Console(highlight=False)
@@ -427,7 +433,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{_PROG}: error: {problem}", file=sys.stderr)
         return 2
     try:
-        journal = _open_journal(args.journal)
+        journal = open_journal(args.journal)
         try:
             if args.run_id is None:
                 return _list_runs(journal, as_json=args.json)
@@ -436,7 +442,7 @@ def run(args: argparse.Namespace) -> int:
             )
         finally:
             journal.close()
-    except (_Refusal, JournalError) as exc:
+    except (Refusal, JournalError) as exc:
         # A JournalError names the file and says why it cannot be read; one line of it
         # is what a user needs, not a traceback.
         print(f"{_PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
@@ -455,17 +461,37 @@ def _list_runs(journal: SqliteJournal, *, as_json: bool) -> int:
     if as_json:
         print(json.dumps(converter.unstructure(runs, list[RunInfo]), indent=2))
         return 0
-    console = _console()
+    out = console()
     if not runs:
-        console.print(f"journal {journal.path} has no runs", markup=False, soft_wrap=True)
+        out.print(f"journal {journal.path} has no runs", markup=False, soft_wrap=True)
         return 0
-    console.print(_runs_table(runs))
+    out.print(_runs_table(runs))
     unfinished = sum(info.status != "finished" for info in runs)
     line = f"{len(runs):,} run{'' if len(runs) == 1 else 's'}"
     if unfinished:
         line += f", {unfinished} still running or left unfinished (resumable)"
-    console.print(line, markup=False, soft_wrap=True)
+    out.print(line, markup=False, soft_wrap=True)
     return 0
+
+
+def print_report(report: RunReport, *, limit: int = 100) -> None:
+    """Print a run's nodes (up to ``limit``: those that did not succeed first) and
+    its summary, for a report that may not be in any journal (``dagtrio run``)."""
+    out = console()
+    nodes = order_nodes(report.nodes.values())
+    shown = nodes
+    if len(nodes) > limit:
+        unwell = [node for node in nodes if node.status is not NodeStatus.SUCCEEDED]
+        shown = unwell[:limit]
+    if shown:
+        out.print(_nodes_table(report, shown))
+    if len(shown) < len(nodes):
+        out.print(
+            f"showing {len(shown):,} of {len(nodes):,} nodes (those that did not succeed)",
+            markup=False,
+            soft_wrap=True,
+        )
+    out.print(_summary(report), markup=False, soft_wrap=True)
 
 
 def show_run(journal: SqliteJournal, run_id: str) -> None:
@@ -485,39 +511,39 @@ def _show_run(
     try:
         run_id = resolve_run_id(run_id, runs)
     except KeyError:
-        raise _Refusal(
+        raise Refusal(
             f"journal {journal.path} has no run {run_id!r} (dagtrio report {journal.path} "
             "lists them)"
         ) from None
     except ValueError as exc:
-        raise _Refusal(f"journal {journal.path}: {exc}") from None
+        raise Refusal(f"journal {journal.path}: {exc}") from None
     info = next(info for info in runs if info.run_id == run_id)
     try:
         report: RunReport = journal.report(run_id)
     except KeyError as exc:  # pruned by another process since we listed the runs
-        raise _Refusal(str(exc.args[0]) if exc.args else repr(exc)) from None
+        raise Refusal(str(exc.args[0]) if exc.args else repr(exc)) from None
     if as_json:
         print(report.to_json(indent=2))
         return 0
-    console = _console()
-    console.print(_header(info, report), soft_wrap=True)
+    out = console()
+    out.print(_header(info, report), soft_wrap=True)
     nodes = order_nodes(report.nodes.values())
     wanted = frozenset(statuses or NodeStatus)
     shown = [node for node in nodes if node.status in wanted]
     matching = len(shown)
     if limit is not None:
         shown = shown[:limit]
-    console.print()
+    out.print()
     if shown:
-        console.print(_nodes_table(report, shown))
+        out.print(_nodes_table(report, shown))
     if len(shown) < len(nodes):
         note = f"showing {len(shown):,} of {len(nodes):,} nodes"
         if statuses:
             note += f" ({matching:,} {'/'.join(dict.fromkeys(s.value for s in statuses))})"
-        console.print(note, markup=False, soft_wrap=True)
-    console.print(_summary(report), markup=False, soft_wrap=True)
+        out.print(note, markup=False, soft_wrap=True)
+    out.print(_summary(report), markup=False, soft_wrap=True)
     steps = history(journal.stored_run(run_id))
     if steps:
-        console.print()
-        console.print(_history_table(report, steps))
+        out.print()
+        out.print(_history_table(report, steps))
     return 0

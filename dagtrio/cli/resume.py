@@ -9,13 +9,15 @@ JOURNAL RUN_ID shows them after the earlier ones.
 
 --actions names the module that registers the run's actions, as MODULE or
 MODULE:NAME (NAME: an ActionRegistry, or a function that returns one; without it, the
-module's only ActionRegistry). The current directory is importable, as with python -m.
-The run goes on with the options it was recorded with (max_parallel, on_failure);
-hooks are not resumed from the shell (resume from Python to keep them).
+module's only ActionRegistry), or the DAG file the run came from (its actions and its
+hooks). The current directory is importable, as with python -m. The run goes on with
+the options it was recorded with (max_parallel, on_failure); with a module, hooks are
+not resumed (resume from Python, or give the DAG file, to keep them).
 
 Example:
     dagtrio resume runs.db 3f2a --actions myflow.actions --failed
     dagtrio resume runs.db 3f2a --actions myflow.actions --output fetch='{"rows": 12}'
+    dagtrio resume runs.db release --actions flow.yaml --output approve='"yes"'
 
 A run that comes to rest waiting for a person (a failure held by on_failure="hold", a
 paused branch) is left as it is, resumable, and the command says what waits and how to
@@ -29,7 +31,6 @@ an actions module that does not import); 130 if interrupted (the run stays resum
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -40,19 +41,18 @@ import trio
 from .._actions.registry import ActionRegistry
 from .._durable.sqlite import JournalError, SqliteJournal
 from .._errors import InvalidGraphError
+from .._hooks.hook import EventHook
 from .._model.events import RunIdle
 from .._model.report import RunReport
 from .._runtime.coordinator import Coordinator
+from .._specfile.resolve import BadReference, load_hooks, load_registry
+from .._specfile.schema import DagFileError, load_file
 from . import report as report_cli
 from .args import FILE, int_at_least
 
-__all__ = ["add_parser", "load_registry", "run"]
+__all__ = ["add_parser", "run"]
 
 _PROG = "dagtrio resume"
-
-
-class _BadInput(Exception):
-    """An argument that cannot be used: one line on stderr, exit status 2."""
 
 
 def _output(text: str) -> tuple[str, Any]:
@@ -84,8 +84,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--actions",
         required=True,
-        metavar="MODULE[:NAME]",
-        help="the module that registers the run's actions (its ActionRegistry)",
+        metavar="MODULE[:NAME]|FILE",
+        help="the module that registers the run's actions, or the run's DAG file",
     )
     parser.add_argument(
         "--failed", action="store_true", help="run again what failed, was skipped or cancelled"
@@ -120,49 +120,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def load_registry(spec: str) -> ActionRegistry:
-    """The `ActionRegistry` that ``MODULE[:NAME]`` names; `_BadInput` saying why not."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name:
-        raise _BadInput(f"--actions {spec!r}: no module named")
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, "")  # as `python -m` does: the current directory's modules
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise _BadInput(
-            f"--actions {spec!r}: the module does not import: {type(exc).__name__}: {exc}"
-        ) from None
-    if attr:
-        if not hasattr(module, attr):
-            raise _BadInput(f"--actions {spec!r}: module {module_name} has no {attr!r}")
-        found = getattr(module, attr)
-        if callable(found) and not isinstance(found, ActionRegistry):
-            try:
-                found = found()
-            except Exception as exc:
-                raise _BadInput(
-                    f"--actions {spec!r}: {attr}() raised {type(exc).__name__}: {exc}"
-                ) from None
-        if not isinstance(found, ActionRegistry):
-            raise _BadInput(
-                f"--actions {spec!r}: {attr} is a {type(found).__name__}, not an ActionRegistry"
-            )
-        return found
-    registries = {
-        name: value for name, value in vars(module).items() if isinstance(value, ActionRegistry)
-    }
-    if len(registries) == 1:
-        return next(iter(registries.values()))
-    if not registries:
-        raise _BadInput(
-            f"--actions {spec!r}: module {module_name} has no ActionRegistry; name the"
-            " function that builds one: MODULE:NAME"
-        )
-    raise _BadInput(
-        f"--actions {spec!r}: module {module_name} has several registries"
-        f" ({', '.join(sorted(registries))}); pick one: {module_name}:NAME"
-    )
+def _actions(reference: str) -> tuple[ActionRegistry, list[EventHook]]:
+    """The registry (and, for a DAG file, the hooks) that ``--actions`` names."""
+    path = Path(reference)
+    if path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
+        try:
+            dag = load_file(path)
+        except DagFileError as exc:
+            raise BadReference(f"--actions {reference}: not a valid DAG file:\n{exc}") from None
+        directories = [path.parent]
+        registry = load_registry(dag.actions, what="actions", directories=directories)
+        return registry, load_hooks(dag.hooks, directories=directories)
+    return load_registry(reference), []
 
 
 def _waiting(args: argparse.Namespace, run_id: str, idle: RunIdle) -> str:
@@ -185,10 +154,10 @@ def _waiting(args: argparse.Namespace, run_id: str, idle: RunIdle) -> str:
 def run(args: argparse.Namespace) -> int:
     """Carry out ``dagtrio resume`` with parsed ``args``; return the exit status."""
     try:
-        registry = load_registry(args.actions)
+        registry, hooks = _actions(args.actions)
         outputs = dict(args.outputs)
         if len(outputs) < len(args.outputs):
-            raise _BadInput("--output names the same node twice")
+            raise BadReference("--output names the same node twice")
         if not args.journal.exists():
             raise JournalError(f"journal {args.journal} does not exist")
         reader = SqliteJournal(args.journal, read_only=True)
@@ -197,15 +166,15 @@ def run(args: argparse.Namespace) -> int:
             options = reader.stored_run(run_id).options
         finally:
             reader.close()
-        hooks = options.get("hooks") or []
-        if hooks:
+        recorded = options.get("hooks") or []
+        if recorded and not hooks:
             print(
-                f"{_PROG}: note: run {run_id} was recorded with hooks ({', '.join(hooks)});"
-                " they are not resumed from the shell",
+                f"{_PROG}: note: run {run_id} was recorded with hooks ({', '.join(recorded)});"
+                " they are not resumed (give the DAG file as --actions to resume them)",
                 file=sys.stderr,
             )
         journal = SqliteJournal(args.journal)
-    except _BadInput as exc:
+    except BadReference as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
     except (JournalError, KeyError, ValueError) as exc:
@@ -216,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     coordinator = Coordinator(
         registry,
+        hooks,
         max_parallel=args.max_parallel or options.get("max_parallel", 64),
         on_failure=options.get("on_failure", "skip"),
         hook_errors=options.get("hook_errors", "fail"),

@@ -1,0 +1,433 @@
+"""``dagtrio run``: run a DAG file, with a live display, then the per-node table.
+
+dagtrio run FILE checks the file as dagtrio graph does (every mistake with its line),
+imports its actions and hooks, and runs it. On a terminal a live display shows the
+counts by status, a bar, what is running and the latest failures; then the table of
+nodes. --json prints the run's report as JSON instead; --quiet prints neither.
+
+With --journal PATH every outcome is recorded as it happens, so a run that stops
+(Ctrl-C, a crash, a power cut) can go on: the command to resume it is printed. Giving
+the same --run-id again resumes that run (the nodes are the journal's, the hooks are
+the file's); add --failed to run again what failed in a run that finished.
+
+Ctrl-C once shuts the run down gracefully: nothing new starts, and running nodes get
+--grace seconds (default 10) to finish, counted down on the display. Ctrl-C again
+cancels them at once.
+
+Example:
+    dagtrio run flow.yaml
+    dagtrio run flow.yaml --journal runs.db --max-parallel 8
+    dagtrio run flow.yaml --journal runs.db --run-id nightly --failed
+
+Exit status: 0 if every node succeeded; 1 if the run did not succeed (or stopped
+waiting for a decision: a held failure, a paused branch); 2 for bad input (the file,
+its actions or hooks, an argument); 130 if interrupted with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.text import Text
+
+from .._durable.sqlite import JournalError, SqliteJournal
+from .._errors import InvalidGraphError
+from .._model import events as ev
+from .._model.report import RunReport
+from .._runtime.coordinator import Coordinator
+from .._runtime.run import Run
+from .._specfile.resolve import BadReference, load_hooks, load_registry, unknown_actions
+from .._specfile.schema import DagFile, DagFileError, Problem, load_file
+from . import report as report_cli
+from .args import FILE, int_at_least
+
+__all__ = ["add_parser", "run"]
+
+_PROG = "dagtrio run"
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``run`` subcommand to a ``dagtrio`` argument parser."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "run",
+        help="run a DAG file with a live display",
+        description=(__doc__ or "").replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    file = parser.add_argument("file", type=Path, metavar="FILE", help="a DAG file (YAML/JSON)")
+    file.complete = FILE  # type: ignore[attr-defined]  # read by shtab
+    journal = parser.add_argument(
+        "--journal", type=Path, metavar="PATH", help="record the run in this journal"
+    )
+    journal.complete = FILE  # type: ignore[attr-defined]
+    parser.add_argument(
+        "--run-id", metavar="ID", help="the run's id (an unfinished run of it is resumed)"
+    )
+    parser.add_argument(
+        "--failed",
+        action="store_true",
+        help="with --run-id of a journaled run: run again what failed, was skipped or cancelled",
+    )
+    parser.add_argument(
+        "--max-parallel",
+        type=int_at_least(1),
+        metavar="N",
+        help="run at most N actions at once (default: the file's options, else 64)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=10.0,
+        metavar="SECONDS",
+        help="on Ctrl-C, how long running nodes may take to finish (default: 10)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the run's report as JSON, not tables"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="no display and no table: the exit status says"
+    )
+    parser.set_defaults(handler=run, parser=parser)
+    return parser
+
+
+class _BadInput(Exception):
+    """Bad input found before the run starts: printed as it is, exit status 2."""
+
+
+# ------------------------------------------------------------------ the live display
+
+
+@attrs.define
+class _Progress:
+    """What the display shows, kept from the run's events (cheap per event)."""
+
+    total: int = 0
+    done: int = 0
+    counts: dict[str, int] = attrs.Factory(dict)
+    running: dict[str, float] = attrs.Factory(dict)  # node -> when it started
+    failures: deque[str] = attrs.Factory(lambda: deque(maxlen=5))
+    waiting: str | None = None  # what a run at rest waits for
+    stopping_at: float | None = None  # the grace's end, once Ctrl-C was pressed
+    cancelling: bool = False
+
+    def note(self, event: ev.ExecutionEvent, now: float) -> None:
+        kind = type(event)
+        if kind is ev.NodeAdded:
+            self.total += 1
+        elif kind is ev.NodeStarted:
+            self.running[event.node.node] = now  # type: ignore[attr-defined]
+        elif kind in _ENDINGS:
+            node = event.node.node  # type: ignore[attr-defined]
+            self.running.pop(node, None)
+            self.done += 1
+            name = _ENDINGS[kind]
+            self.counts[name] = self.counts.get(name, 0) + 1
+            if kind is ev.NodeFailed:
+                error = " ".join(str(event.error).split())  # type: ignore[attr-defined]
+                self.failures.append(f"{node}: {error[:120]}")
+        elif kind is ev.NodeRetrying:
+            self.running.pop(event.node.node, None)  # type: ignore[attr-defined]
+            self.counts["retrying"] = self.counts.get("retrying", 0) + 1
+
+
+_ENDINGS: dict[type, str] = {
+    ev.NodeCompleted: "succeeded",
+    ev.NodeFailed: "failed",
+    ev.NodeCancelled: "cancelled",
+    ev.NodeSkipped: "skipped",
+}
+_STYLES = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "skipped": "dim"}
+
+
+def _render(progress: _Progress, title: str, now: float, started: float) -> Group:
+    head = Text.assemble((title, "bold"), f"  {now - started:.1f}s")
+    bar = ProgressBar(total=max(progress.total, 1), completed=progress.done, width=40)
+    line = Text.assemble(
+        f"{progress.done:,}/{progress.total:,} nodes  ",
+        *(
+            (f"{name} {progress.counts[name]:,}  ", _STYLES.get(name, ""))
+            for name in ("succeeded", "failed", "cancelled", "skipped", "retrying")
+            if progress.counts.get(name)
+        ),
+        (f"running {len(progress.running):,}", "cyan"),
+    )
+    parts: list[Any] = [head, Group(bar, line)]
+    if progress.running:
+        longest = sorted(progress.running.items(), key=lambda item: item[1])[:5]
+        shown = ", ".join(f"{node} ({now - since:.1f}s)" for node, since in longest)
+        more = len(progress.running) - len(longest)
+        parts.append(Text(f"running: {shown}" + (f" and {more:,} more" if more > 0 else "")))
+    if progress.failures:
+        parts.append(Text("latest failures:", style="red"))
+        parts.extend(Text(f"  {failure}") for failure in progress.failures)
+    if progress.cancelling:
+        parts.append(Text("cancelling the running nodes…", style="bold yellow"))
+    elif progress.stopping_at is not None:
+        left = max(0.0, progress.stopping_at - now)
+        parts.append(
+            Text(
+                f"shutting down: running nodes have {left:.0f}s left to finish"
+                " (Ctrl-C again cancels them now)",
+                style="bold yellow",
+            )
+        )
+    return Group(*parts)
+
+
+# ------------------------------------------------------------------ the command
+
+
+def _prepare(
+    args: argparse.Namespace,
+) -> tuple[DagFile, Coordinator, SqliteJournal | None, str | None]:
+    dag = load_file(args.file)
+    directories = [args.file.parent]
+    try:
+        registry = load_registry(dag.actions, what="actions", directories=directories)
+        hooks = load_hooks(dag.hooks, directories=directories)
+    except BadReference as exc:
+        raise _BadInput(f"{args.file}: {exc}") from None
+    missing = unknown_actions(dag.specs, registry)
+    if missing:
+        known = ", ".join(sorted(registry)) or "none"
+        raise dag.error(
+            [
+                Problem(
+                    ("nodes", dag.index[str(spec.id)], "action"),
+                    f"no action {spec.action!r} in {dag.actions} (registered: {known})",
+                )
+                for spec in dag.specs
+                if spec.action in {dag.specs[i].action for i in missing}
+            ]
+        )
+    if args.failed and (args.journal is None or args.run_id is None):
+        raise _BadInput("--failed runs parts of a journaled run again: give --journal and --run-id")
+    journal = None
+    resume: str | None = None
+    if args.journal is not None:
+        try:
+            journal = SqliteJournal(args.journal)
+        except JournalError as exc:
+            raise _BadInput(" ".join(str(exc).split())) from None
+        if args.run_id is not None:
+            known_runs = {info.run_id: info for info in journal.runs()}
+            info = known_runs.get(args.run_id)
+            if info is not None:
+                if info.status == "finished" and not args.failed:
+                    journal.close()
+                    verdict = "succeeded" if info.success else "did not succeed"
+                    raise _BadInput(
+                        f"run {args.run_id} in {args.journal} has finished ({verdict}); add"
+                        " --failed to run what failed again, or choose another --run-id"
+                    )
+                resume = args.run_id
+            elif args.failed:
+                journal.close()
+                raise _BadInput(f"--failed: {args.journal} has no run {args.run_id!r}")
+    options = dag.options
+    try:
+        coordinator = Coordinator(
+            registry,
+            hooks,
+            max_parallel=args.max_parallel or options.max_parallel,
+            event_capacity=options.event_capacity,
+            command_capacity=options.command_capacity,
+            on_failure=options.on_failure,
+            hook_errors=options.hook_errors,
+            journal=journal,
+        )
+    except (TypeError, ValueError) as exc:
+        if journal is not None:
+            journal.close()
+        raise _BadInput(f"{args.file}: options: {exc}") from None
+    return dag, coordinator, journal, resume
+
+
+@attrs.define
+class _Outcome:
+    report: RunReport | None = None
+    run_id: str = ""
+    interrupted: bool = False
+    waiting: ev.RunIdle | None = None
+
+
+async def _main(
+    args: argparse.Namespace,
+    dag: DagFile,
+    coordinator: Coordinator,
+    resume: str | None,
+    display: Console | None,
+) -> _Outcome:
+    outcome = _Outcome()
+    progress = _Progress()
+    started = trio.current_time()
+    live: Live | None = None
+    with trio.CancelScope() as process:
+        if resume is not None:
+            opened = coordinator.open_run(resume=resume, rerun="failed" if args.failed else None)
+        else:
+            opened = coordinator.open_run(dag.specs, dag_name=dag.dag, run_id=args.run_id)
+        async with opened as run:
+            outcome.run_id = run.run_id
+            title = f"{dag.dag} · run {run.run_id}"
+            if display is not None:
+                live = Live(console=display, auto_refresh=False, transient=False)
+                live.start()
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(_interrupts, run, args.grace, progress, outcome)
+                    if live is not None:
+                        nursery.start_soon(_refresh, live, progress, title, started)
+                    if not run.finished:
+                        async for event in run.events():
+                            progress.note(event, trio.current_time())
+                            if isinstance(event, ev.RunIdle):
+                                # Nobody can decide from the shell. With a journal the
+                                # run stays resumable, as if the process had stopped here.
+                                outcome.waiting = event
+                                if coordinator.journal is not None:
+                                    process.cancel()
+                                else:
+                                    run.cancel()
+                                break
+                    nursery.cancel_scope.cancel()
+            finally:
+                if live is not None:
+                    live.update(_render(progress, title, trio.current_time(), started))
+                    live.refresh()
+                    live.stop()
+        if outcome.waiting is None or coordinator.journal is None:
+            outcome.report = run.report()
+    return outcome
+
+
+async def _refresh(live: Live, progress: _Progress, title: str, started: float) -> None:
+    while True:
+        live.update(_render(progress, title, trio.current_time(), started))
+        live.refresh()
+        await trio.sleep(0.1)
+
+
+async def _interrupts(run: Run, grace: float, progress: _Progress, outcome: _Outcome) -> None:
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        async for _ in signals:
+            outcome.interrupted = True
+            if progress.stopping_at is None:
+                progress.stopping_at = trio.current_time() + grace
+                print(
+                    f"{_PROG}: interrupted: shutting down, running nodes have {grace:g}s"
+                    " (Ctrl-C again cancels them)",
+                    file=sys.stderr,
+                )
+                await run.shutdown(grace)
+            else:
+                progress.cancelling = True
+                print(f"{_PROG}: cancelling the running nodes", file=sys.stderr)
+                run.cancel()
+                return
+
+
+def _how_to_go_on(args: argparse.Namespace, outcome: _Outcome) -> str | None:
+    """The command that goes on with a journaled run that did not succeed."""
+    if args.journal is None:
+        return None
+    again = f"dagtrio run {args.file} --journal {args.journal} --run-id {outcome.run_id}"
+    if outcome.waiting is not None:
+        return None  # _waiting said how
+    if outcome.report is None:
+        return f"{_PROG}: the run can go on: {again}"
+    if outcome.report.success:
+        return None
+    return f"{_PROG}: to run what did not succeed again: {again} --failed"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Carry out ``dagtrio run`` with parsed ``args``; return the exit status."""
+    try:
+        dag, coordinator, journal, resume = _prepare(args)
+    except DagFileError as exc:
+        print(exc, file=sys.stderr)
+        count = len(exc.problems)
+        print(
+            f"{_PROG}: {args.file} is not a valid DAG file"
+            f" ({count} problem{'' if count == 1 else 's'})",
+            file=sys.stderr,
+        )
+        return 2
+    except _BadInput as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    display: Console | None = None
+    if not args.quiet:
+        stderr = Console(stderr=True, highlight=False)
+        if stderr.is_terminal:
+            display = stderr
+    if resume is not None and not args.quiet:
+        print(f"{_PROG}: resuming run {resume} from {args.journal}", file=sys.stderr)
+    try:
+        outcome = trio.run(_main, args, dag, coordinator, resume, display)
+    except InvalidGraphError as exc:
+        print(f"{_PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except JournalError as exc:
+        print(f"{_PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    finally:
+        if journal is not None:
+            journal.close()
+    report = outcome.report
+    if outcome.waiting is not None:
+        print(_waiting(args, outcome), file=sys.stderr)
+    if report is not None and not args.quiet:
+        if args.json:
+            print(report.to_json(indent=2))
+        else:
+            report_cli.print_report(report)
+    go_on = _how_to_go_on(args, outcome)
+    if go_on is not None:
+        print(go_on, file=sys.stderr)
+    if outcome.interrupted:
+        return 130
+    return 0 if report is not None and report.success else 1
+
+
+def _waiting(args: argparse.Namespace, outcome: _Outcome) -> str:
+    idle = outcome.waiting
+    assert idle is not None
+    lines = [f"{_PROG}: the run came to rest waiting for a decision nobody can make here:"]
+    if idle.held:
+        lines.append(f"  held (failed, on_failure='hold'): {', '.join(idle.held)}")
+    if idle.branches:
+        lines.append(f"  paused branches: {', '.join(idle.branches)}")
+    if args.journal is None:
+        lines.append("  the run was cancelled; with --journal it would stay resumable")
+        return "\n".join(lines)
+    resume = f"dagtrio resume {args.journal} {outcome.run_id} --actions {args.file}"
+    lines.append(f"  it stays resumable in {args.journal}:")
+    if idle.held:
+        lines.append(f"    supply a result:  {resume} --output {idle.held[0]}=JSON")
+        lines.append(f"    run it again:     {resume} --failed")
+    if idle.branches:
+        lines.append("    resume a paused branch from Python: run.submit(ResumeBranch(...))")
+    return "\n".join(lines)
