@@ -93,3 +93,19 @@ def test_node_ref_and_ctx() -> None:
     assert ctx.ref == NodeRef("dag", "a") and ctx.branch == "main"
     with pytest.raises(AttributeError):
         ctx.attempt = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("estimate", "message"),
+    [
+        (-1, "estimate must be >= 0"),
+        (float("nan"), "estimate must be >= 0"),
+        (float("inf"), "estimate must be finite"),
+        ("3", "estimate must be a number, got str"),
+        (True, "estimate must be a number, got bool"),
+    ],
+)
+def test_estimate_is_a_finite_number_of_seconds(estimate: object, message: str) -> None:
+    with pytest.raises(InvalidSpecError, match=message):
+        NodeSpec("a", id="x", estimate=estimate)  # type: ignore[arg-type]
+    assert NodeSpec("a", estimate=2).estimate == 2.0
