@@ -86,8 +86,8 @@ def _mermaid(table: Table) -> str:
         lines.append(f'    {names[i]}["{label}"]')
         if status is not None and status[i]:
             lines.append(f"    class {names[i]} {str(status[i]).lower()}")
-    for dep, node in table.edges:
-        lines.append(f"    {names[dep]} --> {names[node]}")
+    for dep, dependent in table.edges:
+        lines.append(f"    {names[dep]} --> {names[dependent]}")
     if status is not None:
         lines += [
             "    classDef succeeded fill:#d4edda,stroke:#28a745",
@@ -100,8 +100,8 @@ def _mermaid(table: Table) -> str:
 
 def _json(table: Table, summary: Mapping[str, Any]) -> str:
     deps: list[list[str]] = [[] for _ in table.ids]
-    for dep, node in table.edges:
-        deps[node].append(table.ids[dep])
+    for dep, dependent in table.edges:
+        deps[dependent].append(table.ids[dep])
     nodes = []
     for i, node in enumerate(table.ids):
         entry: dict[str, Any] = {

@@ -57,7 +57,9 @@ class Document:
     def lines(self) -> dict[Path_, int]:
         """The 1-based line of every value by its path (parsed again the first time)."""
         if self._lines is None:
-            _, self._lines = _parse_yaml(self.text, positions=True)
+            _, lines = _parse_yaml(self.text, positions=True)
+            assert lines is not None
+            self._lines = lines
         return self._lines
 
     def line(self, path: Path_) -> int | None:

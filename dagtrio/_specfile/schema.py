@@ -204,7 +204,7 @@ def _int(value: Any, _: Any) -> int:
 def _float(value: Any, _: Any) -> float:
     kind = type(value)
     if kind is float:
-        return value  # type: ignore[no-any-return]
+        return float(value)
     if kind is int:
         return float(value)
     raise _expect("a number", value)
@@ -213,7 +213,7 @@ def _float(value: Any, _: Any) -> float:
 def _bool(value: Any, _: Any) -> bool:
     if type(value) is not bool:
         raise _expect("true or false", value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _optional(inner: Callable[[Any, Any], Any], wanted: str) -> Callable[[Any, Any], Any]:
@@ -247,7 +247,7 @@ def _inputs(value: Any, _: Any) -> dict[str, Any]:
     for key in value:
         if type(key) is not str:
             raise _Mismatch(f"input names must be strings, one of them is {describe(key)}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _string_list(value: Any, _: Any) -> list[str]:
@@ -266,7 +266,7 @@ def _literal(*choices: str) -> Callable[[Any, Any], str]:
         if value not in choices or type(value) is not str:
             listed = ", ".join(repr(choice) for choice in choices)
             raise _Mismatch(f"expected one of {listed}, got {describe(value)}")
-        return value  # type: ignore[no-any-return]
+        return value
 
     return structure
 
@@ -274,13 +274,13 @@ def _literal(*choices: str) -> Callable[[Any, Any], str]:
 def _mapping(value: Any, _: Any) -> dict[str, Any]:
     if type(value) is not dict:
         raise _expect("a mapping", value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _list(value: Any, _: Any) -> list[Any]:
     if type(value) is not list:
         raise _expect("a list", value)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _converter(detailed: bool) -> cattrs.Converter:
@@ -314,7 +314,7 @@ def _converter(detailed: bool) -> cattrs.Converter:
             NodeSpec,
             conv,
             _cattrs_forbid_extra_keys=True,
-            **{name: override(struct_hook=hook) for name, hook in node_fields.items()},
+            **{name: override(struct_hook=hook) for name, hook in node_fields.items()},  # type: ignore[arg-type]
         ),
     )
     conv.register_structure_hook(
@@ -438,7 +438,7 @@ _TOP_HINTS = {
     **dict.fromkeys(("settings", "config", "coordinator"), "options"),
     "hook": "hooks",
 }
-_OPTION_HINTS = dict.fromkeys(
+_OPTION_HINTS: dict[str, str] = dict.fromkeys(
     ("parallelism", "concurrency", "max_workers", "workers", "max_active_tasks", "parallel"),
     "max_parallel",
 )
@@ -477,7 +477,7 @@ def _problems(
             for note in getattr(inner, "__notes__", ()):
                 if isinstance(note, IterableValidationNote):
                     where = (*path, note.index)
-                    item = data[note.index] if isinstance(data, list) else None
+                    item = data[int(note.index)] if isinstance(data, list) else None
                 elif isinstance(note, AttributeValidationNote):
                     where = (*path, note.name)
                     item = data.get(note.name) if isinstance(data, dict) else None
@@ -562,7 +562,7 @@ def _value_problems(data: dict[Any, Any], path: Path_, found: list[Problem]) -> 
             problems.append(problem)
             if len(problem.path) == len(path) or problem.path[-1] not in fields:
                 break
-            del fields[problem.path[-1]]  # type: ignore[arg-type]
+            del fields[problem.path[-1]]
         except Exception:
             break
         else:
@@ -636,7 +636,7 @@ def _structure_top(data: dict[Any, Any], problems: list[Problem]) -> _Top | None
         else:  # pragma: no cover - the fast path failed, so this cannot pass
             found = []
         problems.extend(found)
-        cleaned = {key: value for key, value in data.items() if key in _TOP_FIELDS}
+        cleaned: dict[Any, Any] = {key: value for key, value in data.items() if key in _TOP_FIELDS}
         for problem in found:
             if problem.path:
                 cleaned.pop(problem.path[0], None)
@@ -690,7 +690,7 @@ def _structure_defaults(defaults: dict[str, Any], problems: list[Problem]) -> di
         problems.extend(found)
         for problem in found:
             if len(problem.path) > 1:
-                good.pop(problem.path[1], None)  # type: ignore[call-overload]
+                good.pop(str(problem.path[1]), None)
     return good
 
 
@@ -749,8 +749,9 @@ def _check_graph(specs: list[NodeSpec], index: dict[str, int], problems: list[Pr
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append(
                     Problem(
-                        ("nodes", index[spec.id], "deps", k), f"no node has the id {dep!r}{hint}"
-                    )  # type: ignore[index]
+                        ("nodes", index[str(spec.id)], "deps", k),
+                        f"no node has the id {dep!r}{hint}",
+                    )
                 )
     if problems:
         return  # a cycle through a node with a mistake would be shown wrong

@@ -52,22 +52,25 @@ def bars(report: RunReport) -> list[Bar]:
     started = [record for record in report.nodes.values() if record.started_at is not None]
     if not started:
         return []
-    origin = min(record.started_at for record in started)  # type: ignore[type-var]
+    origin = min(record.started_at for record in started if record.started_at is not None)
     last = max(
         (record.finished_at for record in started if record.finished_at is not None),
         default=origin,
     )
-    found = [
-        Bar(
-            record.id,
-            record.action,
-            record.started_at - origin,  # type: ignore[operator]
-            (record.finished_at if record.finished_at is not None else last) - origin,
-            record.status.value if record.finished_at is not None else "running",
-            record.attempts,
+    found = []
+    for record in started:
+        assert record.started_at is not None
+        end = record.finished_at if record.finished_at is not None else last
+        found.append(
+            Bar(
+                record.id,
+                record.action,
+                record.started_at - origin,
+                end - origin,
+                record.status.value if record.finished_at is not None else "running",
+                record.attempts,
+            )
         )
-        for record in started
-    ]
     found.sort(key=lambda bar: (bar.start, bar.node))
     return found
 

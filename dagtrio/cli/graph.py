@@ -257,7 +257,7 @@ def _check_actions(dag: DagFile) -> None:
     missing = unknown_actions(dag.specs, registry)
     if missing:
         known = ", ".join(sorted(registry)) or "none"
-        problems = []
+        problems: list[Problem] = []
         for i in missing:
             spec = dag.specs[i]
             problems.extend(
