@@ -40,6 +40,10 @@ def _refuse(self: object, *args: object, **kwargs: object) -> NoReturn:
     )
 
 
+#: types whose values cannot change: returned as they are, without a look inside
+_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, range, frozenset})
+
+
 class FrozenDict(dict[str, Any]):
     """A ``dict`` whose items cannot change; its values are frozen too (see `freeze`)."""
 
@@ -49,8 +53,18 @@ class FrozenDict(dict[str, Any]):
     # calling it again on a made object would rewrite it.
     def __new__(cls, *args: Any, **kwargs: Any) -> FrozenDict:
         self = dict.__new__(cls)
-        items = dict(*args, **kwargs)
-        dict.update(self, ((key, freeze(value)) for key, value in items.items()))
+        if len(args) == 1 and not kwargs and type(args[0]) is dict:
+            items: dict[str, Any] = args[0]  # read only: no copy needed first
+        else:
+            items = dict(*args, **kwargs)
+        atoms = _ATOMS
+        for value in items.values():
+            if type(value) not in atoms:
+                dict.update(self, ((key, freeze(value)) for key, value in items.items()))
+                return self
+        # The common inputs (names to numbers and strings) hold nothing to freeze: one
+        # C-level copy instead of a generator through freeze() per value.
+        dict.update(self, items)
         return self
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -90,10 +104,6 @@ class FrozenList(list[Any]):
 #: the inputs of every spec that has none (most of them): one shared object, not a
 #: dict per node
 EMPTY = FrozenDict()
-
-
-#: types whose values cannot change: returned as they are, without a look inside
-_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes, range, frozenset})
 
 
 def freeze(value: Any) -> Any:

@@ -268,10 +268,22 @@ def _build(events: Iterator[Any], positions: bool) -> tuple[Any, dict[Path_, int
         if lines is not None:
             lines[(*frame.path, key)] = frame.key_line
 
+    from ruamel.yaml.events import (
+        AliasEvent,
+        DocumentStartEvent,
+        MappingEndEvent,
+        MappingStartEvent,
+        ScalarEvent,
+        SequenceEndEvent,
+        SequenceStartEvent,
+    )
+
+    starts = (MappingStartEvent, SequenceStartEvent)
+    ends = (MappingEndEvent, SequenceEndEvent)
     for event in events:
-        name = type(event).__name__
+        name = event.__class__
         line = event.start_mark.line + 1
-        if name == "ScalarEvent":
+        if name is ScalarEvent:
             tag = event.tag
             plain = False
             if tag is not None and tag != "!":
@@ -284,8 +296,8 @@ def _build(events: Iterator[Any], positions: bool) -> tuple[Any, dict[Path_, int
             else:
                 value = event.value
             add(value, line, event.anchor, plain)
-        elif name == "MappingStartEvent" or name == "SequenceStartEvent":
-            _check_collection_tag(event.tag, name, line)
+        elif name in starts:
+            _check_collection_tag(event.tag, name is MappingStartEvent, line)
             path: Path_ = ()
             if stack:
                 parent = stack[-1]
@@ -297,15 +309,15 @@ def _build(events: Iterator[Any], positions: bool) -> tuple[Any, dict[Path_, int
                     )
                 else:
                     path = (*parent.path, parent.key)
-            stack.append(_Frame(name == "SequenceStartEvent", path, event.anchor, line))
-        elif name == "MappingEndEvent" or name == "SequenceEndEvent":
+            stack.append(_Frame(name is SequenceStartEvent, path, event.anchor, line))
+        elif name in ends:
             frame = stack.pop()
             add(frame.container, frame.line, frame.anchor, False)
-        elif name == "AliasEvent":
+        elif name is AliasEvent:
             if event.anchor not in anchors:
                 raise FileProblem(f"the alias *{event.anchor} names no anchor above it", line)
             add(anchors[event.anchor], line, None, False)
-        elif name == "DocumentStartEvent":
+        elif name is DocumentStartEvent:
             documents += 1
             if documents > 1:
                 raise FileProblem(
@@ -354,10 +366,10 @@ class _NoneType:
 _NONE = _NoneType()
 
 
-def _check_collection_tag(tag: str | None, kind: str, line: int) -> None:
+def _check_collection_tag(tag: str | None, mapping: bool, line: int) -> None:
     if tag is None or tag == "!":
         return
-    wanted = "tag:yaml.org,2002:map" if kind == "MappingStartEvent" else "tag:yaml.org,2002:seq"
+    wanted = "tag:yaml.org,2002:map" if mapping else "tag:yaml.org,2002:seq"
     if tag != wanted:
         raise FileProblem(f"the tag {tag} is not supported in a DAG file", line)
 
