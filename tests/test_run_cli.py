@@ -249,6 +249,23 @@ def test_the_file_is_found_from_another_directory(
     assert main(["run", str(path), "--quiet"]) == 0
 
 
+def blocking_dag(tmp_path: Path, flow: str) -> tuple[Path, Path]:
+    """a → wait → after, where wait blocks until cancelled the first time it runs; and
+    the file that says it started."""
+    flag = tmp_path / "started"
+    path = dag_file(
+        tmp_path,
+        flow,
+        f"""
+        nodes:
+          - {{id: a, action: step}}
+          - {{id: wait, action: block, deps: [a], inputs: {{flag: '{flag}'}}}}
+          - {{id: after, action: step, deps: [wait]}}
+        """,
+    )
+    return path, flag
+
+
 def _wait_for(path: Path, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
     while not path.exists():
@@ -261,17 +278,7 @@ def _wait_for(path: Path, process: subprocess.Popen[str]) -> None:
 
 
 def test_ctrl_c_once_shuts_down_and_twice_cancels(tmp_path: Path, flow: str) -> None:
-    flag = tmp_path / "started"
-    path = dag_file(
-        tmp_path,
-        flow,
-        f"""
-        nodes:
-          - {{id: a, action: step}}
-          - {{id: wait, action: block, deps: [a], inputs: {{flag: '{flag}'}}}}
-          - {{id: after, action: step, deps: [wait]}}
-        """,
-    )
+    path, flag = blocking_dag(tmp_path, flow)
     journal = tmp_path / "runs.db"
     command = ["run", str(path), "--journal", str(journal), "--run-id", "c1", "--grace", "600"]
     process = subprocess.Popen(
@@ -314,17 +321,7 @@ def test_ctrl_c_once_shuts_down_and_twice_cancels(tmp_path: Path, flow: str) -> 
 def test_the_run_id_of_a_run_whose_process_died_resumes_it(
     tmp_path: Path, flow: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    flag = tmp_path / "started"
-    path = dag_file(
-        tmp_path,
-        flow,
-        f"""
-        nodes:
-          - {{id: a, action: step}}
-          - {{id: wait, action: block, deps: [a], inputs: {{flag: '{flag}'}}}}
-          - {{id: after, action: step, deps: [wait]}}
-        """,
-    )
+    path, flag = blocking_dag(tmp_path, flow)
     journal = tmp_path / "runs.db"
     command = ["run", str(path), "--journal", str(journal), "--run-id", "k1"]
     process = subprocess.Popen(

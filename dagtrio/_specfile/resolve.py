@@ -17,9 +17,8 @@ from typing import Any
 
 from .._actions.registry import ActionRegistry
 from .._hooks.hook import EventHook, as_hook
-from .._model.spec import NodeSpec
 
-__all__ = ["BadReference", "load_hooks", "load_registry", "unknown_actions"]
+__all__ = ["BadReference", "load_hooks", "load_registry"]
 
 
 class BadReference(Exception):
@@ -128,17 +127,3 @@ def _is_factory(found: Any) -> bool:
     return all(
         p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters
     )
-
-
-def unknown_actions(specs: Sequence[NodeSpec], registry: ActionRegistry) -> list[int]:
-    """The indexes of the specs whose action ``registry`` does not hold."""
-    known: set[str] = set()
-    missing: list[int] = []
-    for i, spec in enumerate(specs):
-        if spec.action in known:
-            continue
-        if spec.action in registry:
-            known.add(spec.action)
-        else:
-            missing.append(i)
-    return missing

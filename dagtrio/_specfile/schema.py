@@ -120,6 +120,23 @@ class DagFile:
         """The file."""
         return self.document.path
 
+    def check_actions(self, registry: Any) -> None:
+        """`DagFileError` naming every node whose action ``registry`` does not hold."""
+        known = set(registry)
+        missing = {spec.action for spec in self.specs if spec.action not in known}
+        if missing:
+            listed = ", ".join(sorted(known)) or "none"
+            raise self.error(
+                [
+                    Problem(
+                        ("nodes", self.index[str(spec.id)], "action"),
+                        f"no action {spec.action!r} in {self.actions} (registered: {listed})",
+                    )
+                    for spec in self.specs
+                    if spec.action in missing
+                ]
+            )
+
     def error(self, problems: Sequence[Problem]) -> DagFileError:
         """A `DagFileError` for problems found after loading (an unknown action)."""
         return _error(self.document, problems)

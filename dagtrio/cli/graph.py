@@ -35,8 +35,8 @@ from .._model.graph import Shape, batch_order, shape
 from .._model.report import RunReport
 from .._model.spec import MAIN_BRANCH
 from .._specfile.export import FORMATS, Table, export
-from .._specfile.resolve import BadReference, load_registry, unknown_actions
-from .._specfile.schema import DagFile, DagFileError, Problem, load_file
+from .._specfile.resolve import BadReference, load_registry
+from .._specfile.schema import DagFile, DagFileError, load_file
 from . import gantt
 from . import report as report_cli
 from .args import FILE
@@ -254,21 +254,7 @@ def _check_actions(dag: DagFile) -> None:
     except BadReference as exc:
         print(f"{_PROG}: note: actions not checked: {exc}", file=sys.stderr)
         return
-    missing = unknown_actions(dag.specs, registry)
-    if missing:
-        known = ", ".join(sorted(registry)) or "none"
-        problems: list[Problem] = []
-        for i in missing:
-            spec = dag.specs[i]
-            problems.extend(
-                Problem(
-                    ("nodes", dag.index[other.id], "action"),  # type: ignore[index]
-                    f"no action {spec.action!r} in {dag.actions} (registered: {known})",
-                )
-                for other in dag.specs
-                if other.action == spec.action
-            )
-        raise dag.error(problems)
+    dag.check_actions(registry)
 
 
 def _summary_data(graph: _Graph, found: Shape) -> dict[str, Any]:

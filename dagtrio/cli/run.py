@@ -46,8 +46,8 @@ from .._model import events as ev
 from .._model.report import RunReport
 from .._runtime.coordinator import Coordinator
 from .._runtime.run import Run
-from .._specfile.resolve import BadReference, load_hooks, load_registry, unknown_actions
-from .._specfile.schema import DagFile, DagFileError, Problem, load_file
+from .._specfile.resolve import BadReference, load_hooks, load_registry
+from .._specfile.schema import DagFile, DagFileError, load_file
 from . import report as report_cli
 from .args import FILE, int_at_least
 
@@ -208,19 +208,7 @@ def _prepare(
         hooks = load_hooks(dag.hooks, directories=directories)
     except BadReference as exc:
         raise _BadInput(f"{args.file}: {exc}") from None
-    missing = unknown_actions(dag.specs, registry)
-    if missing:
-        known = ", ".join(sorted(registry)) or "none"
-        raise dag.error(
-            [
-                Problem(
-                    ("nodes", dag.index[str(spec.id)], "action"),
-                    f"no action {spec.action!r} in {dag.actions} (registered: {known})",
-                )
-                for spec in dag.specs
-                if spec.action in {dag.specs[i].action for i in missing}
-            ]
-        )
+    dag.check_actions(registry)
     if args.failed and (args.journal is None or args.run_id is None):
         raise _BadInput("--failed runs parts of a journaled run again: give --journal and --run-id")
     journal = None
