@@ -7,6 +7,7 @@ Mermaid (for Markdown: GitHub renders it) and JSON are written here.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -54,8 +55,11 @@ def _igraph(table: Table, fmt: str) -> str:
     graph.vs["action"] = list(table.actions)
     graph.vs["branch"] = list(table.branches)
     for column, cells in table.extra.items():
-        # igraph writes a missing number as NaN; an empty string reads better in both.
-        graph.vs[column] = ["" if cell is None else cell for cell in cells]
+        # igraph drops a column that mixes types: a missing number is NaN, a missing
+        # string empty.
+        numeric = any(isinstance(cell, int | float) for cell in cells)
+        missing: Any = math.nan if numeric else ""
+        graph.vs[column] = [missing if cell is None else cell for cell in cells]
     if fmt == "dot":
         graph.vs["label"] = list(table.ids)  # what Graphviz shows on each node
     # igraph's writers want a file name (they write from C), not a Python stream.

@@ -63,8 +63,12 @@ class Document:
         return self._lines
 
     def line(self, path: Path_) -> int | None:
-        """The line of the value at ``path``, or of its nearest enclosing value."""
-        lines = self.lines()
+        """The line of the value at ``path``, or of its nearest enclosing value (None
+        for JSON that the YAML parser, which finds the lines, does not take)."""
+        try:
+            lines = self.lines()
+        except FileProblem:
+            return None
         while True:
             if path in lines:
                 return lines[path]
@@ -115,16 +119,40 @@ def parse(path: Path, text: str) -> Document:
     """
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(text, parse_constant=_no_constant)
+            data = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_twice)
         except json.JSONDecodeError as exc:
             raise FileProblem(
                 f"is not valid JSON: {exc.msg} (column {exc.colno})", exc.lineno
             ) from None
+        except _Twice as exc:
+            line = None
+            try:
+                _parse_yaml(text, positions=False)
+            except FileProblem as found:
+                line = found.line
+            raise FileProblem(exc.args[0], line) from None
         except ValueError as exc:
             raise FileProblem(f"is not valid JSON: {exc}") from None
         return Document(path, text, "json", data)
+
     data, _ = _parse_yaml(text, positions=False)
     return Document(path, text, "yaml", data)
+
+
+class _Twice(ValueError):
+    pass
+
+
+def _no_twice(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json keeps the last of two equal keys; a DAG file's second "action" is a mistake.
+    result = dict(pairs)
+    if len(result) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Twice(f"the key {key!r} appears twice in one mapping")
+            seen.add(key)
+    return result
 
 
 def _no_constant(name: str) -> Any:
@@ -216,6 +244,8 @@ def _parse_yaml(text: str, *, positions: bool) -> tuple[Any, dict[Path_, int] | 
         ) from None
     except RecursionError:
         raise FileProblem("is not a DAG file: its values are nested too deeply") from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise FileProblem(f"holds a value Python cannot read: {exc}") from None
 
 
 def _build(events: Iterator[Any], positions: bool) -> tuple[Any, dict[Path_, int] | None]:

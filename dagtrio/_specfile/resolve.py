@@ -22,7 +22,12 @@ __all__ = ["BadReference", "load_hooks", "load_registry"]
 
 
 class BadReference(Exception):
-    """A module or attribute that cannot be used, and why (one line)."""
+    """A module or attribute that cannot be used, and why (one line). ``imported``
+    says whether the module itself imported (the attribute is what is wrong)."""
+
+    def __init__(self, message: str, *, imported: bool = True) -> None:
+        super().__init__(message)
+        self.imported = imported
 
 
 def _importable(directories: Sequence[Path]) -> None:
@@ -40,7 +45,8 @@ def _module(reference: str, what: str, directories: Sequence[Path]) -> tuple[Mod
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise BadReference(
-            f"{what} {reference!r}: the module does not import: {type(exc).__name__}: {exc}"
+            f"{what} {reference!r}: the module does not import: {type(exc).__name__}: {exc}",
+            imported=False,
         ) from None
     return module, attr
 

@@ -18,6 +18,7 @@ it, so that every problem of the node is found, not only the first.
 from __future__ import annotations
 
 import difflib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -258,6 +259,12 @@ def _deps(value: Any, _: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _flow(value: str) -> str:
+    """``value`` as an item of a YAML flow list: quoted if it holds what would end it."""
+    plain = value and not any(c in value for c in ":,[]{}#&*!|>'\"%@`") and value.strip() == value
+    return value if plain else json.dumps(value)
+
+
 def _inputs(value: Any, _: Any) -> dict[str, Any]:
     if type(value) is not dict:
         raise _expect("a mapping of input names to values", value)
@@ -269,7 +276,9 @@ def _inputs(value: Any, _: Any) -> dict[str, Any]:
 
 def _string_list(value: Any, _: Any) -> list[str]:
     if type(value) is str:
-        raise _Mismatch(f"expected a list, got the string {value!r} (for one, write [{value}])")
+        raise _Mismatch(
+            f"expected a list, got the string {value!r} (for one, write [{_flow(value)}])"
+        )
     if type(value) is not list:
         raise _expect("a list of strings", value)
     for item in value:
@@ -701,9 +710,10 @@ def _structure_defaults(defaults: dict[str, Any], problems: list[Problem]) -> di
     try:
         _detailed.structure(probe, NodeSpec)
     except Exception as exc:
-        found = list(_problems(exc, ("defaults",), probe, _NODE_FIELDS, _NODE_HINTS))
-        if isinstance(exc, InvalidSpecError):
-            found = [_spec_problem(exc, ("defaults",))]
+        found = []
+        if not isinstance(exc, InvalidSpecError):
+            found = list(_problems(exc, ("defaults",), probe, _NODE_FIELDS, _NODE_HINTS))
+        found += _value_problems(probe, ("defaults",), found)
         problems.extend(found)
         for problem in found:
             if len(problem.path) > 1:

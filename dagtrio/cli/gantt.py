@@ -18,7 +18,10 @@ import attrs
 from .. import _plot
 from .._model.report import RunReport
 
-__all__ = ["Bar", "bars", "write"]
+__all__ = ["SUFFIXES", "Bar", "bars", "write"]
+
+#: the files --gantt writes
+SUFFIXES = (".html", ".htm", ".png", ".svg", ".pdf")
 
 #: The colour of each ending (the same in both forms).
 COLOURS = {
@@ -111,19 +114,21 @@ def _image(found: Sequence[Bar], path: Path, title: str) -> None:
                 color=COLOURS.get(bar.status, "#9e9e9e"),
             )
         if len(found) <= 80:
-            axes.set_yticks(range(len(found)), [bar.node for bar in found], fontsize=8)
+            # A `$` would start matplotlib's mathtext: node ids are text.
+            names = [bar.node.replace("$", r"\$") for bar in found]
+            axes.set_yticks(range(len(found)), names, fontsize=8)
         else:  # node names would overlap; the rows still show the shape
             axes.set_yticks([])
             axes.set_ylabel(f"{len(found)} nodes, in the order they started")
         axes.invert_yaxis()
         axes.set_xlabel("seconds since the run's first start")
-        axes.set_title(title)
+        axes.set_title(title.replace("$", r"\$"))
         axes.grid(True, axis="x", alpha=0.3)
         handles = [
             plt.Rectangle((0, 0), 1, 1, color=COLOURS[status])
             for status in ("succeeded", "failed", "cancelled", "running")
         ]
-        axes.legend(handles, ["succeeded", "failed", "cancelled", "running"], loc="lower right")
+        axes.legend(handles, ["succeeded", "failed", "cancelled", "running"], loc="best")
         figure.tight_layout()
         figure.savefig(path, dpi=110)
     finally:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from .._model.graph import Shape, batch_order, shape
 from .._model.report import RunReport
@@ -174,6 +175,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(
             "--gantt charts a run that happened: dagtrio graph JOURNAL [RUN_ID] --gantt FILE"
         )
+    if args.gantt is not None and args.gantt.suffix.lower() not in gantt.SUFFIXES:
+        return _fail(f"--gantt {args.gantt}: write .png, .svg or .pdf (matplotlib) or .html")
+    if args.output != "-" and args.format is None:
+        return _fail("--output writes an export: give --format dot|graphml|mermaid|json")
     if journal:
         try:
             graph = _load_run(source, args.run_id)
@@ -252,8 +257,12 @@ def _check_actions(dag: DagFile) -> None:
     try:
         registry = load_registry(dag.actions, what="actions", directories=[dag.path.parent])
     except BadReference as exc:
-        print(f"{_PROG}: note: actions not checked: {exc}", file=sys.stderr)
-        return
+        if not exc.imported:  # the module is not here: the file may still be right
+            print(f"{_PROG}: note: actions not checked: {exc}", file=sys.stderr)
+            return
+        raise DagFileError(
+            dag.path, [(dag.document.line(("actions",)), "actions", str(exc))]
+        ) from None
     dag.check_actions(registry)
 
 
@@ -324,8 +333,8 @@ def _print_shape(out: Any, graph: _Graph, found: Shape, source: Path, *, critica
     for v in found.critical_path:
         total += graph.weights[v]
         steps.add_row(
-            table.ids[v],
-            table.actions[v],
+            Text(table.ids[v]),  # ids are not rich markup: "build[linux]" stays whole
+            Text(table.actions[v]),
             _length(graph.weights[v], graph.unit) if graph.unit == "s" else "",
             _length(total, graph.unit),
         )

@@ -123,7 +123,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def _actions(reference: str) -> tuple[ActionRegistry, list[EventHook]]:
     """The registry (and, for a DAG file, the hooks) that ``--actions`` names."""
     path = Path(reference)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
+    if path.suffix.lower() in (".yaml", ".yml", ".json"):
+        if not path.is_file():
+            raise BadReference(f"--actions {reference}: no such DAG file")
         try:
             dag = load_file(path)
         except DagFileError as exc:

@@ -27,6 +27,7 @@ its actions or hooks, an argument); 130 if interrupted with Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import shlex
 import signal
 import sys
 from collections import deque
@@ -146,6 +147,9 @@ class _Progress:
             if kind is ev.NodeFailed:
                 error = " ".join(str(event.error).split())  # type: ignore[attr-defined]
                 self.failures.append(f"{node}: {error[:120]}")
+        elif kind is ev.HookFailed:
+            error = " ".join(str(event.error).split())  # type: ignore[attr-defined]
+            self.failures.append(f"hook {event.hook}: {error[:120]}")  # type: ignore[attr-defined]
         elif kind is ev.NodeRetrying:
             self.running.pop(event.node.node, None)  # type: ignore[attr-defined]
             self.counts["retrying"] = self.counts.get("retrying", 0) + 1
@@ -214,6 +218,11 @@ def _prepare(
     journal = None
     resume: str | None = None
     if args.journal is not None:
+        target = args.journal
+        if target.is_dir() or not target.parent.is_dir():
+            raise _BadInput(f"--journal {target}: not a file in an existing folder")
+        if target.exists() and target.resolve() == args.file.resolve():
+            raise _BadInput(f"--journal {target} is the DAG file itself")
         try:
             journal = SqliteJournal(args.journal)
         except JournalError as exc:
@@ -271,42 +280,55 @@ async def _main(
     progress = _Progress()
     started = trio.current_time()
     live: Live | None = None
-    with trio.CancelScope() as process:
-        if resume is not None:
-            opened = coordinator.open_run(resume=resume, rerun="failed" if args.failed else None)
-        else:
-            opened = coordinator.open_run(dag.specs, dag_name=dag.dag, run_id=args.run_id)
-        async with opened as run:
-            outcome.run_id = run.run_id
-            title = f"{dag.dag} · run {run.run_id}"
-            if display is not None:
-                live = Live(console=display, auto_refresh=False, transient=False)
-                live.start()
-            try:
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(_interrupts, run, args.grace, progress, outcome)
+    opened_runs: list[Run] = []
+    # The signal receiver covers the whole run, its end included: a Ctrl-C while the
+    # last cancelled actions wind down must not become a KeyboardInterrupt traceback.
+    with trio.open_signal_receiver(signal.SIGINT) as signals, trio.CancelScope() as process:
+        async with trio.open_nursery() as guard:
+            guard.start_soon(_interrupts, signals, opened_runs, args.grace, progress, outcome)
+            if resume is not None:
+                opened = coordinator.open_run(
+                    resume=resume, rerun="failed" if args.failed else None
+                )
+            else:
+                opened = coordinator.open_run(dag.specs, dag_name=dag.dag, run_id=args.run_id)
+            async with opened as run:
+                opened_runs.append(run)
+                outcome.run_id = run.run_id
+                if resume is not None:
+                    # Restored nodes send no NodeAdded: start from what the run holds.
+                    stats = run.statistics()
+                    progress.total = stats.nodes
+                    progress.done = stats.nodes - stats.unfinished
+                title = f"{dag.dag} · run {run.run_id}"
+                if display is not None:
+                    live = Live(console=display, auto_refresh=False, transient=False)
+                    live.start()
+                try:
+                    async with trio.open_nursery() as nursery:
+                        if live is not None:
+                            nursery.start_soon(_refresh, live, progress, title, started)
+                        if not run.finished:
+                            async for event in run.events():
+                                progress.note(event, trio.current_time())
+                                if isinstance(event, ev.RunIdle):
+                                    # Nobody can decide from the shell. With a journal the
+                                    # run stays resumable, as if the process stopped here.
+                                    outcome.waiting = event
+                                    if coordinator.journal is not None:
+                                        process.cancel()
+                                    else:
+                                        run.cancel()
+                                    break
+                        nursery.cancel_scope.cancel()
+                finally:
                     if live is not None:
-                        nursery.start_soon(_refresh, live, progress, title, started)
-                    if not run.finished:
-                        async for event in run.events():
-                            progress.note(event, trio.current_time())
-                            if isinstance(event, ev.RunIdle):
-                                # Nobody can decide from the shell. With a journal the
-                                # run stays resumable, as if the process had stopped here.
-                                outcome.waiting = event
-                                if coordinator.journal is not None:
-                                    process.cancel()
-                                else:
-                                    run.cancel()
-                                break
-                    nursery.cancel_scope.cancel()
-            finally:
-                if live is not None:
-                    live.update(_render(progress, title, trio.current_time(), started))
-                    live.refresh()
-                    live.stop()
-        if outcome.waiting is None or coordinator.journal is None:
-            outcome.report = run.report()
+                        live.update(_render(progress, title, trio.current_time(), started))
+                        live.refresh()
+                        live.stop()
+            guard.cancel_scope.cancel()
+    if opened_runs and (outcome.waiting is None or coordinator.journal is None):
+        outcome.report = opened_runs[0].report()
     return outcome
 
 
@@ -317,30 +339,35 @@ async def _refresh(live: Live, progress: _Progress, title: str, started: float) 
         await trio.sleep(0.1)
 
 
-async def _interrupts(run: Run, grace: float, progress: _Progress, outcome: _Outcome) -> None:
-    with trio.open_signal_receiver(signal.SIGINT) as signals:
-        async for _ in signals:
-            outcome.interrupted = True
-            if progress.stopping_at is None:
-                progress.stopping_at = trio.current_time() + grace
-                print(
-                    f"{_PROG}: interrupted: shutting down, running nodes have {grace:g}s"
-                    " (Ctrl-C again cancels them)",
-                    file=sys.stderr,
-                )
-                await run.shutdown(grace)
-            else:
-                progress.cancelling = True
-                print(f"{_PROG}: cancelling the running nodes", file=sys.stderr)
-                run.cancel()
-                return
+async def _interrupts(
+    signals: Any, runs: list[Run], grace: float, progress: _Progress, outcome: _Outcome
+) -> None:
+    async for _ in signals:
+        outcome.interrupted = True
+        if not runs:
+            raise KeyboardInterrupt  # nothing started yet: stop here
+        run = runs[0]
+        if progress.stopping_at is None:
+            progress.stopping_at = trio.current_time() + grace
+            print(
+                f"{_PROG}: interrupted: shutting down, running nodes have {grace:g}s"
+                " (Ctrl-C again cancels them)",
+                file=sys.stderr,
+            )
+            await run.shutdown(grace)
+        elif not progress.cancelling:
+            progress.cancelling = True
+            print(f"{_PROG}: cancelling the running nodes", file=sys.stderr)
+            run.cancel()
+        else:
+            print(f"{_PROG}: still cancelling: waiting for the actions to stop", file=sys.stderr)
 
 
 def _how_to_go_on(args: argparse.Namespace, outcome: _Outcome) -> str | None:
     """The command that goes on with a journaled run that did not succeed."""
     if args.journal is None:
         return None
-    again = f"dagtrio run {args.file} --journal {args.journal} --run-id {outcome.run_id}"
+    again = _again(args, outcome.run_id)
     if outcome.waiting is not None:
         return None  # _waiting said how
     if outcome.report is None:
@@ -348,6 +375,18 @@ def _how_to_go_on(args: argparse.Namespace, outcome: _Outcome) -> str | None:
     if outcome.report.success:
         return None
     return f"{_PROG}: to run what did not succeed again: {again} --failed"
+
+
+def _again(args: argparse.Namespace, run_id: str) -> str:
+    return shlex.join(
+        ["dagtrio", "run", str(args.file), "--journal", str(args.journal), "--run-id", run_id]
+    )
+
+
+def _errors(exc: BaseException) -> list[str]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [line for inner in exc.exceptions for line in _errors(inner)]
+    return [f"{type(exc).__name__}: {' '.join(str(exc).split())}"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -381,13 +420,30 @@ def run(args: argparse.Namespace) -> int:
     except JournalError as exc:
         print(f"{_PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        if args.journal is not None and args.run_id is not None:
+            print(f"{_PROG}: the run can go on: {_again(args, args.run_id)}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        # A hook that failed the run (hook_errors="fail"), or the journal: one line per
+        # error, not a traceback; the journal keeps the run's report.
+        for line in _errors(exc):
+            print(f"{_PROG}: error: the run failed: {line}", file=sys.stderr)
+        return 1
     finally:
         if journal is not None:
             journal.close()
     report = outcome.report
+    if report is None and args.json and outcome.waiting is not None and args.journal:
+        reader = SqliteJournal(args.journal, read_only=True)
+        try:
+            report = reader.report(outcome.run_id)
+        finally:
+            reader.close()
     if outcome.waiting is not None:
         print(_waiting(args, outcome), file=sys.stderr)
-    if report is not None and not args.quiet:
+    if report is not None and (args.json or not args.quiet):
         if args.json:
             print(report.to_json(indent=2))
         else:
@@ -411,7 +467,9 @@ def _waiting(args: argparse.Namespace, outcome: _Outcome) -> str:
     if args.journal is None:
         lines.append("  the run was cancelled; with --journal it would stay resumable")
         return "\n".join(lines)
-    resume = f"dagtrio resume {args.journal} {outcome.run_id} --actions {args.file}"
+    resume = shlex.join(
+        ["dagtrio", "resume", str(args.journal), outcome.run_id, "--actions", str(args.file)]
+    )
     lines.append(f"  it stays resumable in {args.journal}:")
     if idle.held:
         lines.append(f"    supply a result:  {resume} --output {idle.held[0]}=JSON")
