@@ -133,6 +133,8 @@ def parse(path: Path, text: str) -> Document:
             raise FileProblem(exc.args[0], line) from None
         except ValueError as exc:
             raise FileProblem(f"is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise FileProblem("is not a DAG file: its values are nested too deeply") from None
         return Document(path, text, "json", data)
 
     data, _ = _parse_yaml(text, positions=False)
@@ -182,7 +184,7 @@ _TAGS = {
 def _plain(value: str, line: int) -> Any:
     """A plain (unquoted, untagged) scalar's value under the YAML 1.2 core schema."""
     first = value[:1]
-    if first.isdigit() or first in "-+.":
+    if first and (first.isdigit() or first in "-+."):
         if _INT.fullmatch(value):
             if value.startswith("0o"):
                 return int(value[2:], 8)
@@ -230,7 +232,7 @@ def _events(text: str) -> Iterator[Any]:
 
 
 def _parse_yaml(text: str, *, positions: bool) -> tuple[Any, dict[Path_, int] | None]:
-    from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
         return _build(_events(text), positions)
@@ -242,6 +244,8 @@ def _parse_yaml(text: str, *, positions: bool) -> tuple[Any, dict[Path_, int] | 
         raise FileProblem(
             f"is not valid YAML: {what}", mark.line + 1 if mark is not None else None
         ) from None
+    except YAMLError as exc:  # the reader's: a character YAML does not allow
+        raise FileProblem(f"is not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
         raise FileProblem("is not a DAG file: its values are nested too deeply") from None
     except ValueError as exc:  # an integer of thousands of digits

@@ -635,7 +635,7 @@ def load_file(path: Path) -> DagFile:
         specs.append(spec)
         problems.extend(found)
     named, index = _name(specs, top.nodes, problems)
-    _check_graph(named, index, problems)
+    _check_graph(named, index, top.nodes, problems)
     if problems:
         raise _error(document, problems)
     return DagFile(
@@ -768,17 +768,21 @@ def _name(
     return named, index
 
 
-def _check_graph(specs: list[NodeSpec], index: dict[str, int], problems: list[Problem]) -> None:
-    for spec in specs:
-        for k, dep in enumerate(spec.deps):
-            if dep not in index:
+def _check_graph(
+    specs: list[NodeSpec], index: dict[str, int], nodes: list[Any], problems: list[Problem]
+) -> None:
+    for i, node in enumerate(nodes):
+        # The file's own lists, not the specs' (which keep a repeated dep once, and
+        # whose ids may repeat): each unknown dep is pointed at where it is written.
+        deps = node.get("deps") if type(node) is dict else None
+        if type(deps) is not list:
+            continue
+        for k, dep in enumerate(deps):
+            if type(dep) is str and dep and dep not in index:
                 close = difflib.get_close_matches(dep, index, n=1, cutoff=0.8)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 problems.append(
-                    Problem(
-                        ("nodes", index[str(spec.id)], "deps", k),
-                        f"no node has the id {dep!r}{hint}",
-                    )
+                    Problem(("nodes", i, "deps", k), f"no node has the id {dep!r}{hint}")
                 )
     if problems:
         return  # a cycle through a node with a mistake would be shown wrong
