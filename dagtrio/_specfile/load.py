@@ -245,7 +245,10 @@ def _parse_yaml(text: str, *, positions: bool) -> tuple[Any, dict[Path_, int] | 
             f"is not valid YAML: {what}", mark.line + 1 if mark is not None else None
         ) from None
     except YAMLError as exc:  # the reader's: a character YAML does not allow
-        raise FileProblem(f"is not valid YAML: {' '.join(str(exc).split())}") from None
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+        what = getattr(exc, "reason", None) or " ".join(str(exc).split())
+        raise FileProblem(f"is not valid YAML: {what}", line) from None
     except RecursionError:
         raise FileProblem("is not a DAG file: its values are nested too deeply") from None
     except ValueError as exc:  # an integer of thousands of digits
