@@ -61,10 +61,10 @@ def _median(repeat: int, work: Callable[[], object]) -> float:
 
 
 def _graph(path: Path) -> None:
+    # What `dagtrio graph FILE` does between its start-up and its printing.
     dag = load_file(path)
-    index = {spec.id: i for i, spec in enumerate(dag.specs)}
-    edges = [(index[dep], i) for i, spec in enumerate(dag.specs) for dep in spec.deps]
-    shape(len(dag.specs), edges, [spec.estimate or 0.0 for spec in dag.specs])
+    weights = [spec.estimate or 0.0 for spec in dag.specs]
+    shape(len(dag.specs), dag.edges, weights, dag.order)
 
 
 def main() -> None:

@@ -6,8 +6,13 @@ import os
 import shlex
 from pathlib import Path
 
+import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dagtrio import NodeSpec
+from dagtrio._specfile import schema
 from dagtrio.cli import main
 from tests.test_run_cli import ACTIONS, CHAIN, dag_file
 
@@ -134,3 +139,66 @@ def test_the_one_item_hint_is_valid_yaml(
     path.write_text("actions: a\nhooks: mod:hook\nnodes:\n  - {id: a, action: x}\n")
     assert main(["graph", str(path)]) == 2
     assert 'write ["mod:hook"]' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the fast path, as a property
+
+_FIELDS = [field.name for field in attrs.fields(NodeSpec)]
+_json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 5)
+    | st.floats(-1, 5, allow_nan=False)
+    | st.sampled_from(["", "a", "b", "3", "main/x", "/bad"])
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "b", "k"]), inner, max_size=2)
+    ),
+    max_leaves=5,
+)
+
+
+_GOOD = {
+    "action": st.just("x"),
+    "id": st.none() | st.sampled_from(["a", "b"]),
+    "deps": st.lists(st.sampled_from(["a", "b", "c"]), max_size=3),
+    "inputs": st.dictionaries(st.sampled_from(["k", "v"]), _json_values, max_size=2),
+    "timeout": st.none() | st.integers(1, 3) | st.floats(0.1, 5),
+    "try_count": st.integers(1, 3),
+    "retry_delay": st.integers(0, 2) | st.floats(0, 2),
+    "branch": st.none() | st.sampled_from(["main", "main/x"]),
+    "cache": st.none() | st.booleans(),
+    "executor": st.none() | st.just("thread"),
+    "max_retry_delay": st.none() | st.floats(0, 3),
+    "retry_jitter": st.floats(0, 1),
+    "defer": st.booleans(),
+    "estimate": st.none() | st.integers(0, 3) | st.floats(0, 3),
+}
+
+
+@st.composite
+def _node_data(draw: st.DrawFn) -> dict[str, object]:
+    # Mostly values of the right type, sometimes anything JSON holds: both paths must
+    # agree on the nodes that pass and on those that do not.
+    keys = draw(st.lists(st.sampled_from([*_FIELDS, "needs"]), unique=True, max_size=6))
+    data: dict[str, object] = {"action": draw(st.sampled_from(["x", "x", "x", "", 3]))}
+    for key in keys:
+        good = _GOOD.get(key)
+        wild = draw(st.integers(0, 9)) == 0 or good is None
+        data[key] = draw(_json_values if wild else good)  # type: ignore[arg-type]
+    return data
+
+
+@settings(max_examples=500, deadline=None)
+@given(_node_data())
+def test_the_quick_path_gives_the_converters_answer(data: dict[str, object]) -> None:
+    # `_quick` skips cattrs for valid nodes: it must take exactly the nodes the strict
+    # hooks take, and build the same spec from them.
+    try:
+        expected: NodeSpec | None = schema._fast.structure(data, NodeSpec)
+    except Exception:
+        expected = None
+    assert schema._quick(dict(data)) == expected

@@ -11,7 +11,7 @@ import attrs
 import trio
 
 from .._errors import InvalidSpecError
-from .frozen import EMPTY, freeze
+from .frozen import EMPTY, FrozenDict, freeze
 
 __all__ = [
     "ENDINGS",
@@ -153,26 +153,29 @@ class NodeSpec:
             raise InvalidSpecError(None, f"id must be a non-empty string or None, got {self.id!r}")
         if not isinstance(self.action, str) or not self.action:
             raise InvalidSpecError(node, f"action must be a non-empty string, got {self.action!r}")
-        if not isinstance(self.deps, tuple):
-            raise InvalidSpecError(node, _not_deps(self.deps))
-        deps: list[str] = []
-        for dep in self.deps:
-            if not isinstance(dep, str) or not dep:
-                raise InvalidSpecError(node, f"deps must be non-empty strings, got {dep!r}")
-            if dep not in deps:
-                deps.append(dep)
-        if len(deps) != len(self.deps):
-            object.__setattr__(self, "deps", tuple(deps))
+        deps = self.deps
+        if deps.__class__ is not tuple:
+            raise InvalidSpecError(node, _not_deps(deps))
+        if deps:
+            for dep in deps:
+                if (dep.__class__ is not str and not isinstance(dep, str)) or not dep:
+                    raise InvalidSpecError(node, f"deps must be non-empty strings, got {dep!r}")
+            if len(deps) > 1 and len(set(deps)) != len(deps):
+                object.__setattr__(self, "deps", tuple(dict.fromkeys(deps)))  # first of each
         inputs = self.inputs
         if inputs is not EMPTY:  # the default, frozen and empty already
-            if not isinstance(inputs, Mapping):
+            if inputs.__class__ is not dict and not isinstance(inputs, Mapping):
                 raise InvalidSpecError(
                     node, f"inputs must be a mapping, got {type(inputs).__name__}"
                 )
             for key in inputs:
-                if not isinstance(key, str):
+                if key.__class__ is not str and not isinstance(key, str):
                     raise InvalidSpecError(node, f"input names must be strings, got {key!r}")
-            object.__setattr__(self, "inputs", freeze(inputs))
+            if inputs.__class__ is dict:  # the common case: freeze() would ask again
+                frozen: Mapping[str, Any] = FrozenDict(inputs) if inputs else EMPTY
+            else:
+                frozen = freeze(inputs)
+            object.__setattr__(self, "inputs", frozen)
         if self.timeout is not None:
             object.__setattr__(
                 self, "timeout", _check_number(node, "timeout", self.timeout, allow_zero=False)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +181,7 @@ _TAGS = {
 }
 
 
-def _plain(value: str, line: int) -> Any:
+def _plain(value: str, line: int | None) -> Any:
     """A plain (unquoted, untagged) scalar's value under the YAML 1.2 core schema."""
     first = value[:1]
     if first and (first.isdigit() or first in "-+."):
@@ -204,7 +204,7 @@ def _plain(value: str, line: int) -> Any:
     return _BOOL.get(value, value)
 
 
-def _tagged(value: str, tag: str, line: int) -> Any:
+def _tagged(value: str, tag: str, line: int | None) -> Any:
     """A scalar with an explicit ``!!`` tag."""
     if tag == _STR_TAG:
         return value
@@ -223,19 +223,34 @@ def _tagged(value: str, tag: str, line: int) -> Any:
     return resolved
 
 
-def _events(text: str) -> Iterator[Any]:
-    from ruamel.yaml import YAML  # the one module that imports ruamel.yaml
+def _events(text: str) -> Callable[[], Any]:
+    """A function that returns the next event of ``text``, None after the last."""
+    try:
+        from _ruamel_yaml import CParser  # libyaml, through ruamel.yaml.clib
+    except ImportError:
+        from ruamel.yaml import YAML  # the one module that imports ruamel.yaml
 
-    # typ="safe" picks libyaml's C parser when ruamel.yaml.clib is installed, ruamel's
-    # pure-Python parser otherwise; either yields the same events.
-    return YAML(typ="safe").parse(text)  # type: ignore[no-any-return]
+        stream = YAML(typ="safe", pure=True).parse(text)
+        return lambda: next(stream, None)
+    parser = CParser(text)
+    check, get = parser.check_event, parser.get_event
+    # Straight from the C parser: ruamel's YAML.parse wraps it in a generator that
+    # costs a third as much again as the events themselves.
+    return lambda: get() if check() else None
 
 
 def _parse_yaml(text: str, *, positions: bool) -> tuple[Any, dict[Path_, int] | None]:
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
     try:
-        return _build(_events(text), positions)
+        try:
+            return _build(_events(text), positions)
+        except FileProblem as exc:
+            if exc.line is not None or positions:
+                raise
+            # The fast pass keeps no lines; the second one finds the same problem and
+            # says where.
+            return _build(_events(text), True)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what = " ".join(str(exc.problem or exc.context or "").split())
@@ -255,32 +270,46 @@ def _parse_yaml(text: str, *, positions: bool) -> tuple[Any, dict[Path_, int] | 
         raise FileProblem(f"holds a value Python cannot read: {exc}") from None
 
 
-def _build(events: Iterator[Any], positions: bool) -> tuple[Any, dict[Path_, int] | None]:
+def _build(next_event: Callable[[], Any], positions: bool) -> tuple[Any, dict[Path_, int] | None]:
     """Build the one document of a YAML event stream into plain values.
 
     A mapping or sequence being built is a frame on a stack (see `_Frame`); a scalar
-    or a finished container is added to the frame below it.
+    or a finished container is added to the frame below it. Without ``positions``
+    lines are not even read (a problem found then has none: `_parse_yaml` builds
+    again with them), and a scalar that is a mapping's value takes a short way in.
     """
+    from ruamel.yaml.events import (
+        AliasEvent,
+        DocumentStartEvent,
+        MappingEndEvent,
+        MappingStartEvent,
+        ScalarEvent,
+        SequenceEndEvent,
+        SequenceStartEvent,
+    )
+
     lines: dict[Path_, int] | None = {} if positions else None
     anchors: dict[str, Any] = {}
     stack: list[_Frame] = []
     root: list[Any] = []
     documents = 0
     none = _NONE
+    resolved: dict[str, Any] = {}  # plain scalars seen, resolved once: keys repeat
+    plain_value = _plain
 
-    def add(value: Any, line: int, anchor: str | None, plain: bool) -> None:
+    def add(value: Any, line: int | None, anchor: str | None, plain: bool) -> None:
         if anchor is not None:
             anchors[anchor] = value
         if not stack:
             root.append(value)
             if lines is not None:
-                lines[()] = line
+                lines[()] = line  # type: ignore[assignment]
             return
         frame = stack[-1]
         container = frame.container
         if frame.is_list:
             if lines is not None:
-                lines[(*frame.path, len(container))] = line
+                lines[(*frame.path, len(container))] = line  # type: ignore[assignment]
             container.append(value)
             return
         key = frame.key
@@ -303,23 +332,13 @@ def _build(events: Iterator[Any], positions: bool) -> tuple[Any, dict[Path_, int
             return
         container[key] = value
         if lines is not None:
-            lines[(*frame.path, key)] = frame.key_line
-
-    from ruamel.yaml.events import (
-        AliasEvent,
-        DocumentStartEvent,
-        MappingEndEvent,
-        MappingStartEvent,
-        ScalarEvent,
-        SequenceEndEvent,
-        SequenceStartEvent,
-    )
+            lines[(*frame.path, key)] = frame.key_line  # type: ignore[assignment]
 
     starts = (MappingStartEvent, SequenceStartEvent)
     ends = (MappingEndEvent, SequenceEndEvent)
-    for event in events:
+    while (event := next_event()) is not None:
         name = event.__class__
-        line = event.start_mark.line + 1
+        line = event.start_mark.line + 1 if positions else None
         if name is ScalarEvent:
             tag = event.tag
             plain = False
@@ -328,10 +347,20 @@ def _build(events: Iterator[Any], positions: bool) -> tuple[Any, dict[Path_, int
                     raise FileProblem(f"the tag {tag} is not supported in a DAG file", line)
                 value = _tagged(event.value, tag, line)
             elif not event.style and event.implicit[0]:
-                value = _plain(event.value, line)
+                text = event.value
+                value = resolved.get(text, none)
+                if value is none:
+                    value = resolved[text] = plain_value(text, line)
                 plain = True
             else:
                 value = event.value
+            if stack and lines is None and event.anchor is None:
+                frame = stack[-1]
+                key = frame.key
+                if key is not none and not frame.is_list and not frame.merge:
+                    frame.container[key] = value  # the common case: a mapping's value
+                    frame.key = none
+                    continue
             add(value, line, event.anchor, plain)
         elif name in starts:
             _check_collection_tag(event.tag, name is MappingStartEvent, line)
@@ -383,7 +412,7 @@ class _Frame:
         "path",
     )
 
-    def __init__(self, is_list: bool, path: Path_, anchor: str | None, line: int) -> None:
+    def __init__(self, is_list: bool, path: Path_, anchor: str | None, line: int | None) -> None:
         self.is_list = is_list
         self.container: Any = [] if is_list else {}
         self.path = path
@@ -403,7 +432,7 @@ class _NoneType:
 _NONE = _NoneType()
 
 
-def _check_collection_tag(tag: str | None, mapping: bool, line: int) -> None:
+def _check_collection_tag(tag: str | None, mapping: bool, line: int | None) -> None:
     if tag is None or tag == "!":
         return
     wanted = "tag:yaml.org,2002:map" if mapping else "tag:yaml.org,2002:seq"
@@ -411,7 +440,7 @@ def _check_collection_tag(tag: str | None, mapping: bool, line: int) -> None:
         raise FileProblem(f"the tag {tag} is not supported in a DAG file", line)
 
 
-def _merge(frame: _Frame, value: Any, line: int) -> None:
+def _merge(frame: _Frame, value: Any, line: int | None) -> None:
     """YAML's merge key: the entries of a mapping (or of each in a list) that the
     mapping does not have yet."""
     sources = value if type(value) is list else [value]

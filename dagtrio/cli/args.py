@@ -6,10 +6,12 @@ A leaf: every subcommand module imports it, and it imports none of them.
 from __future__ import annotations
 
 import argparse
+import gc
+import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-__all__ = ["FILE", "int_at_least"]
+__all__ = ["FILE", "import_igraph", "int_at_least", "keep_loaded"]
 
 #: what shell completion offers for an argument that names a file (shtab's ``FILE``,
 #: spelt out so that building the parser does not need shtab)
@@ -38,3 +40,33 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def import_igraph() -> None:
+    """Import igraph without the matplotlib it would import for its plotting.
+
+    igraph imports ``matplotlib.pyplot`` at import time whenever matplotlib is
+    installed, which is half a second of every ``dagtrio run`` and ``dagtrio graph``
+    (dagtrio draws no graph with igraph). In the command's own process, and only
+    when nothing imported matplotlib yet, the import is blocked for that moment:
+    igraph then keeps a stand-in for its plotting, and matplotlib still imports
+    normally afterwards (``--gantt``). A library must not do this to its users'
+    processes, which may plot with igraph; the command line may.
+    """
+    if "igraph" in sys.modules or "matplotlib" in sys.modules:
+        return
+    sys.modules["matplotlib"] = None  # type: ignore[assignment]  # import now fails
+    try:
+        import igraph  # noqa: F401
+    finally:
+        del sys.modules["matplotlib"]
+
+
+def keep_loaded() -> None:
+    """Tell the cyclic garbage collector that what is loaded now stays.
+
+    After a large DAG file is loaded its specs live until the command ends; without
+    this, every full collection during the run walks all of them again.
+    """
+    gc.collect()
+    gc.freeze()

@@ -32,7 +32,7 @@ from typing import Any
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from .._model.graph import Shape, batch_order, shape
+from .._model.graph import Shape, shape
 from .._model.report import RunReport
 from .._model.spec import MAIN_BRANCH
 from .._specfile.export import FORMATS, Table, export
@@ -40,7 +40,7 @@ from .._specfile.resolve import BadReference, load_registry
 from .._specfile.schema import DagFile, DagFileError, load_file
 from . import gantt
 from . import report as report_cli
-from .args import FILE
+from .args import FILE, import_igraph, keep_loaded
 
 __all__ = ["add_parser", "is_journal", "run"]
 
@@ -103,8 +103,14 @@ class _Graph:
     """What the command works on, from a file or a journal."""
 
     def __init__(
-        self, table: Table, weights: list[float], unit: str, report: RunReport | None
+        self,
+        table: Table,
+        weights: list[float],
+        unit: str,
+        report: RunReport | None,
+        order: list[int] | None = None,
     ) -> None:
+        self.order = order
         self.table = table
         self.weights = weights
         self.unit = unit  # "s" or "nodes"
@@ -113,15 +119,15 @@ class _Graph:
 
 def _from_file(dag: DagFile) -> _Graph:
     specs = dag.specs
-    index = {spec.id: i for i, spec in enumerate(specs)}
+    edges = list(dag.edges)
     branches = [MAIN_BRANCH] * len(specs)
-    for i in batch_order(specs):  # deps first: a node without a branch takes its first dep's
-        spec = specs[int(i)]
+    position = {spec.id: i for i, spec in enumerate(specs)}
+    for i in dag.order:  # deps first: a node without a branch takes its first dep's
+        spec = specs[i]
         if spec.branch is not None:
-            branches[int(i)] = spec.branch
+            branches[i] = spec.branch
         elif spec.deps:
-            branches[int(i)] = branches[index[spec.deps[0]]]
-    edges = [(index[dep], i) for i, spec in enumerate(specs) for dep in spec.deps]
+            branches[i] = branches[position[spec.deps[0]]]
     estimates = [spec.estimate for spec in specs]
     known = sum(estimate is not None for estimate in estimates)
     if known:
@@ -138,7 +144,7 @@ def _from_file(dag: DagFile) -> _Graph:
         edges,
         {"estimate": estimates} if known else {},
     )
-    return _Graph(table, weights, unit, None)
+    return _Graph(table, weights, unit, None, list(dag.order))
 
 
 def _from_report(report: RunReport) -> _Graph:
@@ -168,6 +174,7 @@ def _fail(message: str, status: int = 2) -> int:
 def run(args: argparse.Namespace) -> int:
     """Carry out ``dagtrio graph`` with parsed ``args``; return the exit status."""
     source: Path = args.source
+    import_igraph()
     journal = is_journal(source)
     if args.run_id is not None and not journal:
         return _fail(f"{source} is a DAG file; RUN_ID chooses a run of a journal")
@@ -198,8 +205,9 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         graph = _from_file(dag)
+    keep_loaded()
     table = graph.table
-    found = shape(len(table.ids), table.edges, graph.weights)
+    found = shape(len(table.ids), table.edges, graph.weights, graph.order)
     summary = _summary_data(graph, found)
     to_stdout = args.format is not None and args.output == "-"
     # With the export on standard output, the summary goes to stderr, so that

@@ -50,7 +50,7 @@ from .._runtime.run import Run
 from .._specfile.resolve import BadReference, load_hooks, load_registry
 from .._specfile.schema import DagFile, DagFileError, load_file
 from . import report as report_cli
-from .args import FILE, int_at_least
+from .args import FILE, import_igraph, int_at_least, keep_loaded
 
 __all__ = ["add_parser", "run"]
 
@@ -391,6 +391,7 @@ def _errors(exc: BaseException) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``dagtrio run`` with parsed ``args``; return the exit status."""
+    import_igraph()
     try:
         dag, coordinator, journal, resume = _prepare(args)
     except DagFileError as exc:
@@ -405,6 +406,7 @@ def run(args: argparse.Namespace) -> int:
     except _BadInput as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
+    keep_loaded()
     display: Console | None = None
     if not args.quiet:
         stderr = Console(stderr=True, highlight=False)
