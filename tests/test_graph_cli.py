@@ -137,11 +137,13 @@ def test_a_cycle_is_shown_as_its_path(
           - {{id: b, action: step, deps: [a]}}
           - {{id: c, action: step, deps: [b]}}
           - {{id: d, action: step}}
+          - {{id: e, action: step, deps: [e]}}
         """)
     )
     assert main(["graph", str(path)]) == 2
     err = capsys.readouterr().err
     assert "cycle.yaml:3: nodes[0].deps: the deps form a cycle: a → b → c → a" in err
+    assert "nodes[4].deps: the deps form a cycle: e → e" in err  # every knot, not the first
 
 
 def test_unknown_actions_are_found_when_the_module_imports(

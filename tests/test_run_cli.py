@@ -226,6 +226,7 @@ def test_an_actions_module_that_does_not_import_shows_its_error(
     assert main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert "does not import: ModuleNotFoundError: No module named 'no_such_module_anywhere'" in err
+    assert "flow.yaml:1: actions: actions 'runcli_broken_module'" in err  # with its line
     assert "Traceback" not in err
 
 

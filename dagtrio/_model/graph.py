@@ -34,16 +34,17 @@ def batch_order(specs: Sequence[NodeSpec]) -> list[int] | list[str]:
     edges = [(index[dep], i) for i, spec in enumerate(specs) for dep in spec.deps if dep in index]
     if not edges:
         return list(range(len(specs)))
-    order, cycle = dag_order(len(specs), edges)
-    if cycle is None:
+    order, cycles = dag_order(len(specs), edges)
+    if cycles is None:
         return order
-    return [str(specs[v].id) for v in cycle]
+    return [str(specs[v].id) for v in cycles[0]]
 
 
-def dag_order(n: int, edges: Sequence[tuple[int, int]]) -> tuple[list[int], list[int] | None]:
+def dag_order(n: int, edges: Sequence[tuple[int, int]]) -> tuple[list[int], list[list[int]] | None]:
     """The vertices of the graph of ``n`` vertices and ``edges`` (``(dep, node)``
-    pairs) in dependency order, and None; or, when it has a cycle, ``[]`` and the
-    vertices along one cycle (the first repeated at the end)."""
+    pairs) in dependency order, and None; or, when it has cycles, ``[]`` and one
+    cycle through each knot of them (a strongly connected component), as vertices
+    along it, the first repeated at the end."""
     # Imported here: igraph takes about half a second to import, and batches that are
     # already in dependency order (most of them) never get this far.
     import igraph
@@ -52,10 +53,11 @@ def dag_order(n: int, edges: Sequence[tuple[int, int]]) -> tuple[list[int], list
     if graph.is_dag():
         order: list[int] = graph.topological_sorting(mode="out")
         return order, None
-    return [], _one_cycle(graph)
+    return [], _cycles(graph)
 
 
-def _one_cycle(graph: igraph.Graph) -> list[int]:
+def _cycles(graph: igraph.Graph) -> list[list[int]]:
+    found: list[list[int]] = []
     for component in graph.connected_components(mode="strong"):
         members = set(component)
         start = component[0]
@@ -70,8 +72,10 @@ def _one_cycle(graph: igraph.Graph) -> list[int]:
             seen[vertex] = len(path)
             path.append(vertex)
             vertex = next(v for v in graph.successors(vertex) if v in members)
-        return [*path[seen[vertex] :], vertex]
-    raise AssertionError("igraph said the batch has a cycle but none was found")
+        found.append([*path[seen[vertex] :], vertex])
+    if not found:
+        raise AssertionError("igraph said the batch has a cycle but none was found")
+    return found
 
 
 @attrs.frozen
@@ -133,8 +137,8 @@ def _shape(
     order: Sequence[int] | None,
 ) -> Shape:
     if order is None:
-        order, cycle = dag_order(n, edges)
-        if cycle is not None:
+        order, cycles = dag_order(n, edges)
+        if cycles is not None:
             raise ValueError("the graph has a cycle")
     order = list(order)
     deps: list[list[int]] = [[] for _ in range(n)]

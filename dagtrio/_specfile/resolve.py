@@ -25,9 +25,11 @@ class BadReference(Exception):
     """A module or attribute that cannot be used, and why (one line). ``imported``
     says whether the module itself imported (the attribute is what is wrong)."""
 
-    def __init__(self, message: str, *, imported: bool = True) -> None:
+    def __init__(self, message: str, *, imported: bool = True, index: int | None = None) -> None:
         super().__init__(message)
         self.imported = imported
+        #: which of the hooks, for a hook
+        self.index = index
 
 
 def _importable(directories: Sequence[Path]) -> None:
@@ -102,22 +104,29 @@ def load_hooks(references: Sequence[str], *, directories: Sequence[Path] = ()) -
     """
     hooks: list[EventHook] = []
     for i, reference in enumerate(references):
-        what = f"hooks[{i}]"
-        module, attr = _module(reference, what, directories)
-        if not attr:
-            raise BadReference(f"{what} {reference!r}: name the hook: MODULE:NAME")
-        if not hasattr(module, attr):
-            raise BadReference(f"{what} {reference!r}: module {module.__name__} has no {attr!r}")
-        found: Any = getattr(module, attr)
         try:
-            if _is_factory(found):
-                found = found()
-            hooks.append(as_hook(found))
-        except Exception as exc:
-            raise BadReference(
-                f"{what} {reference!r}: not a hook: {type(exc).__name__}: {exc}"
-            ) from None
+            hooks.append(_hook(reference, f"hooks[{i}]", directories))
+        except BadReference as exc:
+            exc.index = i
+            raise
     return hooks
+
+
+def _hook(reference: str, what: str, directories: Sequence[Path]) -> EventHook:
+    module, attr = _module(reference, what, directories)
+    if not attr:
+        raise BadReference(f"{what} {reference!r}: name the hook: MODULE:NAME")
+    if not hasattr(module, attr):
+        raise BadReference(f"{what} {reference!r}: module {module.__name__} has no {attr!r}")
+    found: Any = getattr(module, attr)
+    try:
+        if _is_factory(found):
+            found = found()
+        return as_hook(found)
+    except Exception as exc:
+        raise BadReference(
+            f"{what} {reference!r}: not a hook: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 def _is_factory(found: Any) -> bool:

@@ -540,6 +540,8 @@ _TOP_FIELDS = ("dag", "actions", "hooks", "options", "defaults", "nodes")
 
 
 def _plain_error(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "the value is nested too deeply"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -569,7 +571,7 @@ def _quick(data: dict[Any, Any]) -> NodeSpec | None:
         return None
     try:
         return NodeSpec(**data)
-    except (TypeError, InvalidSpecError):
+    except (TypeError, InvalidSpecError, RecursionError):
         return None
 
 
@@ -696,6 +698,12 @@ def _structure_top(data: dict[Any, Any], problems: list[Problem]) -> _Top | None
         problems.extend(found)
         cleaned: dict[Any, Any] = {key: value for key, value in data.items() if key in _TOP_FIELDS}
         for problem in found:
+            if problem.path[:1] == ("options",) and len(problem.path) > 1:
+                # Only the bad option goes: the others are still checked.
+                options = cleaned.get("options")
+                if type(options) is dict:
+                    cleaned["options"] = {k: v for k, v in options.items() if k != problem.path[1]}
+                    continue
             if problem.path:
                 cleaned.pop(problem.path[0], None)
         cleaned.setdefault("actions", "")
@@ -758,31 +766,27 @@ def _name(
 ) -> tuple[list[NodeSpec], dict[str, int]]:
     """Give every spec without an id the one a run would give it; find duplicates."""
     index: dict[str, int] = {}
-    for i, spec in enumerate(specs):
-        if spec is None or spec.id is None:
+    for i, (spec, node) in enumerate(zip(specs, nodes, strict=True)):
+        # In file order, so that the later of two nodes is the duplicate. A node that
+        # failed its checks still has its id, if that much is right: deps on it are
+        # not unknown, and a second node with that id is still a duplicate.
+        if spec is not None:
+            node_id = spec.id
+        elif type(node) is dict and type(node.get("id")) is str:
+            node_id = node["id"]
+        else:
             continue
-        if spec.id in index:
+        if node_id is None:
+            continue
+        if node_id in index:
             problems.append(
                 Problem(
                     ("nodes", i, "id"),
-                    f"the id {spec.id!r} is already the id of nodes[{index[spec.id]}]",
+                    f"the id {node_id!r} is already the id of nodes[{index[node_id]}]",
                 )
             )
         else:
-            index[spec.id] = i
-    for i, (spec, node) in enumerate(zip(specs, nodes, strict=True)):
-        # A node that failed its checks still has its id, if that much is right: deps
-        # on it are not unknown, and a second node with that id is still a duplicate.
-        if spec is None and type(node) is dict and type(node.get("id")) is str:
-            if node["id"] in index:
-                problems.append(
-                    Problem(
-                        ("nodes", i, "id"),
-                        f"the id {node['id']!r} is already the id of nodes[{index[node['id']]}]",
-                    )
-                )
-            else:
-                index[node["id"]] = i
+            index[node_id] = i
     named: list[NodeSpec] = []
     auto = 0
     for i, spec in enumerate(specs):
@@ -821,8 +825,8 @@ def _check_graph(
         return [], []  # a cycle through a node with a mistake would be shown wrong
     position = {spec.id: i for i, spec in enumerate(specs)}
     edges = [(position[dep], i) for i, spec in enumerate(specs) for dep in spec.deps]
-    order, cycle = dag_order(len(specs), edges)
-    if cycle is not None:
+    order, cycles = dag_order(len(specs), edges)
+    for cycle in cycles or ():
         ids = [str(specs[v].id) for v in cycle]
         problems.append(
             Problem(

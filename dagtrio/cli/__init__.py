@@ -59,4 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     args.argv = argv
     args.root = parser
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        # Ctrl-C before a command's own handling starts (while igraph imports, or a
+        # file loads): the command had done nothing yet; say so, not a traceback.
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130

@@ -48,7 +48,7 @@ from .._model.report import RunReport
 from .._runtime.coordinator import Coordinator
 from .._runtime.run import Run
 from .._specfile.resolve import BadReference, load_hooks, load_registry
-from .._specfile.schema import DagFile, DagFileError, load_file
+from .._specfile.schema import DagFile, DagFileError, Problem, load_file
 from . import report as report_cli
 from .args import FILE, import_igraph, int_at_least, keep_loaded
 
@@ -209,9 +209,12 @@ def _prepare(
     directories = [args.file.parent]
     try:
         registry = load_registry(dag.actions, what="actions", directories=directories)
+    except BadReference as exc:
+        raise dag.error([Problem(("actions",), str(exc))]) from None
+    try:
         hooks = load_hooks(dag.hooks, directories=directories)
     except BadReference as exc:
-        raise _BadInput(f"{args.file}: {exc}") from None
+        raise dag.error([Problem(("hooks", exc.index or 0), str(exc))]) from None
     dag.check_actions(registry)
     if args.failed and (args.journal is None or args.run_id is None):
         raise _BadInput("--failed runs parts of a journaled run again: give --journal and --run-id")
