@@ -202,3 +202,21 @@ def test_the_quick_path_gives_the_converters_answer(data: dict[str, object]) -> 
     except Exception:
         expected = None
     assert schema._quick(dict(data)) == expected
+
+
+def test_a_png_gantt_without_matplotlib_is_refused_before_anything_is_done(
+    tmp_path: Path, flow: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = tmp_path / "runs.db"
+    assert (
+        main(["run", str(dag_file(tmp_path, flow, CHAIN)), "--journal", str(journal), "--quiet"])
+        == 0
+    )
+    capsys.readouterr()
+    from dagtrio import _plot
+
+    monkeypatch.setattr(_plot, "available", lambda: False)
+    assert main(["graph", str(journal), "--gantt", str(tmp_path / "run.png")]) == 2
+    captured = capsys.readouterr()
+    assert "needs matplotlib" in captured.err and "or write .html" in captured.err
+    assert captured.out == ""

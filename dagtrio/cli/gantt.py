@@ -18,7 +18,7 @@ import attrs
 from .. import _plot
 from .._model.report import RunReport
 
-__all__ = ["SUFFIXES", "Bar", "bars", "write"]
+__all__ = ["SUFFIXES", "Bar", "bars", "refusal", "write"]
 
 #: the files --gantt writes
 SUFFIXES = (".html", ".htm", ".png", ".svg", ".pdf")
@@ -76,6 +76,17 @@ def bars(report: RunReport) -> list[Bar]:
         )
     found.sort(key=lambda bar: (bar.start, bar.node))
     return found
+
+
+def refusal(path: Path) -> str | None:
+    """Why ``path`` cannot be drawn here (its kind, or matplotlib missing), or None;
+    asked before anything else is done, so a run is not loaded for nothing."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        return f"--gantt {path}: write .png, .svg or .pdf (matplotlib) or .html (a web page)"
+    if suffix not in (".html", ".htm") and not _plot.available():
+        return _plot.missing(f"--gantt {path.name}") + "; or write .html"
+    return None
 
 
 def write(report: RunReport, path: Path) -> int:

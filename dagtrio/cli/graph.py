@@ -182,8 +182,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(
             "--gantt charts a run that happened: dagtrio graph JOURNAL [RUN_ID] --gantt FILE"
         )
-    if args.gantt is not None and args.gantt.suffix.lower() not in gantt.SUFFIXES:
-        return _fail(f"--gantt {args.gantt}: write .png, .svg or .pdf (matplotlib) or .html")
+    if args.gantt is not None:
+        problem = gantt.refusal(args.gantt)
+        if problem is not None:
+            return _fail(problem)
     if args.output != "-" and args.format is None:
         return _fail("--output writes an export: give --format dot|graphml|mermaid|json")
     if journal:
