@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from pathlib import Path
@@ -220,3 +221,27 @@ def test_a_png_gantt_without_matplotlib_is_refused_before_anything_is_done(
     captured = capsys.readouterr()
     assert "needs matplotlib" in captured.err and "or write .html" in captured.err
     assert captured.out == ""
+
+
+def test_deps_from_the_defaults_are_checked_once_and_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text(
+        "actions: a\ndefaults: {deps: [setup]}\nnodes:\n"
+        "  - {id: a, action: x}\n  - {id: b, action: x}\n"
+    )
+    assert main(["graph", str(path)]) == 2  # was a KeyError traceback
+    err = capsys.readouterr().err
+    assert err.count("f.yaml:2: defaults.deps: no node has the id 'setup'") == 1
+    path.write_text(
+        "actions: a\ndefaults: {deps: [setup]}\nnodes:\n  - {id: setup, action: x, deps: []}\n"
+        "  - {id: a, action: x}\n  - {id: b, action: x}\n"
+    )
+    assert main(["graph", str(path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {node["id"]: node["deps"] for node in data["nodes"]} == {
+        "setup": [],
+        "a": ["setup"],
+        "b": ["setup"],
+    }

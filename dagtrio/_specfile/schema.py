@@ -676,7 +676,7 @@ def _load_file(path: Path) -> DagFile:
         actions=top.actions,
         hooks=tuple(top.hooks),
         options=top.options,
-        specs=tuple(named),
+        specs=tuple(named),  # type: ignore[arg-type]  # no problems: none is None
         index=index,
         edges=edges,
         order=order,
@@ -763,8 +763,12 @@ def _structure_defaults(defaults: dict[str, Any], problems: list[Problem]) -> di
 
 def _name(
     specs: list[NodeSpec | None], nodes: list[Any], problems: list[Problem]
-) -> tuple[list[NodeSpec], dict[str, int]]:
-    """Give every spec without an id the one a run would give it; find duplicates."""
+) -> tuple[list[NodeSpec | None], dict[str, int]]:
+    """Give every spec without an id the one a run would give it; find duplicates.
+
+    The specs stay where their nodes are in the file (None for a node that failed
+    its checks); the index maps each id to the first node that has it.
+    """
     index: dict[str, int] = {}
     for i, (spec, node) in enumerate(zip(specs, nodes, strict=True)):
         # In file order, so that the later of two nodes is the duplicate. A node that
@@ -787,12 +791,10 @@ def _name(
             )
         else:
             index[node_id] = i
-    named: list[NodeSpec] = []
+    named: list[NodeSpec | None] = []
     auto = 0
     for i, spec in enumerate(specs):
-        if spec is None:
-            continue
-        if spec.id is None:
+        if spec is not None and spec.id is None:
             while True:
                 auto += 1
                 node_id = f"{spec.action}-{auto}"
@@ -805,29 +807,39 @@ def _name(
 
 
 def _check_graph(
-    specs: list[NodeSpec], index: dict[str, int], nodes: list[Any], problems: list[Problem]
+    specs: list[NodeSpec | None], index: dict[str, int], nodes: list[Any], problems: list[Problem]
 ) -> tuple[list[tuple[int, int]], list[int]]:
-    """Unknown deps and cycles; the edges (by position in ``specs``) and an order."""
-    for i, node in enumerate(nodes):
-        # The file's own lists, not the specs' (which keep a repeated dep once, and
-        # whose ids may repeat): each unknown dep is pointed at where it is written.
-        deps = node.get("deps") if type(node) is dict else None
-        if type(deps) is not list:
+    """Unknown deps and cycles; the edges (by position in ``nodes``) and an order."""
+    for i, (spec, node) in enumerate(zip(specs, nodes, strict=True)):
+        raw = node.get("deps") if type(node) is dict else None
+        written = raw if type(raw) is list else None
+        if spec is not None:
+            deps: Sequence[Any] = spec.deps
+        elif written is not None:
+            deps = written
+        else:
             continue
-        for k, dep in enumerate(deps):
+        for dep in deps:
             if type(dep) is str and dep and dep not in index:
                 close = difflib.get_close_matches(dep, index, n=1, cutoff=0.8)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append(
-                    Problem(("nodes", i, "deps", k), f"no node has the id {dep!r}{hint}")
-                )
+                # Pointed at where it is written: the node's own list (where a spec
+                # keeps a repeated dep once), or the defaults it came from.
+                if written is not None and dep in written:
+                    where: Path_ = ("nodes", i, "deps", written.index(dep))
+                elif raw is None:
+                    where = ("defaults", "deps")
+                else:
+                    where = ("nodes", i, "deps")
+                problems.append(Problem(where, f"no node has the id {dep!r}{hint}"))
     if problems:
         return [], []  # a cycle through a node with a mistake would be shown wrong
-    position = {spec.id: i for i, spec in enumerate(specs)}
-    edges = [(position[dep], i) for i, spec in enumerate(specs) for dep in spec.deps]
-    order, cycles = dag_order(len(specs), edges)
+    # No problems: every node has its spec, at its own position, and every id its node.
+    valid: list[NodeSpec] = specs  # type: ignore[assignment]
+    edges = [(index[dep], i) for i, spec in enumerate(valid) for dep in spec.deps]
+    order, cycles = dag_order(len(valid), edges)
     for cycle in cycles or ():
-        ids = [str(specs[v].id) for v in cycle]
+        ids = [str(valid[v].id) for v in cycle]
         problems.append(
             Problem(
                 ("nodes", index[ids[0]], "deps"),
@@ -838,9 +850,10 @@ def _check_graph(
 
 
 def _error(document: Document, problems: Sequence[Problem]) -> DagFileError:
+    # dict.fromkeys: a problem of the defaults is found once per node that takes them
     located = [
         (document.line(problem.path), render_path(problem.path), problem.message)
-        for problem in problems
+        for problem in dict.fromkeys(problems)
     ]
     located.sort(key=lambda item: item[0] or 0)
     return DagFileError(document.path, located)
