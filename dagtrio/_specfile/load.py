@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,20 +225,18 @@ def _tagged(value: str, tag: str, line: int | None) -> Any:
     return resolved
 
 
-def _events(text: str) -> Callable[[], Any]:
-    """A function that returns the next event of ``text``, None after the last."""
+def _events(text: str) -> Iterator[Any]:
+    """The events of ``text``, straight from libyaml's C parser when it is there."""
     try:
         from _ruamel_yaml import CParser  # libyaml, through ruamel.yaml.clib
     except ImportError:
         from ruamel.yaml import YAML  # the one module that imports ruamel.yaml
 
-        stream = YAML(typ="safe", pure=True).parse(text)
-        return lambda: next(stream, None)
-    parser = CParser(text)
-    check, get = parser.check_event, parser.get_event
-    # Straight from the C parser: ruamel's YAML.parse wraps it in a generator that
-    # costs a third as much again as the events themselves.
-    return lambda: get() if check() else None
+        return YAML(typ="safe", pure=True).parse(text)  # type: ignore[no-any-return]
+    # get_event returns None after the last event: iter() then walks the parser in C,
+    # where ruamel's YAML.parse wraps it in a generator that costs a third as much
+    # again as the events themselves.
+    return iter(CParser(text).get_event, None)
 
 
 def _parse_yaml(text: str, *, positions: bool) -> tuple[Any, dict[Path_, int] | None]:
@@ -272,7 +270,7 @@ def _parse_yaml(text: str, *, positions: bool) -> tuple[Any, dict[Path_, int] | 
         raise FileProblem(f"holds a value Python cannot read: {exc}") from None
 
 
-def _build(next_event: Callable[[], Any], positions: bool) -> tuple[Any, dict[Path_, int] | None]:
+def _build(events: Iterator[Any], positions: bool) -> tuple[Any, dict[Path_, int] | None]:
     """Build the one document of a YAML event stream into plain values.
 
     A mapping or sequence being built is a frame on a stack (see `_Frame`); a scalar
@@ -338,7 +336,7 @@ def _build(next_event: Callable[[], Any], positions: bool) -> tuple[Any, dict[Pa
 
     starts = (MappingStartEvent, SequenceStartEvent)
     ends = (MappingEndEvent, SequenceEndEvent)
-    while (event := next_event()) is not None:
+    for event in events:
         name = event.__class__
         line = event.start_mark.line + 1 if positions else None
         if name is ScalarEvent:
@@ -356,11 +354,21 @@ def _build(next_event: Callable[[], Any], positions: bool) -> tuple[Any, dict[Pa
                 plain = True
             else:
                 value = event.value
-            if stack and lines is None and event.anchor is None:
+            if lines is None and stack and event.anchor is None:
+                # The common cases, in short: an item of a list, a plain name as a
+                # key, a mapping's value. Everything else (anchors, merge keys, a
+                # repeated key, the document itself) goes through add().
                 frame = stack[-1]
+                if frame.is_list:
+                    frame.container.append(value)
+                    continue
                 key = frame.key
-                if key is not none and not frame.is_list and not frame.merge:
-                    frame.container[key] = value  # the common case: a mapping's value
+                if key is none:
+                    if value.__class__ is str and value != "<<" and value not in frame.container:
+                        frame.key = value
+                        continue
+                elif not frame.merge:
+                    frame.container[key] = value
                     frame.key = none
                     continue
             add(value, line, event.anchor, plain)
