@@ -3,7 +3,8 @@
 dagtrio graph FILE checks a DAG file (YAML or JSON) and reports every mistake with
 its line: wrong types, unknown fields, duplicate ids, deps on unknown nodes, a cycle
 (shown as its path), and actions the file's actions module does not register (when
-that module imports here). For a valid graph it prints the width per level (how many
+that module imports here; a MODULE:NAME that names a function is called for its
+registry, as dagtrio run would). For a valid graph it prints the width per level (how many
 nodes could run at once) and the critical path: the chain of deps that takes the
 longest, by each node's estimate (NodeSpec.estimate, in seconds; without estimates,
 by the number of nodes). No schedule finishes the graph sooner.
@@ -328,7 +329,7 @@ def _print_shape(out: Any, graph: _Graph, found: Shape, source: Path, *, critica
         "s": "by each node's duration" if graph.report is not None else "by estimates",
     }[graph.unit]
     length = _length(found.critical_length, graph.unit)
-    line = f"critical path: {length} ({basis}), {len(path):,} nodes"
+    line = f"critical path: {length} ({basis}), {len(path):,} node{'' if len(path) == 1 else 's'}"
     if not critical:
         shown_path = " → ".join(path if len(path) <= 8 else [*path[:3], "…", *path[-3:]])
         out.print(f"{line}: {shown_path}", markup=False, soft_wrap=True)

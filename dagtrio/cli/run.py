@@ -27,6 +27,7 @@ its actions or hooks, an argument); 130 if interrupted with Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import signal
 import sys
@@ -168,7 +169,7 @@ def _render(progress: _Progress, title: str, now: float, started: float) -> Grou
     head = Text.assemble((title, "bold"), f"  {now - started:.1f}s")
     bar = ProgressBar(total=max(progress.total, 1), completed=progress.done, width=40)
     line = Text.assemble(
-        f"{progress.done:,}/{progress.total:,} nodes  ",
+        f" {progress.done:,}/{progress.total:,} nodes  ",
         *(
             (f"{name} {progress.counts[name]:,}  ", _STYLES.get(name, ""))
             for name in ("succeeded", "failed", "cancelled", "skipped", "retrying")
@@ -188,10 +189,10 @@ def _render(progress: _Progress, title: str, now: float, started: float) -> Grou
     if progress.cancelling:
         parts.append(Text("cancelling the running nodes…", style="bold yellow"))
     elif progress.stopping_at is not None:
-        left = max(0.0, progress.stopping_at - now)
+        left = math.ceil(max(0.0, progress.stopping_at - now))  # "0s" only at the end
         parts.append(
             Text(
-                f"shutting down: running nodes have {left:.0f}s left to finish"
+                f"shutting down: running nodes have {left}s left to finish"
                 " (Ctrl-C again cancels them now)",
                 style="bold yellow",
             )
