@@ -750,7 +750,7 @@ def valid_dags(draw: st.DrawFn) -> dict[str, Any]:
 def test_json_and_yaml_agree_on_any_valid_dag(document: dict[str, Any]) -> None:
     # JSON escapes every character; YAML reads some of them its own way (NEL and the
     # Unicode line separators are line breaks in YAML): a known limit of reading JSON
-    # by another name as YAML, stated in the README. A .json file is read as JSON.
+    # by another name as YAML, which the README states. A .json file is read as JSON.
     hypothesis.assume(
         not re.search(
             "[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]",

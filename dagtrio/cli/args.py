@@ -9,9 +9,17 @@ import argparse
 import gc
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
 
-__all__ = ["FILE", "import_igraph", "int_at_least", "keep_loaded"]
+__all__ = [
+    "FILE",
+    "import_igraph",
+    "int_at_least",
+    "journal_argument",
+    "keep_loaded",
+    "subcommand",
+]
 
 #: what shell completion offers for an argument that names a file (shtab's ``FILE``,
 #: spelt out so that building the parser does not need shtab)
@@ -70,3 +78,22 @@ def keep_loaded() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def subcommand(subparsers: Any, name: str, help: str, doc: str | None, **extra: Any) -> Any:
+    """A subcommand's parser: its one-line ``help`` in the command list, and its
+    module's docstring (``doc``, reST quotes dropped) as the description, kept as
+    written so that its examples stay examples."""
+    return subparsers.add_parser(
+        name,
+        help=help,
+        description=(doc or "").replace("``", ""),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **extra,
+    )
+
+
+def journal_argument(parser: argparse.ArgumentParser) -> None:
+    """The positional ``JOURNAL`` of the commands that read one, completed as a file."""
+    journal = parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
+    journal.complete = FILE  # type: ignore[attr-defined]  # read by shtab

@@ -46,7 +46,7 @@ from ..bench.results import (
 from ..bench.runners import FLOOR, JOURNAL, RUNNERS, runner_names
 from ..bench.worker import MEMORY_METHODS
 from ..bench.workload import EXECUTORS, ActionKind, Workload, calibrate
-from .args import int_at_least
+from .args import int_at_least, subcommand
 from .bench_table import describe, notes, table
 
 __all__ = ["add_parser", "run"]
@@ -106,11 +106,11 @@ def _action(text: str) -> str:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``bench`` subcommand to a ``dagtrio`` argument parser."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subcommand(
+        subparsers,
         "bench",
-        help="throughput of dagtrio on generated graphs, beside the floor and baselines",
-        description=(__doc__ or "").replace("``", ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "throughput of dagtrio on generated graphs, beside the floor and baselines",
+        __doc__,
         epilog="runners:\n"
         + "\n".join(f"  {name:<15} {runner.summary}" for name, runner in RUNNERS.items()),
     )

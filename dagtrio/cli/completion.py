@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .args import subcommand
+
 __all__ = ["SHELLS", "add_parser", "run"]
 
 #: the shells shtab writes scripts for
@@ -24,11 +26,11 @@ SHELLS = ("bash", "zsh", "tcsh")
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``completion`` subcommand to a ``dagtrio`` argument parser."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subcommand(
+        subparsers,
         "completion",
-        help="print a shell completion script (bash, zsh, tcsh)",
-        description=(__doc__ or "").replace("``", ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "print a shell completion script (bash, zsh, tcsh)",
+        __doc__,
     )
     parser.add_argument(
         "shell", choices=SHELLS, metavar="SHELL", help="one of " + ", ".join(SHELLS)

@@ -41,7 +41,7 @@ from .._specfile.resolve import BadReference, load_registry
 from .._specfile.schema import DagFile, DagFileError, load_file
 from . import gantt
 from . import report as report_cli
-from .args import FILE, import_igraph, keep_loaded
+from .args import FILE, import_igraph, keep_loaded, subcommand
 
 __all__ = ["add_parser", "is_journal", "run"]
 
@@ -53,11 +53,11 @@ _LEVELS_SHOWN = 24
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``graph`` subcommand to a ``dagtrio`` argument parser."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subcommand(
+        subparsers,
         "graph",
-        help="check a DAG file, show its critical path, export it, chart a run",
-        description=(__doc__ or "").replace("``", ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "check a DAG file, show its critical path, export it, chart a run",
+        __doc__,
     )
     source = parser.add_argument(
         "source", type=Path, metavar="FILE|JOURNAL", help="a DAG file or a journal"

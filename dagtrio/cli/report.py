@@ -40,7 +40,7 @@ from .._durable.sqlite import JournalError, RunInfo, SqliteJournal
 from .._model.convert import converter
 from .._model.report import NodeRecord, RunReport
 from .._model.spec import NodeStatus
-from .args import FILE, int_at_least
+from .args import int_at_least, journal_argument, subcommand
 
 __all__ = [
     "Refusal",
@@ -106,14 +106,13 @@ def _statuses(text: str) -> list[NodeStatus]:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``report`` subcommand to a ``dagtrio`` argument parser."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subcommand(
+        subparsers,
         "report",
-        help="what the runs in a journal did: list them, or one run per node",
-        description=(__doc__ or "").replace("``", ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "what the runs in a journal did: list them, or one run per node",
+        __doc__,
     )
-    journal = parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
-    journal.complete = FILE  # type: ignore[attr-defined]  # read by shtab
+    journal_argument(parser)
     parser.add_argument(
         "run_id",
         nargs="?",

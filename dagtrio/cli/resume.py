@@ -48,7 +48,7 @@ from .._runtime.coordinator import Coordinator
 from .._specfile.resolve import BadReference, load_hooks, load_registry
 from .._specfile.schema import DagFileError, load_file
 from . import report as report_cli
-from .args import FILE, int_at_least
+from .args import int_at_least, journal_argument, subcommand
 
 __all__ = ["add_parser", "run"]
 
@@ -70,14 +70,13 @@ def _output(text: str) -> tuple[str, Any]:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``resume`` subcommand to a ``dagtrio`` argument parser."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subcommand(
+        subparsers,
         "resume",
-        help="finish a journaled run, or run parts of it again",
-        description=(__doc__ or "").replace("``", ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "finish a journaled run, or run parts of it again",
+        __doc__,
     )
-    journal = parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
-    journal.complete = FILE  # type: ignore[attr-defined]  # read by shtab
+    journal_argument(parser)
     parser.add_argument(
         "run_id", metavar="RUN_ID", help="the run (or the one run whose id starts with it)"
     )

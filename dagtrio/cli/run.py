@@ -51,7 +51,7 @@ from .._runtime.run import Run
 from .._specfile.resolve import BadReference, load_hooks, load_registry
 from .._specfile.schema import DagFile, DagFileError, Problem, load_file
 from . import report as report_cli
-from .args import FILE, import_igraph, int_at_least, keep_loaded
+from .args import FILE, import_igraph, int_at_least, keep_loaded, subcommand
 
 __all__ = ["add_parser", "run"]
 
@@ -70,11 +70,11 @@ def _seconds(text: str) -> float:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``run`` subcommand to a ``dagtrio`` argument parser."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
+    parser: argparse.ArgumentParser = subcommand(
+        subparsers,
         "run",
-        help="run a DAG file with a live display",
-        description=(__doc__ or "").replace("``", ""),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run a DAG file with a live display",
+        __doc__,
     )
     file = parser.add_argument("file", type=Path, metavar="FILE", help="a DAG file (YAML/JSON)")
     file.complete = FILE  # type: ignore[attr-defined]  # read by shtab
