@@ -113,8 +113,12 @@ def test_run_cancel_at_rest_records_the_end_in_the_journal(tmp_path: Path) -> No
                 NodeSpec("step", id="p", branch="paused"),
             ]
             async with coordinator.open_run(specs, run_id="r") as run:
+                # Subscribed before the submit: under load, `a` can fail and the run
+                # come to rest (its one RunIdle) while the submit is still on its way.
+                events = run.events()
                 await run.submit(PauseBranch("paused"))
-                await wait_idle(run.events())
+                with trio.fail_after(60):  # a guard against a hang, not a timing
+                    await wait_idle(events)
                 run.cancel()
             return run.report()
 
