@@ -32,7 +32,12 @@ def dask_client() -> Iterator[Any]:
     once for the whole session (its start costs seconds), and a client of it."""
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        # A free port for its HTTP server: with None, distributed still tries 8787
+        # first, and once failed the whole session when that port was taken.
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
     )
     client = distributed.Client(cluster)
     try:

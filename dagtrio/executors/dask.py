@@ -154,7 +154,9 @@ class DaskExecutor(Executor):
             n_workers=self.n_workers,
             threads_per_worker=self.threads_per_worker,
             processes=True,
-            dashboard_address=None,
+            # Its HTTP server on a free port: with None, distributed still tries 8787
+            # first, which the user's own Dask dashboard may hold (seen failing in CI).
+            dashboard_address=":0",
         )
         try:
             return _dd.Client(cluster), cluster
