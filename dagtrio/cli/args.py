@@ -74,9 +74,11 @@ def keep_loaded() -> None:
     """Tell the cyclic garbage collector that what is loaded now stays.
 
     After a large DAG file is loaded its specs live until the command ends; without
-    this, every full collection during the run walks all of them again.
+    this, every full collection during the run walks all of them again. No collection
+    comes first: loading leaves no cycles to collect (what it dropped went with its
+    last reference), and one would walk the whole file's objects once more, a tenth
+    of `dagtrio graph`'s time on 100 000 nodes.
     """
-    gc.collect()
     gc.freeze()
 
 
