@@ -178,7 +178,7 @@ def block_texts(draw: st.DrawFn) -> str:
     MODE["clean"] = draw(st.booleans())
     lines: list[str] = []
     if draw(st.integers(0, 5)) == 0:
-        lines.append(draw(st.sampled_from(["---", "--- # doc", "%YAML 1.2\n---"])))
+        lines.append(draw(st.sampled_from(["---", "--- # doc", "%YAML 1.2\n---", "---\n---"])))
     block(draw, 0, 0, lines)
     # Now and then a layout mistake: a line moved in or out, or trailing spaces.
     for _ in range(draw(st.integers(0, 0 if MODE["clean"] else 2))):
@@ -208,8 +208,47 @@ def block_texts(draw: st.DrawFn) -> str:
 @example("a: {a: 1, a: 2}\n")
 @example("a: 1\na: 2\n")
 @example("k: 0755\nl: 0x1F\nm: 1_000\n")
+# A fresh-eyes review's reproducers: each was read by the quick reader and refused, or
+# read otherwise, by libyaml.
+@example("---\n---\na: 1\n")
+@example("# c\n---\n---\na: 1\n")
+@example("a: {<<: {b: 1}, c: 2}\n")
+@example("a: {b: 1, <<: {b: 2}}\n")
+@example("a: {<<: b}\n")
+@example("a: [a?b]\n")
+@example("a: [b ?c]\n")
+@example("a: {b?: 1}\n")
+@example("a: {b: c?d}\n")
+@example("k" * 1025 + ": 1\n")
+@example("- " + "k" * 1025 + ": 1\n")
+@example("a: {" + "k" * 1025 + ": 1}\n")
+@example("a: {b" + " " * 1024 + ": 1}\n")
 def test_quick_gives_up_or_agrees_with_libyaml(text: str) -> None:
     agree(text)
+
+
+@given(st.text(alphabet=CHARS + "ABeinfatrulNTRUEFALS", min_size=1, max_size=8))
+@example("0755")
+@example("-0")
+@example("1.")
+def test_the_quick_readers_shortcuts_resolve_as_the_core_schema_does(text: str) -> None:
+    # quick resolves some plain scalars without asking load._plain: the words of
+    # _WORDS, ASCII digits as an int, and anything else not starting like a number
+    # as itself. Here they are held to _plain, so that a change there shows.
+    from dagtrio._specfile.quick import _NUMERIC, _WORDS
+
+    if text in _WORDS:
+        assert same(_WORDS[text], load._plain(text))
+    elif text.isdigit():
+        assert same(int(text), load._plain(text))
+    elif text[0] not in _NUMERIC:
+        assert same(text, load._plain(text))
+
+
+def test_the_quick_readers_words_are_every_core_schema_word() -> None:
+    from dagtrio._specfile.quick import _WORDS
+
+    assert set(_WORDS) == (load._NULL - {""}) | set(load._BOOL)
 
 
 def test_the_generated_texts_are_often_taken_so_the_property_says_something() -> None:

@@ -39,6 +39,8 @@ GIVE_UP: Final = _GiveUp()
 # Anything but printable ASCII and newlines: tabs, carriage returns, control and
 # non-ASCII characters (some of which libyaml takes as line breaks) go to libyaml.
 _AWKWARD = re.compile(r"[^\n\x20-\x7e]")
+# A block key: a name. It has no "<", so YAML's merge key "<<" never passes as one
+# (flow keys are tested for it by name).
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 _KEY = re.compile(_NAME)
 # Characters that start something other than a plain scalar (an anchor, a tag, a
@@ -47,15 +49,22 @@ _KEY = re.compile(_NAME)
 # libyaml.
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 # A plain scalar inside a flow collection, on the strict side: none of , [ ] { } : #
-# or quotes, and not starting with an indicator (a "-" only before a non-space).
-_PLAIN_IN_FLOW = r"(?:[A-Za-z0-9_./+~=$^()<;\\]|-(?=[^\s,\[\]{}:#'\"]))[^,\[\]{}:#'\"]*"
+# ? or quotes, and not starting with an indicator (a "-" only before a non-space).
+# ("?" because libyaml, 0.1.7 in ruamel.yaml.clib, ends a flow scalar there and reads
+# a key indicator, where ruamel's pure parser reads on.)
+_PLAIN_IN_FLOW = r"(?:[A-Za-z0-9_./+~=$^()<;\\]|-(?=[^\s,\[\]{}:#'\"?]))[^,\[\]{}:#'\"?]*"
 _FLOW_PLAIN = re.compile(_PLAIN_IN_FLOW)
 # A flow collection without these inside is flat: [a, b] or {k: v, j: w} of plain
 # scalars, the flow collections of most files, split apart without a parser.
-_NOT_FLAT = re.compile(r"[\[\]{}#'\"]")
+_NOT_FLAT = re.compile(r"[\[\]{}#'\"?]")
 # Every line of a file in one call, as (indent, "- ", key, the rest): the pattern
 # takes any line, with the optional parts empty; what the rest holds is judged after.
 _LINE = re.compile(rf"^( *)(- +|-$)?(?:({_NAME}):(?: +|$))?(.*)$", re.MULTILINE)
+# libyaml refuses a simple key whose ":" comes more than 1024 characters after its
+# start; longer keys (and flow collections that may hold one) are left to it.
+_LONGEST_KEY = 1000
+#: The line is the document's start marker ("---").
+_START: Final = object()
 _NULLS = frozenset(("~", "null", "Null", "NULL"))
 _BOOLS = frozenset(("true", "True", "TRUE", "false", "False", "FALSE"))
 # A plain scalar that starts with none of these and is not one of _NULLS or _BOOLS
@@ -109,6 +118,9 @@ def _read(text: str, plain: Any) -> Any:
             line = _split(spaces + item, started)
             if line is None:
                 continue
+            if line is _START:
+                started = True  # a second "---" now gives up
+                continue
             indent, dash, column, key, item = line
             item = _value(item, resolved, plain) if item else _NOTHING
         else:
@@ -137,8 +149,8 @@ def _read(text: str, plain: Any) -> Any:
                 if key in cur:
                     raise _Out  # a duplicate: libyaml's pass names it with its line
                 if key not in keys:
-                    if key in _NULLS or key in _BOOLS:
-                        raise _Out  # a key that is not a string
+                    if key in _NULLS or key in _BOOLS or len(key) > _LONGEST_KEY:
+                        raise _Out  # a key that is not a string, or too long
                     keys.add(key)
                 if item is _NOTHING:
                     pending = [indent, cur, key]
@@ -149,8 +161,8 @@ def _read(text: str, plain: Any) -> Any:
         if item is GIVE_UP:
             raise _Out
         if key and key not in keys:
-            if key in _NULLS or key in _BOOLS:
-                raise _Out  # a key that is not a string
+            if key in _NULLS or key in _BOOLS or len(key) > _LONGEST_KEY:
+                raise _Out  # a key that is not a string, or too long
             keys.add(key)
 
         if pending is not None:
@@ -220,9 +232,10 @@ def _read(text: str, plain: Any) -> Any:
     return root
 
 
-def _split(line: str, started: bool) -> tuple[int, bool, int, str, str] | None:
+def _split(line: str, started: bool) -> tuple[int, bool, int, str, str] | object | None:
     """A line the one-call pattern did not take apart, as (indent, starts with "- ",
-    column after the "- ", key or "", value text or ""); None for nothing to read."""
+    column after the "- ", key or "", value text or ""); None for nothing to read (a
+    comment), `_START` for the document's start marker."""
     s = line.lstrip(" ")
     indent = len(line) - len(s)
     hash_at = s.find(" #")
@@ -235,7 +248,7 @@ def _split(line: str, started: bool) -> tuple[int, bool, int, str, str] | None:
         return None
     if indent == 0 and (s[:3] == "---" or s[:3] == "..." or s[0] == "%"):
         if s == "---" and not started:
-            return None  # the one document's start marker
+            return _START  # the one document's start marker
         raise _Out
     dash = s[0] == "-" and (len(s) == 1 or s[1] == " ")
     rest = s[1:].lstrip(" ") if dash else s
@@ -307,6 +320,8 @@ _NOTHING: Final = object()
 
 def _flow(s: str, resolved: dict[str, Any], plain: Any) -> Any:
     """A one-line flow collection that is the whole of ``s``, or GIVE_UP."""
+    if len(s) > _LONGEST_KEY:
+        return GIVE_UP  # a key in it may be too long for libyaml (see _LONGEST_KEY)
     inner = s[1:-1]
     if s[-1] == ("]" if s[0] == "[" else "}") and _NOT_FLAT.search(inner) is None:
         # Flat: no nesting, quotes or comments, so "," and ":" only separate.
@@ -327,7 +342,8 @@ def _flow(s: str, resolved: dict[str, Any], plain: Any) -> Any:
             if not colon or text[:1] != " " or ":" in text:
                 return GIVE_UP  # {a} or {a:b}, which libyaml reads in its own ways
             key = _flat_scalar(key.strip(" "), resolved, plain)
-            if type(key) is not str or key in mapping:
+            if type(key) is not str or key in mapping or key == "<<":
+                # Not a string, a duplicate, or the merge key: the full reader's.
                 return GIVE_UP  # a key that is not a string, or a duplicate
             mapping[key] = _flat_scalar(text.strip(" "), resolved, plain)
         return mapping
@@ -378,7 +394,7 @@ def _flow_at(s: str, at: int, resolved: dict[str, Any], plain: Any) -> tuple[Any
         while True:
             if mapping:
                 key, at = _flow_at(s, at, resolved, plain)
-                if type(key) is not str or key in container:
+                if type(key) is not str or key in container or key == "<<":
                     raise _Out  # a key that is not a name, or a duplicate
                 at = _spaces(s, at)
                 if s[at : at + 2] != ": ":
