@@ -118,7 +118,7 @@ def _read(text: str, plain: Any) -> Any:
             line = _split(spaces + item, started)
             if line is None:
                 continue
-            if line is _START:
+            if not isinstance(line, tuple):  # _START
                 started = True  # a second "---" now gives up
                 continue
             indent, dash, column, key, item = line
