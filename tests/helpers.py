@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -89,3 +90,17 @@ async def wait_idle(events: Any) -> RunIdle:
         if isinstance(event, RunIdle):
             return event
     raise AssertionError("the run ended without coming to rest")
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal values, nan equal to nan, int/float/bool told apart, key order kept: what
+    two parsers of one document must agree on."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return bool(a == b)

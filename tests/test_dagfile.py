@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import hypothesis
 import pytest
+from helpers import same
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
@@ -74,19 +75,6 @@ def ruamel_dump(value: Any) -> str:
     out = io.StringIO()
     yaml.dump(value, out)
     return out.getvalue()
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal values, nan equal to nan, and int/float/bool told apart."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

@@ -9,11 +9,11 @@ to libyaml's value wherever it does not give up.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import same
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -30,19 +30,6 @@ def quick(text: str) -> Any:
 
 def full(text: str) -> Any:
     return load._parse_yaml(text, positions=False)[0]
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal values, nan equal to nan, int/float/bool/str told apart, key order kept."""
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    return bool(a == b)
 
 
 def agree(text: str) -> bool:
