@@ -5,7 +5,7 @@ no-op run of that node: loading a 20 000-node YAML file took twice as long as ru
 it. Most DAG files, and all generated ones, use a small part of YAML: block mappings
 and sequences, one entry per line, plain or simply quoted scalars, one-line flow
 collections (``deps: [a, b]``, ``inputs: {k: 1}``) and comments. This module reads
-that part line by line, about four times as fast, and gives up (returns ``GIVE_UP``)
+that part line by line, about three times as fast, and gives up (returns ``GIVE_UP``)
 on anything else, or on anything it is not sure of: then `load` parses the file with
 libyaml, which has the last word on what the file means and on what is wrong with it.
 
@@ -13,7 +13,7 @@ Giving up is always safe; a value different from libyaml's is not. A property te
 holds the two readers to the same values on generated block YAML full of the
 characters that make YAML hard (``tests/test_quick_yaml.py``). The rules kept here
 are the strict side of YAML's: a plain scalar in a flow collection may not hold
-``:``, ``#`` or quotes, a key is a name (letters, digits, ``_``, ``-``, ``.``), the
+``:``, ``#``, ``?`` or quotes, a key is a name (letters, digits, ``_``, ``-``, ``.``), the
 text is printable ASCII without tabs or carriage returns; a file outside them takes
 the full parser, and loses only time.
 """
@@ -343,8 +343,7 @@ def _flow(s: str, resolved: dict[str, Any], plain: Any) -> Any:
                 return GIVE_UP  # {a} or {a:b}, which libyaml reads in its own ways
             key = _flat_scalar(key.strip(" "), resolved, plain)
             if type(key) is not str or key in mapping or key == "<<":
-                # Not a string, a duplicate, or the merge key: the full reader's.
-                return GIVE_UP  # a key that is not a string, or a duplicate
+                return GIVE_UP  # not a string, a duplicate, or the merge key
             mapping[key] = _flat_scalar(text.strip(" "), resolved, plain)
         return mapping
     try:
@@ -395,7 +394,7 @@ def _flow_at(s: str, at: int, resolved: dict[str, Any], plain: Any) -> tuple[Any
             if mapping:
                 key, at = _flow_at(s, at, resolved, plain)
                 if type(key) is not str or key in container or key == "<<":
-                    raise _Out  # a key that is not a name, or a duplicate
+                    raise _Out  # not a string, a duplicate, or the merge key
                 at = _spaces(s, at)
                 if s[at : at + 2] != ": ":
                     raise _Out
