@@ -11,6 +11,7 @@ starts no new node while more than ``event_capacity`` events are unacknowledged
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from inspect import isawaitable
 from typing import Any, Protocol
@@ -21,7 +22,9 @@ from .._model.events import ExecutionEvent, HookFailed
 from .hook import EventHook, HookContext, command_list
 from .messages import EventsDone, HookCommands, HookCrashed, Reply
 
-__all__ = ["ChannelSource", "Outbox", "Reader", "run_stage", "run_tail"]
+__all__ = ["ChannelSource", "Outbox", "Reader", "Tap", "run_stage", "run_tail"]
+
+_log = logging.getLogger("dagtrio")
 
 #: how many queued events a stage takes in one go (fewer checkpoints, same order)
 BATCH = 128
@@ -146,19 +149,49 @@ async def run_stage(
                     await sink.send(event)
 
 
+class Tap(Protocol):
+    """A reader that never waits: the pipeline's tail calls it, it must not block.
+
+    For a view that must never slow the run (the browser view): ``extend`` gets each
+    batch of events with the pipeline position of its first, and may only note them;
+    ``close`` says the run's events have ended. A tap that raises is detached, so the
+    run never fails for it.
+    """
+
+    def extend(self, position: int, events: list[ExecutionEvent]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Reader:
-    """A `run.events()` subscription: where to send, and from which event on.
+    """A `run.events()` subscription (or a `Tap`): where to send, and from which event on.
 
     ``start`` is the pipeline position of the first event emitted after subscribing;
     events still in flight when the reader subscribed went out before it and are not
     its business, however slow the hooks ahead of the tail are.
     """
 
-    __slots__ = ("channel", "start")
+    __slots__ = ("channel", "start", "tap")
 
-    def __init__(self, channel: trio.MemorySendChannel[ExecutionEvent], start: int) -> None:
+    def __init__(
+        self,
+        channel: trio.MemorySendChannel[ExecutionEvent] | None,
+        start: int,
+        tap: Tap | None = None,
+    ) -> None:
         self.channel = channel
         self.start = start
+        self.tap = tap
+
+    def close(self) -> None:
+        """The run's events have ended: end the stream, or tell the tap."""
+        if self.tap is not None:
+            try:
+                self.tap.close()
+            except Exception:
+                _log.exception("a tap on the run's events failed when closed")
+        elif self.channel is not None:
+            self.channel.close()
 
 
 async def run_tail(
@@ -175,18 +208,32 @@ async def run_tail(
             except trio.EndOfChannel:
                 return
             if readers:
-                for offset, event in enumerate(batch, position):
-                    for reader in tuple(readers):
+                for reader in tuple(readers):
+                    tap = reader.tap
+                    if tap is None:
+                        continue
+                    # One call per batch: a tap's cost must not be per event.
+                    skip = max(0, reader.start - position)
+                    if skip < len(batch):
+                        try:
+                            tap.extend(position + skip, batch[skip:] if skip else batch)
+                        except Exception:
+                            _log.exception("a tap on the run's events failed; detached")
+                            readers.remove(reader)
+                streams = [reader for reader in readers if reader.tap is None]
+                for offset, event in enumerate(batch, position) if streams else ():
+                    for reader in tuple(streams):
                         if offset < reader.start:
                             continue
                         try:
-                            await reader.channel.send(event)
+                            await reader.channel.send(event)  # type: ignore[union-attr]
                         except (trio.BrokenResourceError, trio.ClosedResourceError):
                             # The reader went away; it must not hold the run back.
                             readers.remove(reader)
+                            streams.remove(reader)
             position += len(batch)
             await inbox.send(EventsDone(len(batch)))
     finally:
         for reader in readers:
-            reader.channel.close()
+            reader.close()
         readers.clear()

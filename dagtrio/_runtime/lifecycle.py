@@ -215,7 +215,7 @@ class Lifecycle(RunData):
         # Every stream ends with the run, including any the pipeline's tail never got
         # to (the run ended before it started, or a stream opened during teardown).
         for reader in self._readers:
-            reader.channel.close()
+            reader.close()
         self._readers.clear()
         # Workers and the tail of a cancelled run never report back; nothing runs now.
         state.abandon_attempts()

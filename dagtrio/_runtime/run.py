@@ -20,7 +20,7 @@ from .._durable.replay import stored_state
 from .._errors import CommandRejectedError, RunFinishedError
 from .._hooks.hook import HookContext
 from .._hooks.messages import Reply
-from .._hooks.pipeline import Reader
+from .._hooks.pipeline import Reader, Tap
 from .._hooks.stream import EventStream
 from .._model.commands import ExecutorCommand
 from .._model.events import ExecutionEvent
@@ -140,6 +140,19 @@ class Run(Loop, Crews, Lifecycle, Ledger):
             if self._body_task is not None and trio.lowlevel.current_task() is self._body_task:
                 self._body_streams.add(stream)
         return stream
+
+    def _watch(self, tap: Tap) -> int:
+        """Hand ``tap`` every event from now on, in the run's order, never waiting on it.
+
+        The browser view's way in: unlike `events`, a tap cannot slow the run (see
+        `Tap`). Returns the pipeline position of the first event it will get, which is
+        also the position of a snapshot of `graph` taken now.
+        """
+        start = self._pipelined
+        if not self._finished:
+            self._readers.append(Reader(None, start, tap))
+            self._state.listen(True)
+        return start
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop the run gracefully: start no new node, give running ones ``grace`` seconds.
