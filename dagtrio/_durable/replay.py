@@ -41,9 +41,9 @@ from .._model.spec import ENDINGS, Ending, NodeOutput, NodeStatus
 from .._state.node import Node
 from .._state.state import RerunPlan, RunState
 from .codec import decode_batch
-from .records import StoredRun
+from .records import RunInfo, StoredRun
 
-__all__ = ["replay", "stored_report", "stored_state"]
+__all__ = ["replay", "replay_record", "state_for", "stored_report", "stored_state"]
 
 
 def replay(state: RunState, stored: StoredRun) -> list[tuple[int, ExecutionEvent]]:
@@ -55,15 +55,32 @@ def replay(state: RunState, stored: StoredRun) -> list[tuple[int, ExecutionEvent
     """
     again: list[tuple[int, ExecutionEvent]] = []
     for seq, kind, row in stored.records:
-        try:
-            event = _replay_record(state, kind, row, announce=seq > stored.handled)
-        except Exception as exc:
-            raise JournalError(
-                f"journal {stored.path or '(unknown file)'}: run {state.run_id!r}: record "
-                f"{seq} ({kind}) cannot be read back: {describe(exc)}"
-            ) from exc
+        event = replay_record(state, stored, seq, kind, row, announce=seq > stored.handled)
         again.extend((seq, one) for one in event)
     return again
+
+
+def replay_record(
+    state: RunState,
+    stored: StoredRun,
+    seq: int,
+    kind: str,
+    row: Mapping[str, Any],
+    *,
+    announce: bool = True,
+) -> list[ExecutionEvent]:
+    """Apply one record of ``stored`` to ``state``; the events it announces.
+
+    Records applied one at a time, as they are written, rebuild the same state as
+    `replay` (the browser view follows another process's run this way).
+    """
+    try:
+        return _replay_record(state, kind, row, announce=announce)
+    except Exception as exc:
+        raise JournalError(
+            f"journal {stored.path or '(unknown file)'}: run {state.run_id!r}: record "
+            f"{seq} ({kind}) cannot be read back: {describe(exc)}"
+        ) from exc
 
 
 def _replay_record(
@@ -174,6 +191,16 @@ def stored_report(stored: StoredRun) -> RunReport:
 def stored_state(stored: StoredRun) -> RunState:
     """The state a stored run was left in, rebuilt without its actions (nothing runs)."""
     info = stored.info
+    state = state_for(info)
+    replay(state, stored)
+    if info.status == "finished":
+        state.drop_holds()  # nobody waits for a decision in a run that ended
+    state.restore_times(info.started_at, info.finished_at)
+    return state
+
+
+def state_for(info: RunInfo) -> RunState:
+    """An empty state for the run ``info`` names, to replay its records into."""
     state = RunState(
         _AnyAction(),  # type: ignore[arg-type]
         dag_name=info.dag_name,
@@ -183,10 +210,6 @@ def stored_state(stored: StoredRun) -> RunState:
         now=lambda: info.started_at,
     )
     state.listen(False)
-    replay(state, stored)
-    if info.status == "finished":
-        state.drop_holds()  # nobody waits for a decision in a run that ended
-    state.restore_times(info.started_at, info.finished_at)
     return state
 
 

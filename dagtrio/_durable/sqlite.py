@@ -426,17 +426,46 @@ class SqliteJournal:
         ).fetchone()
         if row is None:
             raise KeyError(f"journal {self.path} has no run {run_id!r}")
+        records = self._read_records(db, run_id, 0)
+        return StoredRun(_info(row[:8]), json.loads(row[8]), records, row[9], self.path)
+
+    def _read_records(
+        self, db: sqlite3.Connection, run_id: str, after: int
+    ) -> list[tuple[int, str, dict[str, Any]]]:
         # A file of an older schema, opened read-only, was not upgraded.
         traceback = "traceback" if self._version >= 4 else "NULL AS traceback"
         ended = "ended" if self._version >= 5 else "NULL AS ended"
         cursor = db.execute(
             "SELECT seq, kind, node, status, attempts, started_at, finished_at, error,"
-            f" data, {traceback}, {ended} FROM records WHERE run_id = ? ORDER BY seq",
-            (run_id,),
+            f" data, {traceback}, {ended} FROM records WHERE run_id = ? AND seq > ?"
+            " ORDER BY seq",
+            (run_id, after),
         )
         names = [column[0] for column in cursor.description]
-        records = [(r[0], r[1], dict(zip(names, r, strict=True))) for r in cursor]
-        return StoredRun(_info(row[:8]), json.loads(row[8]), records, row[9], self.path)
+        return [(r[0], r[1], dict(zip(names, r, strict=True))) for r in cursor]
+
+    def _follow(
+        self, run_id: str, after: int
+    ) -> tuple[RunInfo, list[tuple[int, str, dict[str, Any]]]]:
+        """The run's summary and its records past seq ``after``, read together.
+
+        For following a run that another process is writing (``dagtrio serve``): one
+        read transaction, so the summary never says "finished" before the records
+        that led there are seen. `KeyError` if there is no such run.
+        """
+        with self._db(f"read run {run_id!r}") as db:
+            db.execute("BEGIN")
+            try:
+                row = db.execute(
+                    "SELECT run_id, dag_name, status, started_at, finished_at, success,"
+                    " error, nodes FROM runs WHERE run_id = ?",
+                    (run_id,),
+                ).fetchone()
+                if row is None:
+                    raise KeyError(f"journal {self.path} has no run {run_id!r}")
+                return _info(row), self._read_records(db, run_id, after)
+            finally:
+                db.execute("COMMIT")
 
     def report(self, run_id: str) -> RunReport:
         """The `RunReport` of ``run_id`` as the journal tells it.
