@@ -133,9 +133,10 @@ def public_api() -> str:
     """One line per public name (and per public member of a class): kind and signature."""
     import dagtrio.executors
     import dagtrio.testing
+    import dagtrio.web
 
     lines: list[str] = []
-    for module in (dagtrio, dagtrio.executors, dagtrio.testing):
+    for module in (dagtrio, dagtrio.executors, dagtrio.testing, dagtrio.web):
         for name in sorted(module.__all__):
             lines += _describe(f"{module.__name__}.{name}", getattr(module, name))
     return "\n".join(lines) + "\n"
@@ -157,7 +158,8 @@ def test_the_public_surface_is_the_reviewed_one() -> None:
 def test_importing_dagtrio_loads_no_heavy_or_optional_dependency() -> None:
     code = (
         "import sys, dagtrio; heavy = {'rich', 'igraph', 'yaml', 'ruamel', 'dask',"
-        " 'distributed', 'trio_parallel', 'opentelemetry', 'hypothesis', 'matplotlib'};"
+        " 'distributed', 'trio_parallel', 'opentelemetry', 'hypothesis', 'matplotlib',"
+        " 'starlette', 'hypercorn', 'anyio'};"
         " print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,0 +1,429 @@
+"""The view's HTTP side: Starlette routes served by hypercorn's Trio worker.
+
+The only module that imports the ASGI stack (the ``web`` extra). Why these two:
+hypercorn runs natively on Trio (``hypercorn.trio.serve`` starts in a nursery and
+reports its bound address through ``task_status``), so the view lives in the
+application's own nursery, on the run's own event loop, with no thread or second loop
+between the page and the run; Starlette is a small router with no globals, running on
+Trio through anyio.
+
+The server owns no state of its own: it reads the run (a `Source`) and sends ordinary
+commands. Every request is checked before any route: the ``Host`` must be the one the
+view was bound to (a page on another site cannot reach it by DNS rebinding); commands
+must carry the view's token, come from the view's own origin, and be JSON.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import socket
+from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import trio
+
+try:
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+except ImportError as exc:  # pragma: no cover - the extra is installed in CI
+    raise ImportError(
+        f"dagtrio.web needs the 'web' extra ({exc.name} is missing): pip install 'dagtrio[web]'"
+    ) from exc
+
+from .feed import Rejected, Source
+from .wire import BadRequest, dump, parse_command, parse_grace
+
+__all__ = ["View", "listening_socket", "serve_view"]
+
+_log = logging.getLogger("dagtrio.web")
+
+STATIC = Path(__file__).parent / "static"
+#: the page's files, by URL name; nothing else is served from disk
+_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+}
+#: largest command body accepted (a CompleteNode's outputs included)
+MAX_BODY = 1 << 20
+#: a server-sent-events comment this often keeps proxies from closing a quiet stream
+#: and lets a stream to a vanished browser notice it is gone
+PING = 15.0
+#: a stream writes at most this often: events in between go out in one write
+PACE = 0.05
+#: events in one write at most
+CHUNK = 4096
+
+_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+    "x-frame-options": "DENY",
+}
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class View:
+    """One served view: its source, its token, and the hosts it answers to."""
+
+    def __init__(self, source: Source, token: str) -> None:
+        self.source = source
+        self.token = token
+        self.hosts: frozenset[str] = frozenset()
+        self.any_host = False
+        self.url = ""
+        self.closing = False
+
+    def bound(self, url: str, host: str) -> None:
+        """The server listens at ``url`` (its real port), asked for as ``host``."""
+        parts = urlsplit(url)
+        port = parts.port
+        names = {parts.hostname or host, host}
+        if _is_loopback(host):
+            names |= {"127.0.0.1", "localhost", "::1"}
+        hosts = set()
+        for name in names:
+            shown = f"[{name}]" if ":" in name else name
+            hosts.add(f"{shown}:{port}")
+            if port == 80:
+                hosts.add(shown)
+        self.hosts = frozenset(hosts)
+        # Bound to every interface: the Host a browser sends cannot be known ahead.
+        self.any_host = host in ("0.0.0.0", "::", "")
+        self.url = url
+
+    def host_ok(self, host: str | None) -> bool:
+        return self.any_host or (host is not None and host.lower() in self.hosts)
+
+    def token_in(self, request: Request) -> str | None:
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, value = header.partition(" ")
+            if scheme.lower() == "bearer":
+                return value.strip()
+            return None
+        return request.query_params.get("token")
+
+    def authorised(self, request: Request) -> bool:
+        given = self.token_in(request)
+        return given is not None and hmac.compare_digest(given.encode(), self.token.encode())
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _json(data: Any, status: int = 200) -> Response:
+    return Response(dump(data), status, media_type="application/json")
+
+
+def _error(status: int, reason: str) -> Response:
+    return _json({"error": reason}, status)
+
+
+# ------------------------------------------------------------------ reading
+
+
+async def _page(view: View, request: Request) -> Response:
+    return _file("index.html")
+
+
+async def _static(view: View, request: Request) -> Response:
+    return _file(request.path_params["name"])
+
+
+def _file(name: str) -> Response:
+    kind = _FILES.get(name)
+    if kind is None:
+        return _error(404, f"no such file: {name}")
+    return Response((STATIC / name).read_bytes(), media_type=kind)
+
+
+async def _snapshot(view: View, request: Request) -> Response:
+    return _json(view.source.snapshot(view.authorised(request)))
+
+
+async def _node(view: View, request: Request) -> Response:
+    node_id = request.path_params["node_id"]
+    try:
+        return _json(view.source.detail(node_id))
+    except KeyError:
+        return _error(404, f"node {node_id!r} is not in the graph")
+
+
+class _Events:
+    """``GET /api/events``: the run's events as server-sent events.
+
+    A raw ASGI endpoint, so that the stream's loop is plain Trio code: a snapshot
+    first, then the feed from the snapshot's position on, a fresh snapshot whenever
+    the feed has moved past this stream's cursor, and ``end`` when the run is over.
+    """
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        control = self.view.authorised(Request(scope))
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream; charset=utf-8"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
+            await self._stream(send, control)
+            nursery.cancel_scope.cancel()
+        with trio.CancelScope(shield=True):
+            # Ends the response; after a disconnect hypercorn ignores it.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _stream(self, send: Send, control: bool) -> None:
+        source = self.view.source
+        feed = source.feed
+        snapshot = source.snapshot(control)
+        cursor = snapshot["position"]
+        await _write(send, f"event: snapshot\ndata: {dump(snapshot)}\n\n")
+        while True:
+            with trio.move_on_after(PING) as waited:
+                await feed.wait(cursor)
+            if waited.cancelled_caught:
+                await _write(send, ": ping\n\n")
+                continue
+            entries = feed.take(cursor, CHUNK)
+            if entries is None:
+                snapshot = source.snapshot(control)
+                cursor = snapshot["position"]
+                await _write(send, f"event: snapshot\ndata: {dump(snapshot)}\n\n")
+            elif entries:
+                cursor = entries[-1][0] + 1
+                await _write(send, "".join(f"id: {p}\ndata: {text}\n\n" for p, text in entries))
+            elif feed.closed:
+                end = {"run": source.snapshot(control)["run"], "closing": self.view.closing}
+                await _write(send, f"event: end\ndata: {dump(end)}\n\n")
+                return
+            if not feed.closed:
+                await trio.sleep(PACE)
+
+
+async def _write(send: Send, text: str) -> None:
+    await send({"type": "http.response.body", "body": text.encode(), "more_body": True})
+
+
+async def _until_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+# ------------------------------------------------------------------ controlling
+
+
+async def _checked_body(view: View, request: Request) -> bytes | Response:
+    """The body of a control request, or the response refusing it."""
+    if view.source.read_only:
+        return _error(403, "this view is read-only: it follows a run from its journal")
+    if not view.authorised(request):
+        return _error(403, "this view is read-only without its token (see the printed URL)")
+    origin = request.headers.get("origin")
+    if origin is not None and origin != f"http://{request.headers.get('host', '')}":
+        return _error(403, f"cross-site request refused (origin {origin})")
+    if request.headers.get("sec-fetch-site") == "cross-site":
+        return _error(403, "cross-site request refused")
+    kind = request.headers.get("content-type", "")
+    if kind.split(";")[0].strip().lower() != "application/json":
+        return _error(415, "send the command as JSON (Content-Type: application/json)")
+    body = bytearray()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_BODY:
+            body += chunk
+        elif size > 16 * MAX_BODY:
+            break  # read on only so far: the client hears the answer either way
+    if size > MAX_BODY:
+        # Read to the end first: a client still sending would not see an early answer.
+        return _error(413, f"the body is larger than {MAX_BODY} bytes")
+    return bytes(body)
+
+
+async def _command(view: View, request: Request) -> Response:
+    body = await _checked_body(view, request)
+    if isinstance(body, Response):
+        return body
+    try:
+        command = parse_command(body)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    try:
+        await view.source.submit(command)
+    except Rejected as exc:
+        return _error(409, str(exc))
+    return _json({"applied": True})
+
+
+async def _shutdown(view: View, request: Request) -> Response:
+    body = await _checked_body(view, request)
+    if isinstance(body, Response):
+        return body
+    try:
+        grace = parse_grace(body)
+    except BadRequest as exc:
+        return _error(400, str(exc))
+    try:
+        await view.source.shutdown(grace)
+    except Rejected as exc:
+        return _error(409, str(exc))
+    return _json({"shutting_down": True})
+
+
+# ------------------------------------------------------------------ the app
+
+
+class _Guard:
+    """Before every route: the Host check; after: the security headers."""
+
+    def __init__(self, app: Any, view: View) -> None:
+        self.app = app
+        self.view = view
+        self.headers = [(k.encode(), v.encode()) for k, v in _HEADERS.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)  # lifespan
+            return
+        host = None
+        for key, value in scope["headers"]:
+            if key == b"host":
+                host = value.decode("latin-1")
+                break
+        if not self.view.host_ok(host):
+            response = _error(
+                403, f"unexpected Host {host!r}: this view answers to {self.view.url}"
+            )
+            await response(scope, receive, self._with_headers(send))
+            return
+        await self.app(scope, receive, self._with_headers(send))
+
+    def _with_headers(self, send: Send) -> Send:
+        async def sender(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *self.headers]
+            await send(message)
+
+        return sender
+
+
+def app_for(view: View) -> Any:
+    """The ASGI application of ``view``."""
+
+    def route(path: str, handler: Any, methods: list[str]) -> Route:
+        return Route(path, partial(handler, view), methods=methods)
+
+    app = Starlette(
+        routes=[
+            route("/", _page, ["GET"]),
+            route("/static/{name}", _static, ["GET"]),
+            route("/api/snapshot", _snapshot, ["GET"]),
+            route("/api/nodes/{node_id:path}", _node, ["GET"]),
+            Route("/api/events", _Events(view), methods=["GET"]),
+            route("/api/commands", _command, ["POST"]),
+            route("/api/shutdown", _shutdown, ["POST"]),
+        ]
+    )
+    return _Guard(app, view)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``, or an `OSError` that says which address.
+
+    Bound here rather than by hypercorn so that a port in use is a plain error raised
+    by `serve` itself (not from inside the server's nurseries), before anything starts.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"dagtrio.web cannot listen on {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise OSError(
+            exc.errno, f"dagtrio.web cannot listen on {host}:{port}: {exc.strerror}"
+        ) from None
+    return sock
+
+
+async def serve_view(
+    view: View,
+    sock: socket.socket,
+    host: str,
+    *,
+    stop: trio.Event | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``view`` on ``sock`` (from `listening_socket`, asked for as ``host``) until
+    cancelled or ``stop`` is set; report its URL once listening."""
+    config = Config()
+    # hypercorn takes the socket over (and closes it) by its file descriptor.
+    config.bind = [f"fd://{sock.detach()}"]
+    config.errorlog = _log
+    config.accesslog = None
+    config.graceful_timeout = 1.0
+    config.include_server_header = False
+    following = trio.CancelScope()
+
+    async def follow(*, task_status: trio.TaskStatus[None]) -> None:
+        with following:
+            await view.source.follow(task_status=task_status)
+
+    async def listen(*, task_status: trio.TaskStatus[list[str]]) -> None:
+        trigger = stop.wait if stop is not None else None
+        try:
+            await hypercorn_serve(
+                app_for(view), config, shutdown_trigger=trigger, task_status=task_status
+            )
+        finally:
+            following.cancel()  # the server is gone: nobody to keep the feed for
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(follow)
+        binds = await nursery.start(listen)
+        base = binds[0]
+        view.bound(base, host)
+        task_status.started(f"{base}/?token={view.token}")
+        if stop is not None:
+            await stop.wait()
+            # Every stream sends its end and returns within hypercorn's graceful time.
+            view.closing = True
+            view.source.feed.close()

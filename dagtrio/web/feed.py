@@ -1,0 +1,274 @@
+"""The run's events for every browser, without a browser ever slowing the run.
+
+One `Feed` per view. Its source (`LiveSource` for a run in this process,
+`JournalSource` for another process's run) pushes each event into one bounded ring,
+shared by every browser; each browser's stream keeps only a cursor into it. Pushing
+never waits and costs a deque append, so the run goes at its own pace whatever the
+browsers do. A browser whose cursor falls out of the ring (it read too slowly, or its
+connection stalled) is sent a fresh snapshot instead of the events it missed: the
+snapshot says at which position it was taken, and the stream goes on from there.
+
+A live run's events come from a tap on the run's pipeline: called synchronously in
+the run's one event order, after the hooks, like ``run.events()`` but never waited on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import trio
+
+from .._errors import CommandRejectedError, RunFinishedError
+from .._model.commands import ExecutorCommand
+from .._model.events import ExecutionEvent
+from .._runtime.run import Run
+from .._state.view import GraphView
+from .wire import ENDINGS, encode_event, node_row
+
+__all__ = ["Feed", "LiveSource", "Rejected", "Source"]
+
+#: events a browser may be behind before it gets a snapshot instead of them
+RING = 8192
+
+
+class Feed:
+    """A bounded ring of a run's latest events, read by any number of browsers.
+
+    Positions are contiguous: the ring holds the events from ``first`` to ``end - 1``,
+    the slot of position ``p`` being ``p % capacity``. Three parallel lists (event,
+    when it was seen, its JSON made on first use) rather than an object per event:
+    a batch goes in with a few slice assignments, which is what keeps a view cheap
+    for a run that emits tens of thousands of events a second.
+    """
+
+    def __init__(
+        self, capacity: int = RING, started: Callable[[str], float | None] | None = None
+    ) -> None:
+        if capacity < 1:
+            raise ValueError("a feed holds at least one event")
+        self.capacity = capacity
+        self._events: list[ExecutionEvent | None] = [None] * capacity
+        self._at: list[float] = [0.0] * capacity
+        self._texts: list[str | None] = [None] * capacity
+        #: for a journal's events: the start of the node an event ends, by slot
+        self._started: dict[int, float | None] = {}
+        self.first = 0
+        self.end = 0
+        self._changed = trio.Event()
+        self.closed = False
+        #: when a node's latest attempt started, for the ``started_at`` of its end
+        self.started = started
+
+    def extend(
+        self,
+        position: int,
+        events: list[ExecutionEvent],
+        at: float | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        """Add a batch whose first event is at ``position`` (a tap's ``extend``):
+        never waits, never fails. ``at`` (default: now) is when they were seen."""
+        if not events:
+            return
+        if position != self.end:
+            # The source skipped ahead (a tap subscribed late): nothing before it is here.
+            self.first = self.end = position
+        when = time.time() if at is None else at
+        capacity = self.capacity
+        count = len(events)
+        if count > capacity:
+            events = events[count - capacity :]
+            position += count - capacity
+            count = capacity
+        slot = position % capacity
+        room = min(count, capacity - slot)
+        self._place(slot, events[:room] if room < count else events, when, room)
+        if room < count:
+            self._place(0, events[room:], when, count - room)
+        if started_at is not None:
+            self._started[slot] = started_at
+        self.end = position + count
+        self.first = max(self.first, self.end - capacity)
+        if not self._changed.is_set():
+            self._changed.set()
+
+    def _place(self, slot: int, events: list[ExecutionEvent], at: float, count: int) -> None:
+        stop = slot + count
+        self._events[slot:stop] = events
+        self._at[slot:stop] = [at] * count
+        self._texts[slot:stop] = [None] * count
+        if self._started:
+            for one in range(slot, stop):
+                self._started.pop(one, None)
+
+    def close(self) -> None:
+        """No more events: every stream sends what is left, then its end."""
+        self.closed = True
+        self._changed.set()
+
+    def take(self, cursor: int, limit: int) -> list[tuple[int, str]] | None:
+        """``(position, JSON)`` of up to ``limit`` events from ``cursor`` on; ``None``
+        if some of them are gone (the reader fell behind and needs a snapshot)."""
+        if cursor < self.first:
+            return None
+        stop = min(self.end, cursor + limit)
+        capacity = self.capacity
+        texts, events, ats = self._texts, self._events, self._at
+        out = []
+        for position in range(cursor, stop):
+            slot = position % capacity
+            text = texts[slot]
+            if text is None:
+                text = texts[slot] = self._encode(events[slot], ats[slot], slot)  # type: ignore[arg-type]
+            out.append((position, text))
+        return out
+
+    def _encode(self, event: ExecutionEvent, at: float, slot: int) -> str:
+        started_at = self._started.get(slot)
+        if started_at is None and self.started is not None and type(event) in ENDINGS:
+            started_at = self.started(event.node.node)  # type: ignore[attr-defined]
+        return encode_event(event, at, started_at)
+
+    async def wait(self, cursor: int) -> None:
+        """Return once there is an event at ``cursor`` or beyond, or the feed closed."""
+        while not self.closed and self.end <= cursor:
+            if self._changed.is_set():
+                self._changed = trio.Event()
+            await self._changed.wait()
+
+
+class Rejected(Exception):
+    """A command the run refused (409), with its reason."""
+
+
+class Source(Protocol):
+    """Where a view's run comes from: a run in this process, or a journal."""
+
+    feed: Feed
+    read_only: bool
+    kind: str
+
+    def snapshot(self, control: bool) -> dict[str, Any]:
+        """The whole run as JSON-ready data, with the position it was taken at."""
+        ...
+
+    def detail(self, node_id: str) -> dict[str, Any]:
+        """One node's record and spec (`KeyError` if there is no such node)."""
+        ...
+
+    async def submit(self, command: ExecutorCommand) -> None:
+        """Apply a command (`Rejected` if the run refuses it)."""
+        ...
+
+    async def shutdown(self, grace: float | None) -> None:
+        """Shut the run down (`Rejected` if it has ended)."""
+        ...
+
+    async def follow(self, *, task_status: trio.TaskStatus[None]) -> None:
+        """Keep the feed current until the run ends, then close it."""
+        ...
+
+
+def snapshot_of(
+    view: GraphView,
+    position: int,
+    run: dict[str, Any],
+) -> dict[str, Any]:
+    """A snapshot's JSON-ready data from a graph view."""
+    record = view.record
+    return {"position": position, "run": run, "nodes": [node_row(record(i)) for i in view]}
+
+
+class LiveSource:
+    """A run in this process: events from a tap on its pipeline, commands to `Run.submit`."""
+
+    read_only = False
+    kind = "live"
+
+    def __init__(self, run: Run, feed: Feed) -> None:
+        self.run = run
+        self.feed = feed
+        nodes = run._state.nodes  # read, never written
+
+        def started(node_id: str) -> float | None:
+            node = nodes.get(node_id)
+            return None if node is None else node.started_at
+
+        feed.started = started
+
+    def run_info(self, control: bool) -> dict[str, Any]:
+        run = self.run
+        graph = run.graph
+        info: dict[str, Any] = {
+            "run_id": run.run_id,
+            "dag_name": run.dag_name,
+            "source": self.kind,
+            "read_only": False,
+            "control": control,
+            "paused": list(graph.paused_branches),
+            "held": list(graph.held),
+            "cancelled": list(graph.cancelled_branches),
+            "now": time.time(),
+        }
+        times = run._state  # the run's clock readings; read, never written
+        info["started_at"] = times.started_at
+        info["finished_at"] = times.finished_at
+        if run.finished:
+            report = run.report()
+            info.update(state="finished", success=report.success, error=report.error)
+        else:
+            info.update(state="idle" if run.idle else "running", success=None, error=None)
+        return info
+
+    def snapshot(self, control: bool) -> dict[str, Any]:
+        # Taken between two of the coordinator's steps, so the graph holds exactly the
+        # effects of the events before this position, and none after.
+        return snapshot_of(self.run.graph, self.run._pipelined, self.run_info(control))
+
+    def detail(self, node_id: str) -> dict[str, Any]:
+        from .wire import node_detail
+
+        graph = self.run.graph
+        return node_detail(graph.record(node_id), graph.spec(node_id))
+
+    async def submit(self, command: ExecutorCommand) -> None:
+        try:
+            await self.run.submit(command)
+        except CommandRejectedError as exc:
+            raise Rejected(exc.reason) from None
+        except RunFinishedError as exc:
+            raise Rejected(str(exc)) from None
+
+    async def shutdown(self, grace: float | None) -> None:
+        if self.run.finished:
+            raise Rejected(f"run {self.run.run_id} has ended")
+        await self.run.shutdown(grace)
+
+    async def follow(self, *, task_status: trio.TaskStatus[None]) -> None:
+        run = self.run
+        if run.finished:
+            self.feed.first = self.feed.end = run._pipelined
+            self.feed.close()
+            task_status.started()
+            return
+        start = run._watch(_Tap(self.feed))
+        self.feed.first = self.feed.end = start
+        task_status.started()
+        # The end goes out once the run has ended, hooks' on_complete included, so its
+        # verdict is the final one: the tap's own close comes before that.
+        await run._done.wait()
+        self.feed.close()
+
+
+class _Tap:
+    """The feed as a tap on a run's pipeline (see `dagtrio._hooks.pipeline.Tap`)."""
+
+    __slots__ = ("extend",)
+
+    def __init__(self, feed: Feed) -> None:
+        self.extend = feed.extend
+
+    def close(self) -> None:
+        pass  # `LiveSource.follow` closes the feed once the run has ended

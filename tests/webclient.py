@@ -1,0 +1,81 @@
+"""A script's view of `dagtrio.web`: server-sent events read and applied as a page would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+#: statuses an event sets on its node
+SETS = {
+    "NodeAdded": "pending",
+    "NodeStarted": "running",
+    "NodeCompleted": "succeeded",
+    "NodeFailed": "failed",
+    "NodeCancelled": "cancelled",
+    "NodeSkipped": "skipped",
+    "NodeRetrying": "ready",
+}
+
+
+def split(url: str) -> tuple[str, str]:
+    """The view's base URL and its token, from the printed URL."""
+    base, _, token = url.partition("/?token=")
+    return base, token
+
+
+async def messages(response: httpx.Response) -> AsyncIterator[tuple[str, int | None, Any]]:
+    """``(kind, id, data)`` for each server-sent event; kind ``message`` if unnamed."""
+    kind, ident, data = "message", None, []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield kind, ident, json.loads("\n".join(data))
+            kind, ident, data = "message", None, []
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                kind = value
+            elif field == "id":
+                ident = int(value)
+            elif field == "data":
+                data.append(value)
+
+
+class Mirror:
+    """What a page knows of a run: a snapshot, with every later event applied."""
+
+    def __init__(self) -> None:
+        self.status: dict[str, str] = {}
+        self.position = 0
+        self.snapshots = 0
+        self.events: list[dict[str, Any]] = []
+        self.ids: list[int] = []
+        self.end: dict[str, Any] | None = None
+
+    def apply(self, kind: str, ident: int | None, data: Any) -> None:
+        if kind == "snapshot":
+            self.snapshots += 1
+            self.position = data["position"]
+            self.status = {node["id"]: node["status"] for node in data["nodes"]}
+        elif kind == "end":
+            self.end = data
+        else:
+            assert ident is not None and ident >= self.position, (ident, self.position)
+            self.ids.append(ident)
+            self.events.append(data)
+            node = data.get("node")
+            if node is not None and data["type"] in SETS:
+                self.status[node["node"]] = SETS[data["type"]]
+
+    async def follow(self, response: httpx.Response) -> Mirror:
+        async for kind, ident, data in messages(response):
+            self.apply(kind, ident, data)
+            if kind == "end":
+                break
+        return self
