@@ -5,7 +5,8 @@ Subcommands, one module each: ``run`` (run a DAG file with a live display, see
 Gantt chart, see `dagtrio.cli.graph`), ``bench`` (throughput on generated graphs, see
 `dagtrio.cli.bench`), ``report`` (what the runs in a journal did, see
 `dagtrio.cli.report`), ``resume`` (finish a journaled run or run parts of it again,
-see `dagtrio.cli.resume`) and ``completion`` (a shell completion script, see
+see `dagtrio.cli.resume`), ``serve`` (a journaled run in the browser, see
+`dagtrio.cli.serve`) and ``completion`` (a shell completion script, see
 `dagtrio.cli.completion`); their shared parser pieces are in `dagtrio.cli.args`.
 """
 
@@ -22,6 +23,7 @@ from . import graph as graph_cli
 from . import report as report_cli
 from . import resume as resume_cli
 from . import run as run_cli
+from . import serve as serve_cli
 from .args import _Parser
 
 __all__ = ["build_parser", "main"]
@@ -38,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cli.add_parser(subcommands)
     report_cli.add_parser(subcommands)
     resume_cli.add_parser(subcommands)
+    serve_cli.add_parser(subcommands)
     completion_cli.add_parser(subcommands)
     return parser
 

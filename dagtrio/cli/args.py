@@ -16,6 +16,7 @@ __all__ = [
     "FILE",
     "import_igraph",
     "int_at_least",
+    "address",
     "journal_argument",
     "keep_loaded",
     "subcommand",
@@ -99,3 +100,28 @@ def journal_argument(parser: argparse.ArgumentParser) -> None:
     """The positional ``JOURNAL`` of the commands that read one, completed as a file."""
     journal = parser.add_argument("journal", type=Path, metavar="JOURNAL", help="a journal file")
     journal.complete = FILE  # type: ignore[attr-defined]  # read by shtab
+
+
+def address(text: str) -> tuple[str, int]:
+    """An argparse ``type=`` for ``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT`` (a view's)."""
+    host, colon, port_text = text.rpartition(":")
+    if not colon:
+        host, port_text = "127.0.0.1", text
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected PORT or HOST:PORT, got {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"the port must be from 0 to 65535, got {port}")
+    return host, port
+
+
+def web_module(prog: str) -> Any:
+    """`dagtrio.web`; ``None`` once a line naming the extra to install is printed."""
+    try:
+        from .. import web
+    except ImportError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return None
+    return web

@@ -14,8 +14,15 @@ Ctrl-C once shuts the run down gracefully: nothing new starts, and running nodes
 --grace seconds (default 10) to finish, counted down on the display. Ctrl-C again
 cancels them at once.
 
+With --serve a live view is served for the length of the run (its URL, with the
+token that allows steering, is printed): the graph, each node's details, a Gantt
+chart, the event log, and controls to approve a paused branch, complete or retry a
+held node, or shut the run down. A run that comes to rest waiting for a decision then
+waits for it in the view instead of stopping.
+
 Example:
     dagtrio run flow.yaml
+    dagtrio run approval.yaml --serve
     dagtrio run flow.yaml --journal runs.db --max-parallel 8
     dagtrio run flow.yaml --journal runs.db --run-id nightly --failed
 
@@ -32,6 +39,7 @@ import shlex
 import signal
 import sys
 from collections import deque
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +59,7 @@ from .._runtime.run import Run
 from .._specfile.resolve import BadReference, load_hooks, load_registry
 from .._specfile.schema import DagFile, DagFileError, Problem, load_file
 from . import report as report_cli
-from .args import FILE, import_igraph, int_at_least, keep_loaded, subcommand
+from .args import FILE, address, import_igraph, int_at_least, keep_loaded, subcommand, web_module
 
 __all__ = ["add_parser", "run"]
 
@@ -108,6 +116,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--quiet", action="store_true", help="no display and no table: the exit status says"
+    )
+    parser.add_argument(
+        "--serve",
+        nargs="?",
+        type=address,
+        const=("127.0.0.1", 0),
+        metavar="[HOST:]PORT",
+        help="serve a live view in the browser, to watch and steer the run (prints its URL;"
+        " default: 127.0.0.1 and a free port)",
     )
     parser.set_defaults(handler=run, parser=parser)
     return parser
@@ -279,6 +296,7 @@ async def _main(
     coordinator: Coordinator,
     resume: str | None,
     display: Console | None,
+    web: Any = None,
 ) -> _Outcome:
     outcome = _Outcome()
     progress = _Progress()
@@ -296,9 +314,14 @@ async def _main(
                 )
             else:
                 opened = coordinator.open_run(dag.specs, dag_name=dag.dag, run_id=args.run_id)
-            async with opened as run:
+            async with opened as run, AsyncExitStack() as view:
+                url = ""
                 opened_runs.append(run)
                 outcome.run_id = run.run_id
+                if web is not None:
+                    host, port = args.serve
+                    url = await view.enter_async_context(web.open_view(run, host=host, port=port))
+                    print(f"{_PROG}: live view: {url}", file=sys.stderr)
                 if resume is not None:
                     # Restored nodes send no NodeAdded: start from what the run holds.
                     stats = run.statistics()
@@ -315,7 +338,10 @@ async def _main(
                         if not run.finished:
                             async for event in run.events():
                                 progress.note(event, trio.current_time())
-                                if isinstance(event, ev.RunIdle):
+                                if isinstance(event, ev.RunIdle) and web is not None:
+                                    # The view is where a person decides: wait for them.
+                                    print(f"{_PROG}: {_decision(event)}: {url}", file=sys.stderr)
+                                elif isinstance(event, ev.RunIdle):
                                     # Nobody can decide from the shell. With a journal the
                                     # run stays resumable, as if the process stopped here.
                                     outcome.waiting = event
@@ -334,6 +360,13 @@ async def _main(
     if opened_runs and (outcome.waiting is None or coordinator.journal is None):
         outcome.report = opened_runs[0].report()
     return outcome
+
+
+def _decision(idle: ev.RunIdle) -> str:
+    waiting = [f"held {', '.join(idle.held)}"] if idle.held else []
+    if idle.branches:
+        waiting.append(f"paused {', '.join(idle.branches)}")
+    return f"waiting for a decision ({'; '.join(waiting) or 'nothing can run'}) in the view"
 
 
 async def _refresh(live: Live, progress: _Progress, title: str, started: float) -> None:
@@ -387,6 +420,12 @@ def _again(args: argparse.Namespace, run_id: str) -> str:
     )
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
 def _errors(exc: BaseException) -> list[str]:
     if isinstance(exc, BaseExceptionGroup):
         return [line for inner in exc.exceptions for line in _errors(inner)]
@@ -418,8 +457,15 @@ def run(args: argparse.Namespace) -> int:
             display = stderr
     if resume is not None and not args.quiet:
         print(f"{_PROG}: resuming run {resume} from {args.journal}", file=sys.stderr)
+    web = None
+    if args.serve is not None:
+        web = web_module(_PROG)
+        if web is None:
+            if journal is not None:
+                journal.close()
+            return 2
     try:
-        outcome = trio.run(_main, args, dag, coordinator, resume, display)
+        outcome = trio.run(_main, args, dag, coordinator, resume, display, web)
     except InvalidGraphError as exc:
         print(f"{_PROG}: error: {exc}", file=sys.stderr)
         return 2
@@ -432,6 +478,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{_PROG}: the run can go on: {_again(args, args.run_id)}", file=sys.stderr)
         return 130
     except Exception as exc:
+        leaves = _leaves(exc)
+        if args.serve is not None and all(isinstance(leaf, OSError) for leaf in leaves):
+            # The view could not listen (its port is taken): bad input, nothing ran.
+            for leaf in leaves:
+                print(f"{_PROG}: error: {leaf}", file=sys.stderr)
+            return 2
         # A hook that failed the run (hook_errors="fail"), or the journal: one line per
         # error, not a traceback; the journal keeps the run's report.
         for line in _errors(exc):
