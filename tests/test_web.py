@@ -243,6 +243,9 @@ def test_snapshot_plus_events_is_the_run(
 
     mirror, report = trio.run(main)
     assert mirror.status == {i: record.status.value for i, record in report.nodes.items()}
+    # A failure says whether its node is held: the page shows the decision at once.
+    failures = [e for e in mirror.events if e["type"] == "NodeFailed"]
+    assert all(e["held"] is hold for e in failures)
     assert mirror.end is not None and mirror.end["run"]["success"] == report.success
 
 
@@ -666,19 +669,27 @@ _events = st.one_of(
 
 
 @settings(max_examples=400, deadline=None)
-@given(event=_events, at=st.floats(0, 2e9), started=st.none() | st.floats(0, 2e9))
+@given(
+    event=_events,
+    at=st.floats(0, 2e9),
+    started=st.none() | st.floats(0, 2e9),
+    held=st.none() | st.booleans(),
+)
 def test_the_fast_encodings_say_what_the_converter_says(
-    event: dagtrio.ExecutionEvent, at: float, started: float | None
+    event: dagtrio.ExecutionEvent, at: float, started: float | None, held: bool | None
 ) -> None:
     """Written by hand or by the converter, an event's JSON is the converter's form
-    (with what JSON cannot hold as its repr), plus ``at`` and an ending's ``started_at``."""
-    text = wire.encode_event(event, at, started)
+    (with what JSON cannot hold as its repr), plus ``at``, an ending's ``started_at``
+    and a failure's ``held``."""
+    text = wire.encode_event(event, at, started, held)
     expected = wire._safe(
         dagtrio.converter.unstructure(event, unstructure_as=dagtrio.ExecutionEvent)
     )
     expected["at"] = at
     if started is not None and type(event) in wire.ENDINGS:
         expected["started_at"] = started
+    if held is not None and type(event) is dagtrio.NodeFailed:
+        expected["held"] = held
     assert json.loads(text) == json.loads(wire.dump(expected))
 
 

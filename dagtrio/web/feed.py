@@ -15,14 +15,14 @@ the run's one event order, after the hooks, like ``run.events()`` but never wait
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import trio
 
 from .._errors import CommandRejectedError, RunFinishedError
 from .._model.commands import ExecutorCommand
-from .._model.events import ExecutionEvent
+from .._model.events import ExecutionEvent, NodeFailed
 from .._runtime.run import Run
 from .._state.view import GraphView
 from .wire import ENDINGS, encode_event, node_row
@@ -43,9 +43,7 @@ class Feed:
     for a run that emits tens of thousands of events a second.
     """
 
-    def __init__(
-        self, capacity: int = RING, started: Callable[[str], float | None] | None = None
-    ) -> None:
+    def __init__(self, capacity: int = RING, nodes: Mapping[str, Any] | None = None) -> None:
         if capacity < 1:
             raise ValueError("a feed holds at least one event")
         self.capacity = capacity
@@ -58,8 +56,9 @@ class Feed:
         self.end = 0
         self._changed = trio.Event()
         self.closed = False
-        #: when a node's latest attempt started, for the ``started_at`` of its end
-        self.started = started
+        #: the run's nodes by id (read, never written): the ``started_at`` of a node's
+        #: end and whether a failed node is held are read there when first encoded
+        self.nodes = nodes
 
     def extend(
         self,
@@ -127,9 +126,16 @@ class Feed:
 
     def _encode(self, event: ExecutionEvent, at: float, slot: int) -> str:
         started_at = self._started.get(slot)
-        if started_at is None and self.started is not None and type(event) in ENDINGS:
-            started_at = self.started(event.node.node)  # type: ignore[attr-defined]
-        return encode_event(event, at, started_at)
+        held = None
+        kind = type(event)
+        if self.nodes is not None and kind in ENDINGS:
+            node = self.nodes.get(event.node.node)  # type: ignore[attr-defined]
+            if node is not None:
+                if started_at is None:
+                    started_at = node.started_at
+                if kind is NodeFailed:
+                    held = node.on_hold
+        return encode_event(event, at, started_at, held)
 
     async def wait(self, cursor: int) -> None:
         """Return once there is an event at ``cursor`` or beyond, or the feed closed."""
@@ -190,13 +196,7 @@ class LiveSource:
     def __init__(self, run: Run, feed: Feed) -> None:
         self.run = run
         self.feed = feed
-        nodes = run._state.nodes  # read, never written
-
-        def started(node_id: str) -> float | None:
-            node = nodes.get(node_id)
-            return None if node is None else node.started_at
-
-        feed.started = started
+        feed.nodes = run._state.nodes
 
     def run_info(self, control: bool) -> dict[str, Any]:
         run = self.run

@@ -42,6 +42,7 @@ class JournalSource:
         self.poll = poll
         self.state = state_for(info)
         self.graph = GraphView(self.state)
+        feed.nodes = self.state.nodes
         self._seq = 0
         self._position = 0
 

@@ -97,9 +97,14 @@ def dump(data: Any) -> str:
 ENDINGS = frozenset({ev.NodeCompleted, ev.NodeFailed, ev.NodeCancelled, ev.NodeSkipped})
 
 
-def encode_event(event: ev.ExecutionEvent, at: float, started_at: float | None = None) -> str:
+def encode_event(
+    event: ev.ExecutionEvent,
+    at: float,
+    started_at: float | None = None,
+    held: bool | None = None,
+) -> str:
     """One event as the view sends it: the converter's form plus ``at`` (and, for a
-    node's end when known, ``started_at``).
+    node's end when known, ``started_at``; for a failure, whether the node is ``held``).
 
     The three events every node sends (added, started, completed) are written without
     the converter when their values are plain JSON: a run emits tens of thousands a
@@ -161,6 +166,8 @@ def encode_event(event: ev.ExecutionEvent, at: float, started_at: float | None =
     general["at"] = at
     if started_at is not None and kind in ENDINGS:
         general["started_at"] = started_at
+    if held is not None and kind is ev.NodeFailed:
+        general["held"] = held
     return dump(general)
 
 
