@@ -45,3 +45,26 @@ def dask_client() -> Iterator[Any]:
     finally:
         client.close()
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's headless Chromium, started once (see tests/browser.py).
+
+    Without it the browser tests are skipped on a developer's machine; with ``CI`` set
+    they fail instead, so a CI that lost its browser cannot pass by skipping them.
+    """
+    from browser import Browser, chromium_path
+
+    executable = chromium_path()
+    if executable is None:
+        message = "no Chromium: apt-get install chromium chromium-driver (Debian's)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    pytest.importorskip("playwright")
+    browser = Browser(executable)
+    try:
+        yield browser
+    finally:
+        browser.close()
