@@ -140,8 +140,9 @@ async def draft(ctx: NodeCtx) -> str:
 async def approve(ctx: NodeCtx) -> dict[str, Any]:
     """Wait for a person. Without an approval in its inputs it fails for good; the file
     sets ``on_failure: hold``, so the node is held, the rest of the run goes on, and
-    the run comes to rest naming it. A person supplies the decision with
-    ``dagtrio resume JOURNAL RUN_ID --actions example_actions --output approve=...``."""
+    the run comes to rest naming it. A person supplies the decision in the browser
+    (``dagtrio run approval.yaml --serve``: complete it with ``{"approved_by": "ana"}``)
+    or with ``dagtrio resume JOURNAL RUN_ID --actions example_actions --output approve=...``."""
     decision = ctx.inputs.get("approved_by")
     if not decision:
         raise PermanentError(f"{ctx.upstream['draft']!r} waits for a person's approval")
