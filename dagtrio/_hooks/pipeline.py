@@ -11,7 +11,6 @@ starts no new node while more than ``event_capacity`` events are unacknowledged
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from inspect import isawaitable
 from typing import Any, Protocol
@@ -23,8 +22,6 @@ from .hook import EventHook, HookContext, command_list
 from .messages import EventsDone, HookCommands, HookCrashed, Reply
 
 __all__ = ["ChannelSource", "Outbox", "Reader", "Tap", "run_stage", "run_tail"]
-
-_log = logging.getLogger("dagtrio")
 
 #: how many queued events a stage takes in one go (fewer checkpoints, same order)
 BATCH = 128
@@ -150,48 +147,33 @@ async def run_stage(
 
 
 class Tap(Protocol):
-    """A reader that never waits: the pipeline's tail calls it, it must not block.
+    """A watcher of a run's events that never waits, for a view that must never slow it.
 
-    For a view that must never slow the run (the browser view): ``extend`` gets each
-    batch of events with the pipeline position of its first, and may only note them;
-    ``close`` says the run's events have ended. A tap that raises is detached, so the
-    run never fails for it.
+    Unlike a `run.events()` reader it is not part of the pipeline: the coordinator
+    calls ``push`` with each event as it emits it (in the run's one order, before any
+    hook has seen it) and its position among them, and ``push`` may only note it.
+    ``close`` says the run's events have ended. A tap that raises is detached and
+    logged; the run never fails for it.
     """
 
-    def extend(self, position: int, events: list[ExecutionEvent]) -> None: ...
+    def push(self, position: int, event: ExecutionEvent) -> None: ...
 
     def close(self) -> None: ...
 
 
 class Reader:
-    """A `run.events()` subscription (or a `Tap`): where to send, and from which event on.
+    """A `run.events()` subscription: where to send, and from which event on.
 
     ``start`` is the pipeline position of the first event emitted after subscribing;
     events still in flight when the reader subscribed went out before it and are not
     its business, however slow the hooks ahead of the tail are.
     """
 
-    __slots__ = ("channel", "start", "tap")
+    __slots__ = ("channel", "start")
 
-    def __init__(
-        self,
-        channel: trio.MemorySendChannel[ExecutionEvent] | None,
-        start: int,
-        tap: Tap | None = None,
-    ) -> None:
+    def __init__(self, channel: trio.MemorySendChannel[ExecutionEvent], start: int) -> None:
         self.channel = channel
         self.start = start
-        self.tap = tap
-
-    def close(self) -> None:
-        """The run's events have ended: end the stream, or tell the tap."""
-        if self.tap is not None:
-            try:
-                self.tap.close()
-            except Exception:
-                _log.exception("a tap on the run's events failed when closed")
-        elif self.channel is not None:
-            self.channel.close()
 
 
 async def run_tail(
@@ -208,32 +190,18 @@ async def run_tail(
             except trio.EndOfChannel:
                 return
             if readers:
-                for reader in tuple(readers):
-                    tap = reader.tap
-                    if tap is None:
-                        continue
-                    # One call per batch: a tap's cost must not be per event.
-                    skip = max(0, reader.start - position)
-                    if skip < len(batch):
-                        try:
-                            tap.extend(position + skip, batch[skip:] if skip else batch)
-                        except Exception:
-                            _log.exception("a tap on the run's events failed; detached")
-                            readers.remove(reader)
-                streams = [reader for reader in readers if reader.tap is None]
-                for offset, event in enumerate(batch, position) if streams else ():
-                    for reader in tuple(streams):
+                for offset, event in enumerate(batch, position):
+                    for reader in tuple(readers):
                         if offset < reader.start:
                             continue
                         try:
-                            await reader.channel.send(event)  # type: ignore[union-attr]
+                            await reader.channel.send(event)
                         except (trio.BrokenResourceError, trio.ClosedResourceError):
                             # The reader went away; it must not hold the run back.
                             readers.remove(reader)
-                            streams.remove(reader)
             position += len(batch)
             await inbox.send(EventsDone(len(batch)))
     finally:
         for reader in readers:
-            reader.close()
+            reader.channel.close()
         readers.clear()

@@ -27,7 +27,7 @@ from .._durable.recorder import RunRecorder
 from .._durable.records import StoredRun
 from .._durable.replay import replay
 from .._hooks.hook import HookContext
-from .._hooks.pipeline import Outbox, Reader
+from .._hooks.pipeline import Outbox, Reader, Tap
 from .._hooks.stream import EventStream
 from .._model.events import ExecutionEvent
 from .._model.report import RunReport
@@ -108,6 +108,10 @@ class RunData:
         offset = time.time() - clock.current_time()
         self._outbox = Outbox()
         self._readers: list[Reader] = []
+        #: watchers told of each event as it is emitted (`Run._watch`), and how many
+        #: events they have been told of (a snapshot taken now stands at that count)
+        self._taps: list[Tap] = []
+        self._tapped = 0
         #: deferred nodes (see `Loop._release_deferred`): the pipeline position each
         #: waits for at least, the state's change count when each was last found busy,
         #: and the position of the latest event about each branch (kept from the

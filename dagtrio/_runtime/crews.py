@@ -66,7 +66,7 @@ class Crews(RunData):
 
     async def _send_progress(self, node_id: str, attempt: int, payload: Any) -> None:
         """``ctx.emit``: hand the coordinator an attempt's progress and wait for room."""
-        if not (self._hooks or self._readers):
+        if not (self._hooks or self._readers or self._taps):
             await trio.lowlevel.checkpoint()  # nobody listens: nothing to wait for
             return
         reply = Reply()

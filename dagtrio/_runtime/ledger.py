@@ -81,6 +81,21 @@ class Ledger(RunData):
         nursery.start_soon(run_tail, source, self._readers, inbox)
 
     def _emit(self, event: ExecutionEvent) -> None:
+        taps = self._taps
+        if taps:
+            # Told now, in the coordinator's step, and never waited for: a view's
+            # watching costs the run a call, not a trip through the pipeline.
+            position = self._tapped
+            self._tapped = position + 1
+            failed = None
+            for tap in taps:
+                try:
+                    tap.push(position, event)
+                except Exception:
+                    logger.exception("a tap on run %s's events failed; detached", self.run_id)
+                    failed = [*(failed or ()), tap]
+            for tap in failed or ():
+                taps.remove(tap)
         # Nobody listening (no hooks, no readers): nothing to deliver or wait for.
         if self._hooks or self._readers:
             self._outbox.put(event)

@@ -215,8 +215,14 @@ class Lifecycle(RunData):
         # Every stream ends with the run, including any the pipeline's tail never got
         # to (the run ended before it started, or a stream opened during teardown).
         for reader in self._readers:
-            reader.close()
+            reader.channel.close()
         self._readers.clear()
+        for tap in self._taps:
+            try:
+                tap.close()
+            except Exception:
+                logger.exception("a tap on run %s's events failed to close", self.run_id)
+        self._taps.clear()
         # Workers and the tail of a cancelled run never report back; nothing runs now.
         state.abandon_attempts()
         self._unacked = 0

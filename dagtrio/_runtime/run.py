@@ -142,17 +142,22 @@ class Run(Loop, Crews, Lifecycle, Ledger):
         return stream
 
     def _watch(self, tap: Tap) -> int:
-        """Hand ``tap`` every event from now on, in the run's order, never waiting on it.
+        """Tell ``tap`` of every event from now on, as it is emitted, never waiting on it.
 
         The browser view's way in: unlike `events`, a tap cannot slow the run (see
-        `Tap`). Returns the pipeline position of the first event it will get, which is
-        also the position of a snapshot of `graph` taken now.
+        `Tap`). Returns the position of the first event it will get, which is also
+        where a snapshot of `graph` taken now stands: the graph holds the effects of
+        every event before it and of none after.
         """
-        start = self._pipelined
         if not self._finished:
-            self._readers.append(Reader(None, start, tap))
+            self._taps.append(tap)
             self._state.listen(True)
-        return start
+        return self._tapped
+
+    def _unwatch(self, tap: Tap) -> None:
+        """Stop telling ``tap`` (a view that closed before its run ended)."""
+        with suppress(ValueError):
+            self._taps.remove(tap)
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop the run gracefully: start no new node, give running ones ``grace`` seconds.

@@ -8,8 +8,8 @@ browsers do. A browser whose cursor falls out of the ring (it read too slowly, o
 connection stalled) is sent a fresh snapshot instead of the events it missed: the
 snapshot says at which position it was taken, and the stream goes on from there.
 
-A live run's events come from a tap on the run's pipeline: called synchronously in
-the run's one event order, after the hooks, like ``run.events()`` but never waited on.
+A live run's events come from a tap: the coordinator calls it with each event as it
+emits it, in the run's one order (before hooks see it), and never waits on it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import trio
 
 from .._errors import CommandRejectedError, RunFinishedError
 from .._model.commands import ExecutorCommand
-from .._model.events import ExecutionEvent, NodeFailed
+from .._model.events import ExecutionEvent, NodeFailed, NodeStarted
 from .._runtime.run import Run
 from .._state.view import GraphView
 from .wire import ENDINGS, encode_event, node_row
@@ -37,10 +37,11 @@ class Feed:
     """A bounded ring of a run's latest events, read by any number of browsers.
 
     Positions are contiguous: the ring holds the events from ``first`` to ``end - 1``,
-    the slot of position ``p`` being ``p % capacity``. Three parallel lists (event,
-    when it was seen, its JSON made on first use) rather than an object per event:
-    a batch goes in with a few slice assignments, which is what keeps a view cheap
-    for a run that emits tens of thousands of events a second.
+    the slot of position ``p`` being ``p % capacity``, in two parallel lists (the
+    event, its JSON once a browser needed it) rather than an object per event. The run
+    calls `push` for every event it emits, so a push is a few list writes and nothing
+    more: the time of an event is read when it is first encoded, from its node (when
+    it started or ended, by the run's own clock) or, for other events, the clock then.
     """
 
     def __init__(self, capacity: int = RING, nodes: Mapping[str, Any] | None = None) -> None:
@@ -48,59 +49,47 @@ class Feed:
             raise ValueError("a feed holds at least one event")
         self.capacity = capacity
         self._events: list[ExecutionEvent | None] = [None] * capacity
-        self._at: list[float] = [0.0] * capacity
         self._texts: list[str | None] = [None] * capacity
-        #: for a journal's events: the start of the node an event ends, by slot
-        self._started: dict[int, float | None] = {}
+        #: times a source gave with its events (a journal's records), by slot
+        self._times: dict[int, tuple[float, float | None]] = {}
         self.first = 0
         self.end = 0
         self._changed = trio.Event()
+        self._waiting = False
         self.closed = False
-        #: the run's nodes by id (read, never written): the ``started_at`` of a node's
-        #: end and whether a failed node is held are read there when first encoded
+        #: the run's nodes by id (read, never written): when a node's event happened
+        #: and whether a failed node is held are read there when first encoded
         self.nodes = nodes
+
+    def push(self, position: int, event: ExecutionEvent) -> None:
+        """Add the event at ``position`` (a tap's ``push``): never waits, never fails."""
+        end = self.end
+        if position != end:
+            self.first = position  # the source skipped ahead: nothing before it is here
+        slot = position % self.capacity
+        self._events[slot] = event
+        self._texts[slot] = None
+        if self._times:
+            self._times.pop(slot, None)
+        self.end = end = position + 1
+        if end - self.first > self.capacity:
+            self.first = end - self.capacity
+        if self._waiting:
+            self._waiting = False
+            self._changed.set()
 
     def extend(
         self,
         position: int,
         events: list[ExecutionEvent],
-        at: float | None = None,
+        at: float,
         started_at: float | None = None,
     ) -> None:
-        """Add a batch whose first event is at ``position`` (a tap's ``extend``):
-        never waits, never fails. ``at`` (default: now) is when they were seen."""
-        if not events:
-            return
-        if position != self.end:
-            # The source skipped ahead (a tap subscribed late): nothing before it is here.
-            self.first = self.end = position
-        when = time.time() if at is None else at
-        capacity = self.capacity
-        count = len(events)
-        if count > capacity:
-            events = events[count - capacity :]
-            position += count - capacity
-            count = capacity
-        slot = position % capacity
-        room = min(count, capacity - slot)
-        self._place(slot, events[:room] if room < count else events, when, room)
-        if room < count:
-            self._place(0, events[room:], when, count - room)
-        if started_at is not None:
-            self._started[slot] = started_at
-        self.end = position + count
-        self.first = max(self.first, self.end - capacity)
-        if not self._changed.is_set():
-            self._changed.set()
-
-    def _place(self, slot: int, events: list[ExecutionEvent], at: float, count: int) -> None:
-        stop = slot + count
-        self._events[slot:stop] = events
-        self._at[slot:stop] = [at] * count
-        self._texts[slot:stop] = [None] * count
-        if self._started:
-            for one in range(slot, stop):
-                self._started.pop(one, None)
+        """Add events from ``position`` on that happened at ``at`` (a journal record's,
+        ``started_at`` being the start of the node they end)."""
+        for offset, event in enumerate(events):
+            self.push(position + offset, event)
+            self._times[(position + offset) % self.capacity] = (at, started_at)
 
     def close(self) -> None:
         """No more events: every stream sends what is left, then its end."""
@@ -114,34 +103,40 @@ class Feed:
             return None
         stop = min(self.end, cursor + limit)
         capacity = self.capacity
-        texts, events, ats = self._texts, self._events, self._at
+        texts, events = self._texts, self._events
         out = []
         for position in range(cursor, stop):
             slot = position % capacity
             text = texts[slot]
             if text is None:
-                text = texts[slot] = self._encode(events[slot], ats[slot], slot)  # type: ignore[arg-type]
+                text = texts[slot] = self._encode(events[slot], slot)  # type: ignore[arg-type]
             out.append((position, text))
         return out
 
-    def _encode(self, event: ExecutionEvent, at: float, slot: int) -> str:
-        started_at = self._started.get(slot)
+    def _encode(self, event: ExecutionEvent, slot: int) -> str:
+        given = self._times.get(slot)
+        at, started_at = given if given is not None else (None, None)
         held = None
         kind = type(event)
-        if self.nodes is not None and kind in ENDINGS:
+        node = None
+        if self.nodes is not None and (kind is NodeStarted or kind in ENDINGS):
             node = self.nodes.get(event.node.node)  # type: ignore[attr-defined]
-            if node is not None:
-                if started_at is None:
-                    started_at = node.started_at
+        if node is not None:
+            if kind is NodeStarted:
+                at = at or node.started_at
+            else:
+                at = at or node.finished_at
+                started_at = started_at or node.started_at
                 if kind is NodeFailed:
                     held = node.on_hold
-        return encode_event(event, at, started_at, held)
+        return encode_event(event, at or time.time(), started_at, held)
 
     async def wait(self, cursor: int) -> None:
         """Return once there is an event at ``cursor`` or beyond, or the feed closed."""
         while not self.closed and self.end <= cursor:
             if self._changed.is_set():
                 self._changed = trio.Event()
+            self._waiting = True
             await self._changed.wait()
 
 
@@ -225,7 +220,7 @@ class LiveSource:
     def snapshot(self, control: bool) -> dict[str, Any]:
         # Taken between two of the coordinator's steps, so the graph holds exactly the
         # effects of the events before this position, and none after.
-        return snapshot_of(self.run.graph, self.run._pipelined, self.run_info(control))
+        return snapshot_of(self.run.graph, self.run._tapped, self.run_info(control))
 
     def detail(self, node_id: str) -> dict[str, Any]:
         from .wire import node_detail
@@ -248,27 +243,26 @@ class LiveSource:
 
     async def follow(self, *, task_status: trio.TaskStatus[None]) -> None:
         run = self.run
-        if run.finished:
-            self.feed.first = self.feed.end = run._pipelined
-            self.feed.close()
-            task_status.started()
-            return
-        start = run._watch(_Tap(self.feed))
-        self.feed.first = self.feed.end = start
+        feed = self.feed
+        tap = _Tap(feed)
+        feed.first = feed.end = run._watch(tap)
         task_status.started()
-        # The end goes out once the run has ended, hooks' on_complete included, so its
-        # verdict is the final one: the tap's own close comes before that.
-        await run._done.wait()
-        self.feed.close()
+        try:
+            # The end goes out once the run has ended, hooks' on_complete included, so
+            # its verdict is the final one: the tap's own close comes before that.
+            await run._done.wait()
+        finally:
+            run._unwatch(tap)
+            feed.close()
 
 
 class _Tap:
     """The feed as a tap on a run's pipeline (see `dagtrio._hooks.pipeline.Tap`)."""
 
-    __slots__ = ("extend",)
+    __slots__ = ("push",)
 
     def __init__(self, feed: Feed) -> None:
-        self.extend = feed.extend
+        self.push = feed.push
 
     def close(self) -> None:
         pass  # `LiveSource.follow` closes the feed once the run has ended

@@ -97,6 +97,14 @@ def dump(data: Any) -> str:
 ENDINGS = frozenset({ev.NodeCompleted, ev.NodeFailed, ev.NodeCancelled, ev.NodeSkipped})
 
 
+def _ref(ref: Any) -> str:
+    return f'{{"dag":{_quote(ref.dag)},"node":{_quote(ref.node)}}}'
+
+
+def _value(value: Any) -> str:
+    return "null" if value is None else _encode(value)
+
+
 def encode_event(
     event: ev.ExecutionEvent,
     at: float,
@@ -105,67 +113,60 @@ def encode_event(
 ) -> str:
     """One event as the view sends it: the converter's form plus ``at`` (and, for a
     node's end when known, ``started_at``; for a failure, whether the node is ``held``).
+    Times are to the millisecond: a view needs no more, and fewer digits cost less.
 
-    The three events every node sends (added, started, completed) are written without
-    the converter when their values are plain JSON: a run emits tens of thousands a
-    second, and the view must keep up on the run's own core. The result is the same
-    text's meaning either way (tests/test_web.py holds them to it).
+    The events every node sends (added, started, completed) are written without the
+    converter when their values are plain JSON: a run emits tens of thousands a
+    second, and the view encodes them on the run's own core. Either way the text means
+    the same (tests/test_web.py holds them to it).
     """
     kind = type(event)
-    if kind is ev.NodeStarted:
-        ref = event.node  # type: ignore[attr-defined]
-        return (
-            f'{{"node":{{"dag":{_quote(ref.dag)},"node":{_quote(ref.node)}}},'
-            f'"attempt":{event.attempt:d},"type":"NodeStarted","at":{at!r}}}'  # type: ignore[attr-defined]
-        )
-    data: dict[str, Any] | None = None
-    if kind is ev.NodeCompleted:
-        ref, outcome = event.node, event.outcome  # type: ignore[attr-defined]
-        data = {
-            "node": {"dag": ref.dag, "node": ref.node},
-            "outcome": {
-                "outputs": outcome.outputs,
-                "success": outcome.success,
-                "metadata": outcome.metadata,
-            },
-            "type": "NodeCompleted",
-            "at": at,
-        }
-    elif kind is ev.NodeAdded:
-        ref, spec = event.node, event.spec  # type: ignore[attr-defined]
-        data = {
-            "node": {"dag": ref.dag, "node": ref.node},
-            "spec": {
-                "action": spec.action,
-                "id": spec.id,
-                "deps": spec.deps,
-                "inputs": spec.inputs,
-                "timeout": spec.timeout,
-                "try_count": spec.try_count,
-                "retry_delay": spec.retry_delay,
-                "branch": spec.branch,
-                "cache": spec.cache,
-                "executor": spec.executor,
-                "max_retry_delay": spec.max_retry_delay,
-                "retry_jitter": spec.retry_jitter,
-                "defer": spec.defer,
-                "estimate": spec.estimate,
-            },
-            "branch": event.branch,  # type: ignore[attr-defined]
-            "type": "NodeAdded",
-            "at": at,
-        }
-    if data is not None:
-        if started_at is not None and kind is ev.NodeCompleted:
-            data["started_at"] = started_at
-        try:
+    try:
+        if kind is ev.NodeStarted:
+            return (
+                f'{{"node":{_ref(event.node)},"attempt":{event.attempt:d},'  # type: ignore[attr-defined]
+                f'"type":"NodeStarted","at":{at:.3f}}}'
+            )
+        if kind is ev.NodeCompleted:
+            outcome = event.outcome  # type: ignore[attr-defined]
+            start = "" if started_at is None else f',"started_at":{started_at:.3f}'
+            success = "true" if outcome.success is True else _encode(outcome.success)
+            return (
+                f'{{"node":{_ref(event.node)},"outcome":{{"outputs":{_value(outcome.outputs)},'  # type: ignore[attr-defined]
+                f'"success":{success},"metadata":{_value(outcome.metadata)}}},'
+                f'"type":"NodeCompleted","at":{at:.3f}{start}}}'
+            )
+        if kind is ev.NodeAdded:
+            spec = event.spec  # type: ignore[attr-defined]
+            data = {
+                "node": {"dag": event.node.dag, "node": event.node.node},  # type: ignore[attr-defined]
+                "spec": {
+                    "action": spec.action,
+                    "id": spec.id,
+                    "deps": spec.deps,
+                    "inputs": spec.inputs,
+                    "timeout": spec.timeout,
+                    "try_count": spec.try_count,
+                    "retry_delay": spec.retry_delay,
+                    "branch": spec.branch,
+                    "cache": spec.cache,
+                    "executor": spec.executor,
+                    "max_retry_delay": spec.max_retry_delay,
+                    "retry_jitter": spec.retry_jitter,
+                    "defer": spec.defer,
+                    "estimate": spec.estimate,
+                },
+                "branch": event.branch,  # type: ignore[attr-defined]
+                "type": "NodeAdded",
+                "at": round(at, 3),
+            }
             return _encode(data)
-        except (TypeError, ValueError, RecursionError):
-            pass  # a value JSON does not hold as it is: the converter's way below
+    except (TypeError, ValueError, RecursionError):
+        pass  # a value JSON does not hold as it is: the converter's way below
     general: dict[str, Any] = to_data(event)
-    general["at"] = at
+    general["at"] = round(at, 3)
     if started_at is not None and kind in ENDINGS:
-        general["started_at"] = started_at
+        general["started_at"] = round(started_at, 3)
     if held is not None and kind is ev.NodeFailed:
         general["held"] = held
     return dump(general)
