@@ -808,3 +808,40 @@ async def test_resume_and_complete_through_the_api_with_a_journal(tmp_path: Path
     # Acknowledged means journaled.
     assert journal.report("held").nodes["a"].outputs == [1]
     journal.close()
+
+
+async def test_streams_past_the_limit_are_refused_until_one_closes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each open stream may hold a snapshot on its way: their number is bounded."""
+    from dagtrio.web import app
+
+    monkeypatch.setattr(app, "MAX_STREAMS", 2)
+    gate = trio.Event()
+    async with (
+        Coordinator(gated_registry({"n0": gate})).open_run(chain(1)) as run,
+        web.open_view(run) as url,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        base, _ = split(url)
+
+        async def stream() -> httpx.Response:
+            return await client.send(client.build_request("GET", base + "/api/events"), stream=True)
+
+        first, second = await stream(), await stream()
+        assert first.status_code == second.status_code == 200
+        refused = await stream()
+        assert refused.status_code == 503
+        assert "close one" in json.loads(await refused.aread())["error"]
+        await second.aclose()
+        with trio.fail_after(30):
+            while True:
+                third = await stream()
+                if third.status_code == 200:
+                    break
+                await third.aclose()
+                # The server notices the close on its own time: nothing to wait on here.
+                await trio.sleep(0.01)
+        for response in (first, third):
+            await response.aclose()
+        gate.set()

@@ -19,6 +19,7 @@ import hmac
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from functools import partial
 from pathlib import Path
@@ -62,6 +63,12 @@ PING = 15.0
 PACE = 0.05
 #: events in one write at most
 CHUNK = 4096
+#: event streams open at once at most: each holds a snapshot on its way (megabytes for
+#: a big graph) while its browser reads it, so a thousand stalled ones would hold
+#: gigabytes. The next one is refused (503) until one closes.
+MAX_STREAMS = 200
+#: how long a snapshot's JSON is reused for requests at the same position
+SNAPSHOT_REUSE = 1.0
 
 _HEADERS = {
     "content-security-policy": (
@@ -89,6 +96,21 @@ class View:
         self.any_host = False
         self.url = ""
         self.closing = False
+        self.streams = 0
+        self._snapshots: dict[bool, tuple[Any, float, int, str]] = {}
+
+    def snapshot(self, control: bool) -> tuple[int, str]:
+        """A snapshot's position and JSON, made at most once per position and second:
+        a hundred browsers that connect at once cost one snapshot, not a hundred."""
+        key = self.source.version()
+        now = time.monotonic()
+        kept = self._snapshots.get(control)
+        if kept is not None and kept[0] == key and now - kept[1] < SNAPSHOT_REUSE:
+            return kept[2], kept[3]
+        data = self.source.snapshot(control)
+        text = dump(data)
+        self._snapshots[control] = (key, now, data["position"], text)
+        return data["position"], text
 
     def bound(self, url: str, host: str) -> None:
         """The server listens at ``url`` (its real port), asked for as ``host``."""
@@ -161,7 +183,8 @@ def _file(name: str) -> Response:
 
 
 async def _snapshot(view: View, request: Request) -> Response:
-    return _json(view.source.snapshot(view.authorised(request)))
+    _, text = view.snapshot(view.authorised(request))
+    return Response(text, media_type="application/json")
 
 
 async def _node(view: View, request: Request) -> Response:
@@ -184,6 +207,18 @@ class _Events:
         self.view = view
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        view = self.view
+        if view.streams >= MAX_STREAMS:
+            refusal = _error(503, f"this view has {MAX_STREAMS} pages open already: close one")
+            await refusal(scope, receive, send)
+            return
+        view.streams += 1
+        try:
+            await self._serve(scope, receive, send)
+        finally:
+            view.streams -= 1
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         control = self.view.authorised(Request(scope))
         await send(
             {
@@ -206,9 +241,8 @@ class _Events:
     async def _stream(self, send: Send, control: bool) -> None:
         source = self.view.source
         feed = source.feed
-        snapshot = source.snapshot(control)
-        cursor = snapshot["position"]
-        await _write(send, f"event: snapshot\ndata: {dump(snapshot)}\n\n")
+        cursor, text = self.view.snapshot(control)
+        await _write(send, f"event: snapshot\ndata: {text}\n\n")
         while True:
             with trio.move_on_after(PING) as waited:
                 await feed.wait(cursor)
@@ -217,14 +251,13 @@ class _Events:
                 continue
             entries = feed.take(cursor, CHUNK)
             if entries is None:
-                snapshot = source.snapshot(control)
-                cursor = snapshot["position"]
-                await _write(send, f"event: snapshot\ndata: {dump(snapshot)}\n\n")
+                cursor, text = self.view.snapshot(control)
+                await _write(send, f"event: snapshot\ndata: {text}\n\n")
             elif entries:
                 cursor = entries[-1][0] + 1
                 await _write(send, "".join(f"id: {p}\ndata: {text}\n\n" for p, text in entries))
             elif feed.closed:
-                end = {"run": source.snapshot(control)["run"], "closing": self.view.closing}
+                end = {"run": source.run_info(control), "closing": self.view.closing}
                 await _write(send, f"event: end\ndata: {dump(end)}\n\n")
                 return
             if not feed.closed:

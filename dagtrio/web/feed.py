@@ -155,6 +155,14 @@ class Source(Protocol):
         """The whole run as JSON-ready data, with the position it was taken at."""
         ...
 
+    def run_info(self, control: bool) -> dict[str, Any]:
+        """The run itself (its state, paused branches, held nodes), JSON-ready."""
+        ...
+
+    def version(self) -> Any:
+        """A value that changes whenever a snapshot would: its position, its state."""
+        ...
+
     def detail(self, node_id: str) -> dict[str, Any]:
         """One node's record and spec (`KeyError` if there is no such node)."""
         ...
@@ -216,6 +224,10 @@ class LiveSource:
         else:
             info.update(state="idle" if run.idle else "running", success=None, error=None)
         return info
+
+    def version(self) -> Any:
+        run = self.run
+        return run._tapped, run.finished, run.idle
 
     def snapshot(self, control: bool) -> dict[str, Any]:
         # Taken between two of the coordinator's steps, so the graph holds exactly the

@@ -66,6 +66,9 @@ class JournalSource:
             "cancelled": list(graph.cancelled_branches),
         }
 
+    def version(self) -> Any:
+        return self._position, self.info.status
+
     def snapshot(self, control: bool) -> dict[str, Any]:
         return snapshot_of(self.graph, self._position, self.run_info(False))
 
