@@ -8,6 +8,7 @@ test sets, so what the view shows at each step is known.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -439,12 +440,14 @@ async def test_bad_commands_are_400_with_a_reason_and_change_nothing() -> None:
             ({"type": "PauseBranch", "branch": "main", "colour": "red"}, "colour"),
             ({"type": "RetryNode", "node_id": "n1", "inputs": [1]}, "inputs"),
             ({"type": "CompleteNode"}, "node_id"),
+            (b"[" * 100_000, "nested too deep"),
+            (b'{"type": "PauseBranch", "branch": "a", "reason": ' + b"9" * 5000 + b"}", "JSON"),
         ]
         for body, reason in cases:
             answer = await post(client, url, "/api/commands", body)
             assert answer.status_code == 400, (body, answer.text)
             assert reason in answer.json()["error"], (body, answer.json())
-        for grace in ("soon", -1, True, [1]):
+        for grace in ("soon", -1, True, [1], 10**400):
             answer = await post(client, url, "/api/shutdown", {"grace": grace})
             assert answer.status_code == 400, grace
         # Well formed but refused by the run: 409, with the run's reason.
@@ -561,9 +564,20 @@ async def test_shutdown_with_grace_from_the_view() -> None:
 async def test_node_details_and_odd_values() -> None:
     registry = ActionRegistry()
 
+    class Unshowable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr for you")
+
     @registry.action()
     async def odd(ctx: NodeCtx) -> Any:
-        return {"nan": float("nan"), "set": {1}, 3: "int key", "obj": object}
+        return {
+            "nan": float("nan"),
+            "set": {1},
+            3: "int key",
+            "obj": object,
+            "big": 10**5000,
+            "bad": Unshowable(),
+        }
 
     async with (
         Coordinator(registry).open_run([NodeSpec("odd", id="a/b c")]) as run,
@@ -581,6 +595,7 @@ async def test_node_details_and_odd_values() -> None:
             and outputs["set"] == "frozenset({1})"
             and outputs["3"] == "int key"
         )
+        assert outputs["big"].startswith("<int of") and "cannot be shown" in outputs["bad"]
         missing = await client.get(base + "/api/nodes/nope")
         assert missing.status_code == 404 and "nope" in missing.json()["error"]
         assert (await client.get(base + "/static/../app.py")).status_code == 404
@@ -845,3 +860,63 @@ async def test_streams_past_the_limit_are_refused_until_one_closes(
         for response in (first, third):
             await response.aclose()
         gate.set()
+
+
+async def test_a_browser_that_stopped_reading_cannot_keep_the_view_open() -> None:
+    """hypercorn's writes have no timeout: the view cuts what still blocks once its
+    grace is over, so leaving open_view, or cancelling serve, always ends."""
+    specs = [NodeSpec("work", id=f"n{i}") for i in range(3000)]
+    files = _open_files()
+    for leave in ("open_view", "cancel serve"):
+        async with Coordinator(gated_registry({})).open_run(specs) as run:
+            stalled = trio.socket.socket()
+            try:
+                stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+                with trio.fail_after(30):  # a hang guard: this is what used to hang
+                    if leave == "open_view":
+                        async with web.open_view(run) as url:
+                            await _stall(stalled, url)
+                            await run.wait()
+                    else:
+                        async with trio.open_nursery() as nursery:
+                            url = await nursery.start(web.serve, run)
+                            await _stall(stalled, url)
+                            await run.wait()
+                            nursery.cancel_scope.cancel()
+            finally:
+                stalled.close()
+    if files is not None:  # nothing left open: not the view's sockets, nor its probes
+        assert (_open_files() or 0) <= files
+
+
+def _open_files() -> int | None:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None  # not Linux: nothing to count with
+
+
+async def _stall(stalled: Any, url: str) -> None:
+    port = int(split(url)[0].rsplit(":", 1)[1])
+    await stalled.connect(("127.0.0.1", port))
+    await stalled.send(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port)
+
+
+async def test_bound_to_every_interface_names_other_than_ours_are_refused() -> None:
+    async with (
+        Coordinator(gated_registry({})).open_run([]) as run,
+        web.open_view(run, host="0.0.0.0") as url,
+        httpx.AsyncClient() as client,
+    ):
+        base, _ = split(url)
+        assert base.startswith("http://127.0.0.1:")
+        port = base.rsplit(":", 1)[1]
+        for host, status in (
+            (f"evil.example:{port}", 403),  # DNS rebinding sends its own domain
+            (f"127.0.0.1:{port}", 200),
+            (f"10.1.2.3:{port}", 200),  # an address of this machine, as seen from outside
+            (f"localhost:{port}", 200),
+            ("127.0.0.1:1", 403),
+        ):
+            answer = await client.get(base + "/api/snapshot", headers={"host": host})
+            assert answer.status_code == status, host

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -32,7 +33,7 @@ try:
     from hypercorn.config import Config
     from hypercorn.trio import serve as hypercorn_serve
     from starlette.applications import Starlette
-    from starlette.requests import Request
+    from starlette.requests import ClientDisconnect, Request
     from starlette.responses import Response
     from starlette.routing import Route
 except ImportError as exc:  # pragma: no cover - the extra is installed in CI
@@ -65,8 +66,9 @@ PACE = 0.05
 CHUNK = 4096
 #: event streams open at once at most: each holds a snapshot on its way (megabytes for
 #: a big graph) while its browser reads it, so a thousand stalled ones would hold
-#: gigabytes. The next one is refused (503) until one closes.
-MAX_STREAMS = 200
+#: gigabytes (a stalled one still holds one snapshot: 128 of them, half a gigabyte
+#: at 20 000 nodes). The next one is refused (503) until one closes.
+MAX_STREAMS = 128
 #: how long a snapshot's JSON is reused for requests at the same position
 SNAPSHOT_REUSE = 1.0
 
@@ -126,12 +128,33 @@ class View:
             if port == 80:
                 hosts.add(shown)
         self.hosts = frozenset(hosts)
-        # Bound to every interface: the Host a browser sends cannot be known ahead.
+        # Bound to every interface, the address a browser uses cannot be known ahead:
+        # any IP address is let in, and this machine's names, but no other name (a
+        # page reaching the view through DNS rebinding sends its own domain's).
         self.any_host = host in ("0.0.0.0", "::", "")
+        self.port = port
+        self.names = {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
         self.url = url
 
     def host_ok(self, host: str | None) -> bool:
-        return self.any_host or (host is not None and host.lower() in self.hosts)
+        if host is None:
+            return False
+        host = host.lower()
+        if host in self.hosts:
+            return True
+        if not self.any_host:
+            return False
+        name, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+        if not name or (port and port != str(self.port)):
+            return False
+        name = name.strip("[]")
+        if name in self.names:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     def token_in(self, request: Request) -> str | None:
         header = request.headers.get("authorization")
@@ -285,9 +308,10 @@ async def _checked_body(view: View, request: Request) -> bytes | Response:
         return _error(403, "this view is read-only: it follows a run from its journal")
     if not view.authorised(request):
         return _error(403, "this view is read-only without its token (see the printed URL)")
-    origin = request.headers.get("origin")
-    if origin is not None and origin != f"http://{request.headers.get('host', '')}":
-        return _error(403, f"cross-site request refused (origin {origin})")
+    own = f"http://{request.headers.get('host', '')}"
+    for origin in request.headers.getlist("origin"):
+        if origin != own:
+            return _error(403, f"cross-site request refused (origin {origin})")
     if request.headers.get("sec-fetch-site") == "cross-site":
         return _error(403, "cross-site request refused")
     kind = request.headers.get("content-type", "")
@@ -295,12 +319,15 @@ async def _checked_body(view: View, request: Request) -> bytes | Response:
         return _error(415, "send the command as JSON (Content-Type: application/json)")
     body = bytearray()
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= MAX_BODY:
-            body += chunk
-        elif size > 16 * MAX_BODY:
-            break  # read on only so far: the client hears the answer either way
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= MAX_BODY:
+                body += chunk
+            elif size > 16 * MAX_BODY:
+                break  # read on only so far: the client hears the answer either way
+    except ClientDisconnect:
+        return _error(400, "the client left before its request was read")
     if size > MAX_BODY:
         # Read to the end first: a client still sending would not see an early answer.
         return _error(413, f"the body is larger than {MAX_BODY} bytes")
@@ -417,6 +444,51 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _cut_connections(address: Any, wildcard: bool) -> int:
+    """Shut down every connection accepted on ``address`` that is still open.
+
+    hypercorn writes to a connection in a shielded call with no timeout: a browser
+    that stopped reading (a stalled laptop, a hostile local process) would keep the
+    view, and the application's nursery, from ever closing. Once the view's grace has
+    passed, its accepted sockets are shut down (found among the process's open files,
+    as hypercorn keeps them to itself), which ends those writes with an error. Where
+    the open files cannot be listed, this does nothing.
+    """
+    folder = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"
+    try:
+        descriptors = [int(name) for name in os.listdir(folder)]
+    except (OSError, ValueError):
+        return 0
+    cut = 0
+    for descriptor in descriptors:
+        try:
+            duplicate = os.dup(descriptor)
+        except OSError:
+            continue  # closed meanwhile
+        try:
+            sock = socket.socket(fileno=duplicate)
+        except OSError:
+            os.close(duplicate)  # not a socket
+            continue
+        try:
+            local = sock.getsockname()
+            if (
+                sock.type != socket.SOCK_STREAM
+                or not isinstance(local, tuple)
+                or local[1] != address[1]
+                or (not wildcard and local[0] != address[0])
+            ):
+                continue
+            sock.getpeername()  # the listening socket has no peer: left alone
+            sock.shutdown(socket.SHUT_RDWR)
+            cut += 1
+        except OSError:
+            pass
+        finally:
+            sock.close()  # the duplicate only
+    return cut
+
+
 async def serve_view(
     view: View,
     sock: socket.socket,
@@ -427,6 +499,7 @@ async def serve_view(
 ) -> None:
     """Serve ``view`` on ``sock`` (from `listening_socket`, asked for as ``host``) until
     cancelled or ``stop`` is set; report its URL once listening."""
+    address = sock.getsockname()
     config = Config()
     # hypercorn takes the socket over (and closes it) by its file descriptor.
     config.bind = [f"fd://{sock.detach()}"]
@@ -434,7 +507,22 @@ async def serve_view(
     config.accesslog = None
     config.graceful_timeout = 1.0
     config.include_server_header = False
+    wildcard = host in ("0.0.0.0", "::", "")
     following = trio.CancelScope()
+    watching = trio.CancelScope()
+
+    async def cut_stalled_connections() -> None:
+        with watching:
+            try:
+                if stop is None:
+                    await trio.sleep_forever()
+                else:
+                    await stop.wait()
+                    await trio.sleep(config.graceful_timeout + 0.5)
+            finally:
+                # Cancelled (serve's task) or past the grace (open_view's end):
+                # whatever connection still blocks a write is cut.
+                _cut_connections(address, wildcard)
 
     async def follow(*, task_status: trio.TaskStatus[None]) -> None:
         with following:
@@ -448,11 +536,17 @@ async def serve_view(
             )
         finally:
             following.cancel()  # the server is gone: nobody to keep the feed for
+            watching.cancel()
 
     async with trio.open_nursery() as nursery:
         await nursery.start(follow)
+        nursery.start_soon(cut_stalled_connections)
         binds = await nursery.start(listen)
         base = binds[0]
+        if wildcard:
+            # Every interface: the printed URL is this machine's own way in.
+            local = "[::1]" if host == "::" else "127.0.0.1"
+            base = f"http://{local}:{address[1]}"
         view.bound(base, host)
         task_status.started(f"{base}/?token={view.token}")
         if stop is not None:

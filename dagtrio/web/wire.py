@@ -70,17 +70,37 @@ class BadRequest(ValueError):
     """A request body the view refuses (400), with the reason to show."""
 
 
-def _safe(value: Any) -> Any:
+#: how deep `_safe` follows nested values before it says what is below in one line
+_DEPTH = 100
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a repr that raises must not take the view down with it
+        return f"<{type(value).__name__} that cannot be shown>"
+
+
+def _safe(value: Any, depth: int = 0) -> Any:
     """``value`` as JSON can hold it: odd leaves become their ``repr``, keys strings."""
-    if value is None or isinstance(value, bool | str | int):
+    if value is None or isinstance(value, bool | str):
         return value
+    if isinstance(value, int):
+        try:
+            return int(str(value))  # a bool's subclasses and ints too long to write
+        except ValueError:
+            return f"<int of {value.bit_length()} bits>"
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
+    if depth >= _DEPTH:
+        return f"<{type(value).__name__} nested more than {_DEPTH} deep>"
     if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else repr(k): _safe(v) for k, v in value.items()}
+        return {
+            k if isinstance(k, str) else _repr(k): _safe(v, depth + 1) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [_safe(item) for item in value]
-    return repr(value)
+        return [_safe(item, depth + 1) for item in value]
+    return _repr(value)
 
 
 def dump(data: Any) -> str:
@@ -208,6 +228,10 @@ def _json_body(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("the body is nested too deep") from None
+    except ValueError as exc:  # an integer of more digits than Python reads
+        raise BadRequest(f"the body is not JSON this view reads: {exc}") from None
 
 
 def parse_command(body: bytes) -> cmd.ExecutorCommand:
@@ -261,6 +285,10 @@ def parse_grace(body: bytes) -> float | None:
         return None
     if isinstance(grace, bool) or not isinstance(grace, int | float):
         raise BadRequest(f"grace: expected a number of seconds or null, got {grace!r}")
-    if not math.isfinite(grace) or grace < 0:
-        raise BadRequest(f"grace: expected a finite number >= 0, got {grace!r}")
-    return float(grace)
+    try:
+        seconds = float(grace)
+    except OverflowError:
+        raise BadRequest("grace: expected a finite number >= 0, got a huge one") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise BadRequest(f"grace: expected a finite number >= 0, got {seconds!r}")
+    return seconds
