@@ -250,9 +250,14 @@ def test_snapshot_plus_events_is_the_run(
     assert mirror.end is not None and mirror.end["run"]["success"] == report.success
 
 
-async def test_a_browser_that_never_reads_does_not_hold_the_run_back() -> None:
+async def test_a_browser_that_never_reads_does_not_hold_the_run_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A stream whose socket nobody reads: the run still ends, and once the browser
     reads again it is sent a fresh snapshot in place of what it missed."""
+    from dagtrio.web import feed
+
+    monkeypatch.setattr(feed, "RING", 1024)  # 6000 nodes overflow it several times
     size = 6000
     gate = trio.Event()
     specs = [NodeSpec("work", id="first")] + [

@@ -60,8 +60,9 @@ MAX_BODY = 1 << 20
 #: a server-sent-events comment this often keeps proxies from closing a quiet stream
 #: and lets a stream to a vanished browser notice it is gone
 PING = 15.0
-#: a stream writes at most this often: events in between go out in one write
-PACE = 0.05
+#: a stream writes at most this often: events in between go out in one write (five
+#: updates a second are live to a person, and each write costs the page a frame)
+PACE = 0.2
 #: events in one write at most
 CHUNK = 4096
 #: event streams open at once at most: each holds a snapshot on its way (megabytes for
