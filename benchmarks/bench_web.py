@@ -72,6 +72,14 @@ async def _plain(specs: list[dagtrio.NodeSpec]) -> float:
         return await _timed(run, gate)
 
 
+async def _with_view(specs: list[dagtrio.NodeSpec]) -> float:
+    """A view that nobody has opened: what serving one costs by itself."""
+    gate = trio.Event()
+    coordinator = dagtrio.Coordinator(_registry(gate))
+    async with coordinator.open_run(_gated(specs)) as run, web.open_view(run):
+        return await _timed(run, gate)
+
+
 async def _with_reader(specs: list[dagtrio.NodeSpec]) -> float:
     """A view, and one client reading its server-sent events as they come."""
     gate = trio.Event()
@@ -186,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     specs = layered(args.nodes)
     use_browser = not args.no_browser and CHROMIUM.exists()
-    times: dict[str, list[float]] = {"plain": [], "reader": [], "browser": []}
+    times: dict[str, list[float]] = {"plain": [], "view": [], "reader": [], "browser": []}
     paints: list[float] = []
     snapshots: list[int] = []
 
@@ -195,6 +203,7 @@ def main() -> None:
         try:
             for _ in range(args.rounds):
                 times["plain"].append(await _plain(specs))
+                times["view"].append(await _with_view(specs))
                 times["reader"].append(await _with_reader(specs))
                 if browser is not None:
                     times["browser"].append(await _with_browser(specs, browser, snapshots))
@@ -208,6 +217,7 @@ def main() -> None:
     print(f"{args.nodes} layered no-op nodes, median of {args.rounds} rounds")
     print(f"  no view:                 {args.nodes / plain:>9,.0f} nodes/s  ({plain:.2f} s)")
     for name, label in (
+        ("view", "view, nobody connected"),
         ("reader", "view + in-process reader"),
         ("browser", "view + headless Chromium"),
     ):

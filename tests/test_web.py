@@ -623,6 +623,7 @@ def test_a_cursor_gets_every_event_in_order_or_a_resync(
     order: a reader sees contiguous positions, each event's own, and is told to
     resynchronise exactly when some it wanted are gone."""
     feed = Feed(capacity)
+    feed.readers = 1  # a feed nobody reads keeps nothing
     pushed = 0
     cursor = 0
     seen: list[int] = []

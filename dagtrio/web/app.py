@@ -237,10 +237,13 @@ class _Events:
             await refusal(scope, receive, send)
             return
         view.streams += 1
+        feed = view.source.feed
+        feed.readers += 1  # before the snapshot: every event after it is kept
         try:
             await self._serve(scope, receive, send)
         finally:
             view.streams -= 1
+            feed.readers -= 1
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         control = self.view.authorised(Request(scope))

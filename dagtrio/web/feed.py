@@ -60,12 +60,18 @@ class Feed:
         self._changed = trio.Event()
         self._waiting = False
         self.closed = False
+        #: streams reading now (`app._Events` counts itself in before its snapshot)
+        self.readers = 0
         #: the run's nodes by id (read, never written): when a node's event happened
         #: and whether a failed node is held are read there when first encoded
         self.nodes = nodes
 
     def push(self, position: int, event: ExecutionEvent) -> None:
         """Add the event at ``position`` (a tap's ``push``): never waits, never fails."""
+        if not self.readers:
+            # Nobody reads: a browser that comes starts from a snapshot taken then.
+            self.first = self.end = position + 1
+            return
         end = self.end
         if position != end:
             self.first = position  # the source skipped ahead: nothing before it is here
