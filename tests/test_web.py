@@ -19,7 +19,7 @@ import pytest
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webclient import Mirror, messages, split
+from webclient import Mirror, gated_registry, messages, split
 
 import dagtrio
 from dagtrio import (
@@ -36,23 +36,6 @@ from dagtrio.web import wire
 from dagtrio.web.feed import Feed
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
-
-
-def gated_registry(gates: dict[str, trio.Event]) -> ActionRegistry:
-    registry = ActionRegistry()
-
-    @registry.action()
-    async def work(ctx: NodeCtx) -> Any:
-        gate = gates.get(ctx.node_id)
-        if gate is not None:
-            await gate.wait()
-        else:
-            await trio.lowlevel.checkpoint()
-        if ctx.inputs.get("fail"):
-            raise RuntimeError(f"{ctx.node_id} was told to fail")
-        return {"node": ctx.node_id}
-
-    return registry
 
 
 def chain(n: int, branch: str | None = None, prefix: str = "n") -> list[NodeSpec]:

@@ -14,16 +14,15 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from webclient import gated_registry
 
 from dagtrio import (
-    ActionRegistry,
     AddNodes,
     Coordinator,
     EventHook,
     ExecutionEvent,
     HookContext,
     NodeCompleted,
-    NodeCtx,
     NodeFailed,
     NodeSpec,
     PauseBranch,
@@ -34,21 +33,7 @@ from dagtrio import (
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
 
 
-def registry(gates: dict[str, trio.Event]) -> ActionRegistry:
-    actions = ActionRegistry()
-
-    @actions.action()
-    async def work(ctx: NodeCtx) -> Any:
-        gate = gates.get(ctx.node_id)
-        if gate is not None:
-            await gate.wait()
-        else:
-            await trio.lowlevel.checkpoint()
-        if ctx.inputs.get("fail"):
-            raise RuntimeError(f"{ctx.node_id} needs a person to decide")
-        return {"node": ctx.node_id}
-
-    return actions
+registry = gated_registry
 
 
 async def wait_for(chromium: Any, script: str, arg: Any = None) -> Any:

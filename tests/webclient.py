@@ -7,6 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import trio
+
+from dagtrio import ActionRegistry, NodeCtx
 
 #: statuses an event sets on its node
 SETS = {
@@ -18,6 +21,24 @@ SETS = {
     "NodeSkipped": "skipped",
     "NodeRetrying": "ready",
 }
+
+
+def gated_registry(gates: dict[str, trio.Event]) -> ActionRegistry:
+    """``work``: waits for its node's gate if it has one; fails if ``inputs['fail']``."""
+    registry = ActionRegistry()
+
+    @registry.action()
+    async def work(ctx: NodeCtx) -> Any:
+        gate = gates.get(ctx.node_id)
+        if gate is not None:
+            await gate.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        if ctx.inputs.get("fail"):
+            raise RuntimeError(f"{ctx.node_id} was told to fail")
+        return {"node": ctx.node_id}
+
+    return registry
 
 
 def split(url: str) -> tuple[str, str]:

@@ -338,34 +338,34 @@ async def _checked_body(view: View, request: Request) -> bytes | Response:
     return bytes(body)
 
 
-async def _command(view: View, request: Request) -> Response:
+async def _control(
+    view: View,
+    request: Request,
+    parse: Callable[[bytes], Any],
+    apply: Callable[[Any], Awaitable[None]],
+    answer: dict[str, bool],
+) -> Response:
+    """A control request: checked, parsed (400), applied (409 if the run refuses)."""
     body = await _checked_body(view, request)
     if isinstance(body, Response):
         return body
     try:
-        command = parse_command(body)
+        what = parse(body)
     except BadRequest as exc:
         return _error(400, str(exc))
     try:
-        await view.source.submit(command)
+        await apply(what)
     except Rejected as exc:
         return _error(409, str(exc))
-    return _json({"applied": True})
+    return _json(answer)
+
+
+async def _command(view: View, request: Request) -> Response:
+    return await _control(view, request, parse_command, view.source.submit, {"applied": True})
 
 
 async def _shutdown(view: View, request: Request) -> Response:
-    body = await _checked_body(view, request)
-    if isinstance(body, Response):
-        return body
-    try:
-        grace = parse_grace(body)
-    except BadRequest as exc:
-        return _error(400, str(exc))
-    try:
-        await view.source.shutdown(grace)
-    except Rejected as exc:
-        return _error(409, str(exc))
-    return _json({"shutting_down": True})
+    return await _control(view, request, parse_grace, view.source.shutdown, {"shutting_down": True})
 
 
 # ------------------------------------------------------------------ the app
