@@ -265,3 +265,48 @@ async def test_ten_thousand_nodes_paint(chromium: Any) -> None:
             )
             await chromium.screenshot("view-10k.png")
     assert_clean(chromium)
+
+
+async def test_the_approval_example_is_approved_in_the_browser(chromium: Any) -> None:
+    """Issue 15's 'done when', as a person does it: dagtrio run approval.yaml --serve
+    prints a URL; the page shows the held approval; typing the decision and clicking
+    Complete lets the run finish, and the command exits 0."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    process = await trio.lowlevel.open_process(
+        [sys.executable, "-m", "dagtrio", "run", "examples/dags/approval.yaml", "--serve"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        cwd=root,
+    )
+    try:
+        assert process.stderr is not None
+        seen = b""
+        with trio.fail_after(60):  # a hang guard
+            while not (found := re.search(rb"(http://\S+/\?token=\S+)", seen)):
+                chunk = await process.stderr.receive_some()
+                assert chunk, seen.decode()
+                seen += chunk
+        await chromium.open(found.group(1).decode())
+        row = '#held .held-node[data-node="approve"]'
+        await chromium.call(lambda: chromium.page.locator(row).wait_for())
+        await chromium.call(
+            lambda: chromium.page.locator(f"{row} textarea.outputs").fill('{"approved_by": "ana"}')
+        )
+        await chromium.call(
+            lambda: chromium.page.locator(f"{row} button[data-action=complete]").click()
+        )
+        assert await wait_for(
+            chromium, "document.querySelector('#run-state').textContent === 'succeeded'"
+        )
+        await chromium.screenshot("view-approval-example.png")
+        with trio.fail_after(60):
+            assert await process.wait() == 0
+    finally:
+        process.kill()
+        await process.wait()
+    assert_clean(chromium)
