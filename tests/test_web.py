@@ -695,6 +695,13 @@ def test_the_fast_encodings_say_what_the_converter_says(
     if held is not None and type(event) is dagtrio.NodeFailed:
         expected["held"] = held
     assert json.loads(text) == json.loads(wire.dump(expected))
+    # The page's lean form: the same, without the run's values (inputs, outputs).
+    lean = json.loads(wire.dump(expected))
+    if type(event) is dagtrio.NodeAdded:
+        lean["spec"] = {key: lean["spec"][key] for key in ("action", "deps", "branch", "defer")}
+    if type(event) is dagtrio.NodeCompleted:
+        del lean["outcome"]["outputs"]
+    assert json.loads(wire.encode_lean(event, at, started, held)) == lean
 
 
 # ------------------------------------------------------------------ a journal
@@ -909,3 +916,43 @@ async def test_bound_to_every_interface_names_other_than_ours_are_refused() -> N
         ):
             answer = await client.get(base + "/api/snapshot", headers={"host": host})
             assert answer.status_code == status, host
+
+
+async def test_lean_and_full_streams_together_each_get_every_event() -> None:
+    """A page's lean stream beside a script's full one: an event let go once one form
+    is made must not be missing for the other."""
+    gate = trio.Event()
+    specs = [NodeSpec("work", id="root")] + [
+        NodeSpec("work", id=f"n{i}", deps=("root",)) for i in range(500)
+    ]
+    async with (
+        Coordinator(gated_registry({"root": gate})).open_run(specs) as run,
+        web.open_view(run) as url,
+        httpx.AsyncClient(timeout=60) as client,
+    ):
+        base, _ = split(url)
+        mirrors: dict[str, Mirror] = {}
+
+        async def follow(query: str, started: trio.Event) -> None:
+            async with client.stream("GET", base + "/api/events" + query) as response:
+                mirror = mirrors[query] = Mirror()
+                stream = messages(response)
+                mirror.apply(*(await anext(stream)))
+                started.set()
+                async for message in stream:
+                    mirror.apply(*message)
+                    if message[0] == "end":
+                        break
+
+        async with trio.open_nursery() as nursery:
+            for query in ("?lean=1", ""):
+                started = trio.Event()
+                nursery.start_soon(follow, query, started)
+                await started.wait()
+            gate.set()
+    expected = {i: record.status.value for i, record in run.report().nodes.items()}
+    for query, mirror in mirrors.items():
+        assert mirror.status == expected, query
+        assert mirror.snapshots == 1, query  # nothing had to be resent
+        completed = [e for e in mirror.events if e["type"] == "NodeCompleted"]
+        assert ("outputs" in completed[0]["outcome"]) is (query == ""), query

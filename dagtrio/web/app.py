@@ -238,14 +238,17 @@ class _Events:
             return
         view.streams += 1
         feed = view.source.feed
+        lean = Request(scope).query_params.get("lean") == "1"
         feed.readers += 1  # before the snapshot: every event after it is kept
+        feed.lean_readers += lean
         try:
-            await self._serve(scope, receive, send)
+            await self._serve(scope, receive, send, lean)
         finally:
             view.streams -= 1
             feed.readers -= 1
+            feed.lean_readers -= lean
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, lean: bool) -> None:
         control = self.view.authorised(Request(scope))
         await send(
             {
@@ -259,13 +262,13 @@ class _Events:
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
-            await self._stream(send, control)
+            await self._stream(send, control, lean)
             nursery.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
             # Ends the response; after a disconnect hypercorn ignores it.
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _stream(self, send: Send, control: bool) -> None:
+    async def _stream(self, send: Send, control: bool, lean: bool) -> None:
         source = self.view.source
         feed = source.feed
         cursor, text = self.view.snapshot(control)
@@ -276,7 +279,7 @@ class _Events:
             if waited.cancelled_caught:
                 await _write(send, ": ping\n\n")
                 continue
-            entries = feed.take(cursor, CHUNK)
+            entries = feed.take(cursor, CHUNK, lean)
             if entries is None:
                 cursor, text = self.view.snapshot(control)
                 await _write(send, f"event: snapshot\ndata: {text}\n\n")

@@ -25,7 +25,7 @@ from .._model.commands import ExecutorCommand
 from .._model.events import ExecutionEvent, NodeFailed, NodeStarted
 from .._runtime.run import Run
 from .._state.view import GraphView
-from .wire import ENDINGS, encode_event, node_row
+from .wire import ENDINGS, encode_event, encode_lean, node_row
 
 __all__ = ["Feed", "LiveSource", "Rejected", "Source"]
 
@@ -53,6 +53,8 @@ class Feed:
         self.capacity = capacity
         self._events: list[ExecutionEvent | None] = [None] * capacity
         self._texts: list[str | None] = [None] * capacity
+        #: the page's lean form of each event (`encode_lean`), made on first use too
+        self._lean: list[str | None] = [None] * capacity
         #: times a source gave with its events (a journal's records), by slot
         self._times: dict[int, tuple[float, float | None]] = {}
         self.first = 0
@@ -60,8 +62,10 @@ class Feed:
         self._changed = trio.Event()
         self._waiting = False
         self.closed = False
-        #: streams reading now (`app._Events` counts itself in before its snapshot)
+        #: streams reading now, and how many of them read the lean form (`app._Events`
+        #: counts itself in before its snapshot)
         self.readers = 0
+        self.lean_readers = 0
         #: the run's nodes by id (read, never written): when a node's event happened
         #: and whether a failed node is held are read there when first encoded
         self.nodes = nodes
@@ -77,7 +81,7 @@ class Feed:
             self.first = position  # the source skipped ahead: nothing before it is here
         slot = position % self.capacity
         self._events[slot] = event
-        self._texts[slot] = None
+        self._texts[slot] = self._lean[slot] = None
         if self._times:
             self._times.pop(slot, None)
         self.end = end = position + 1
@@ -105,27 +109,35 @@ class Feed:
         self.closed = True
         self._changed.set()
 
-    def take(self, cursor: int, limit: int) -> list[tuple[int, str]] | None:
-        """``(position, JSON)`` of up to ``limit`` events from ``cursor`` on; ``None``
-        if some of them are gone (the reader fell behind and needs a snapshot)."""
+    def take(self, cursor: int, limit: int, lean: bool = False) -> list[tuple[int, str]] | None:
+        """``(position, JSON)`` of up to ``limit`` events from ``cursor`` on (in the
+        page's ``lean`` form, or the converter's); ``None`` if some of them are gone
+        (the reader fell behind and needs a snapshot)."""
         if cursor < self.first:
             return None
         stop = min(self.end, cursor + limit)
         capacity = self.capacity
-        texts, events = self._texts, self._events
+        texts = self._lean if lean else self._texts
+        events = self._events
+        # Once no reader wants the other form, the text is all that is needed again:
+        # the event may go, and with it the collector's work on tens of thousands of
+        # live objects. A reader that comes later starts from a snapshot, after it.
+        keep = (self.readers - self.lean_readers) if lean else self.lean_readers
         out = []
         for position in range(cursor, stop):
             slot = position % capacity
             text = texts[slot]
             if text is None:
-                text = texts[slot] = self._encode(events[slot], slot)  # type: ignore[arg-type]
-                # The text is what is kept: the event itself may go, and with it the
-                # garbage collector's work on tens of thousands of live objects.
-                events[slot] = None
+                event = events[slot]
+                if event is None:
+                    return None  # let go for the other form: resynchronise
+                text = texts[slot] = self._encode(event, slot, lean)
+                if not keep:
+                    events[slot] = None
             out.append((position, text))
         return out
 
-    def _encode(self, event: ExecutionEvent, slot: int) -> str:
+    def _encode(self, event: ExecutionEvent, slot: int, lean: bool) -> str:
         given = self._times.get(slot)
         at, started_at = given if given is not None else (None, None)
         held = None
@@ -141,7 +153,8 @@ class Feed:
                 started_at = started_at or node.started_at
                 if kind is NodeFailed:
                     held = node.on_hold
-        return encode_event(event, at or time.time(), started_at, held)
+        encode = encode_lean if lean else encode_event
+        return encode(event, at or time.time(), started_at, held)
 
     async def wait(self, cursor: int) -> None:
         """Return once there is an event at ``cursor`` or beyond, or the feed closed."""

@@ -357,7 +357,8 @@ function setConn(state) {
 }
 
 function connect() {
-  const es = new EventSource(withToken('/api/events'));
+  // lean=1: events without inputs and outputs (the details panel reads those).
+  const es = new EventSource(withToken('/api/events?lean=1'));
   es.addEventListener('open', () => setConn('live'));
   es.addEventListener('snapshot', (ev) => { applySnapshot(JSON.parse(ev.data)); setConn('live'); });
   es.addEventListener('message', onMessage);
