@@ -86,6 +86,9 @@ class Mirror:
             self.status = {node["id"]: node["status"] for node in data["nodes"]}
         elif kind == "end":
             self.end = data
+        elif kind == "batch":  # the lean stream: one message per write
+            for offset, event in enumerate(data["events"]):
+                self.apply("message", data["first"] + offset, event)
         else:
             assert ident is not None and ident >= self.position, (ident, self.position)
             self.ids.append(ident)

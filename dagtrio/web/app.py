@@ -283,6 +283,15 @@ class _Events:
             if entries is None:
                 cursor, text = self.view.snapshot(control)
                 await _write(send, f"event: snapshot\ndata: {text}\n\n")
+            elif entries and lean:
+                # The page's form: one message per write, the events in a list. A
+                # browser dispatches each message as an event of its own, and tens of
+                # thousands a second would cost it more than the run does.
+                first, last = entries[0][0], entries[-1][0]
+                events = ",".join(text for _, text in entries)
+                data = f'{{"first":{first},"events":[{events}]}}'
+                await _write(send, f"id: {last}\nevent: batch\ndata: {data}\n\n")
+                cursor = last + 1
             elif entries:
                 cursor = entries[-1][0] + 1
                 await _write(send, "".join(f"id: {p}\ndata: {text}\n\n" for p, text in entries))

@@ -316,6 +316,15 @@ function onMessage(ev) {
   if (Number.isFinite(id)) S.position = id + 1;
 }
 
+function onBatch(ev) {
+  const { first, events } = JSON.parse(ev.data);
+  for (let i = 0; i < events.length; i++) {
+    if (first + i < S.position) continue; // already in the snapshot
+    applyEvent(events[i]);
+    S.position = first + i + 1;
+  }
+}
+
 function applyEvent(e) {
   if (S.run?.state === 'idle' && WAKES.has(e.type)) S.run.state = 'running';
   const nodeId = e.node?.node;
@@ -362,6 +371,7 @@ function connect() {
   es.addEventListener('open', () => setConn('live'));
   es.addEventListener('snapshot', (ev) => { applySnapshot(JSON.parse(ev.data)); setConn('live'); });
   es.addEventListener('message', onMessage);
+  es.addEventListener('batch', onBatch); // the lean stream: a write's events in one message
   es.addEventListener('end', (ev) => {
     es.close(); // otherwise EventSource reconnects
     S.ended = true;
