@@ -956,3 +956,37 @@ async def test_lean_and_full_streams_together_each_get_every_event() -> None:
         assert mirror.snapshots == 1, query  # nothing had to be resent
         completed = [e for e in mirror.events if e["type"] == "NodeCompleted"]
         assert ("outputs" in completed[0]["outcome"]) is (query == ""), query
+
+
+async def test_a_tap_that_raises_is_detached_and_the_run_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The promise a tap's caller keeps: a watcher that fails is logged and dropped,
+    the other watchers go on, and the run never fails for it."""
+    seen: list[int] = []
+
+    class Broken:
+        def push(self, position: int, event: dagtrio.ExecutionEvent) -> None:
+            raise RuntimeError("a view with a bug")
+
+        def close(self) -> None:
+            raise RuntimeError("and a bad close")
+
+    class Counting:
+        closed = False
+
+        def push(self, position: int, event: dagtrio.ExecutionEvent) -> None:
+            seen.append(position)
+
+        def close(self) -> None:
+            self.closed = True
+
+    counting = Counting()
+    async with Coordinator(gated_registry({})).open_run(chain(5)) as run:
+        assert run._watch(Broken()) == 0
+        assert run._watch(counting) == 0
+        report = await run.wait()
+    assert report.success
+    assert seen == list(range(len(seen))) and len(seen) >= 10  # started + completed each
+    assert counting.closed
+    assert "a tap on run" in caplog.text and "detached" in caplog.text

@@ -126,6 +126,18 @@ def _value(value: Any) -> str:
     return "null" if value is None else _encode(value)
 
 
+def _completed(event: Any, at: float, started_at: float | None, *, outputs: bool) -> str:
+    """A `NodeCompleted` written directly, with or without its outputs."""
+    outcome = event.outcome
+    shown = f'"outputs":{_value(outcome.outputs)},' if outputs else ""
+    success = "true" if outcome.success is True else _encode(outcome.success)
+    start = "" if started_at is None else f',"started_at":{started_at:.3f}'
+    return (
+        f'{{"node":{_ref(event.node)},"outcome":{{{shown}"success":{success},'
+        f'"metadata":{_value(outcome.metadata)}}},"type":"NodeCompleted","at":{at:.3f}{start}}}'
+    )
+
+
 def encode_lean(
     event: ev.ExecutionEvent,
     at: float,
@@ -140,12 +152,7 @@ def encode_lean(
     kind = type(event)
     try:
         if kind is ev.NodeCompleted:
-            metadata = event.outcome.metadata  # type: ignore[attr-defined]
-            start = "" if started_at is None else f',"started_at":{started_at:.3f}'
-            return (
-                f'{{"node":{_ref(event.node)},"outcome":{{"success":true,'  # type: ignore[attr-defined]
-                f'"metadata":{_value(metadata)}}},"type":"NodeCompleted","at":{at:.3f}{start}}}'
-            )
+            return _completed(event, at, started_at, outputs=False)
         if kind is ev.NodeAdded:
             spec = event.spec  # type: ignore[attr-defined]
             deps = ",".join(map(_quote, spec.deps))
@@ -183,14 +190,7 @@ def encode_event(
                 f'"type":"NodeStarted","at":{at:.3f}}}'
             )
         if kind is ev.NodeCompleted:
-            outcome = event.outcome  # type: ignore[attr-defined]
-            start = "" if started_at is None else f',"started_at":{started_at:.3f}'
-            success = "true" if outcome.success is True else _encode(outcome.success)
-            return (
-                f'{{"node":{_ref(event.node)},"outcome":{{"outputs":{_value(outcome.outputs)},'  # type: ignore[attr-defined]
-                f'"success":{success},"metadata":{_value(outcome.metadata)}}},'
-                f'"type":"NodeCompleted","at":{at:.3f}{start}}}'
-            )
+            return _completed(event, at, started_at, outputs=True)
         if kind is ev.NodeAdded:
             spec = event.spec  # type: ignore[attr-defined]
             data = {
