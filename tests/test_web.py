@@ -7,6 +7,7 @@ test sets, so what the view shows at each step is known.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -860,9 +861,9 @@ async def test_streams_past_the_limit_are_refused_until_one_closes(
 
 async def test_a_browser_that_stopped_reading_cannot_keep_the_view_open() -> None:
     """hypercorn's writes have no timeout: the view cuts what still blocks once its
-    grace is over, so leaving open_view, or cancelling serve, always ends."""
+    grace is over, so leaving open_view, or cancelling serve, always ends, and no
+    socket of the view is left open."""
     specs = [NodeSpec("work", id=f"n{i}") for i in range(3000)]
-    files = _open_files()
     for leave in ("open_view", "cancel serve"):
         async with Coordinator(gated_registry({})).open_run(specs) as run:
             stalled = trio.socket.socket()
@@ -871,31 +872,57 @@ async def test_a_browser_that_stopped_reading_cannot_keep_the_view_open() -> Non
                 with trio.fail_after(30):  # a hang guard: this is what used to hang
                     if leave == "open_view":
                         async with web.open_view(run) as url:
-                            await _stall(stalled, url)
+                            port = await _stall(stalled, url)
                             await run.wait()
                     else:
                         async with trio.open_nursery() as nursery:
                             url = await nursery.start(web.serve, run)
-                            await _stall(stalled, url)
+                            port = await _stall(stalled, url)
                             await run.wait()
                             nursery.cancel_scope.cancel()
             finally:
                 stalled.close()
-    if files is not None:  # nothing left open: not the view's sockets, nor its probes
-        assert (_open_files() or 0) <= files
+        assert _sockets_on(port) == 0, leave
 
 
-def _open_files() -> int | None:
+def _sockets_on(port: int) -> int:
+    """This process's open sockets whose own port is ``port`` (0 where not countable)."""
     try:
-        return len(os.listdir("/proc/self/fd"))
+        descriptors = [int(name) for name in os.listdir("/proc/self/fd")]
     except OSError:
-        return None  # not Linux: nothing to count with
+        return 0
+    found = 0
+    for descriptor in descriptors:
+        try:
+            duplicate = os.dup(descriptor)
+        except OSError:
+            continue
+        try:
+            sock = socket.socket(fileno=duplicate)
+        except OSError:
+            os.close(duplicate)  # not a socket
+            continue
+        with sock, contextlib.suppress(OSError, IndexError, TypeError):
+            found += sock.getsockname()[1] == port
+    return found
 
 
-async def _stall(stalled: Any, url: str) -> None:
+def test_cutting_connections_leaks_no_descriptor() -> None:
+    """The cut looks at every open file through a duplicate: none may stay open."""
+    from dagtrio.web import app
+
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for _ in range(20):
+        assert app._cut_connections(("127.0.0.1", 1), False) == 0
+    if before is not None:
+        assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def _stall(stalled: Any, url: str) -> int:
     port = int(split(url)[0].rsplit(":", 1)[1])
     await stalled.connect(("127.0.0.1", port))
     await stalled.send(b"GET /api/events HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % port)
+    return port
 
 
 async def test_bound_to_every_interface_names_other_than_ours_are_refused() -> None:
