@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+import trio.testing
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webclient import Mirror, gated_registry, messages, split
@@ -232,6 +233,277 @@ def test_snapshot_plus_events_is_the_run(
     failures = [e for e in mirror.events if e["type"] == "NodeFailed"]
     assert all(e["held"] is hold for e in failures)
     assert mirror.end is not None and mirror.end["run"]["success"] == report.success
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    size=st.integers(1, 30),
+    fanout=st.integers(1, 4),
+    failing=st.sets(st.integers(0, 29), max_size=3),
+    capacity=st.sampled_from([0, 1, 8]),
+    hold=st.booleans(),
+    late=st.integers(0, 30),
+)
+def test_snapshot_plus_updates_is_the_run(
+    size: int, fanout: int, failing: set[int], capacity: int, hold: bool, late: int
+) -> None:
+    """What the page reads (``/api/updates``): its first snapshot with every update
+    applied is the run's report, row for row, whatever the graph, the failures, the
+    channel capacities, and the moment a second page joins."""
+    specs = [
+        NodeSpec(
+            "work",
+            id=f"n{i}",
+            deps=(f"n{(i - 1) // fanout}",) if i else (),
+            inputs={"fail": i in failing},
+            branch=f"b{i % 3}",
+        )
+        for i in range(size)
+    ]
+
+    async def main() -> tuple[list[Mirror], dagtrio.RunReport]:
+        start = trio.Event()
+        ended = 0
+        enough = trio.Event()  # `late` attempts have ended, or the run has
+        registry = dagtrio.ActionRegistry()
+
+        @registry.action()
+        async def work(ctx: dagtrio.NodeCtx) -> Any:
+            nonlocal ended
+            try:
+                if ctx.node_id == "n0":
+                    await start.wait()
+                await trio.lowlevel.checkpoint()
+                if ctx.inputs.get("fail"):
+                    raise RuntimeError(f"{ctx.node_id} was told to fail")
+                return {"node": ctx.node_id}
+            finally:
+                ended += 1
+                if ended >= late:
+                    enough.set()
+
+        coordinator = Coordinator(
+            registry,
+            event_capacity=capacity,
+            command_capacity=capacity,
+            on_failure="hold" if hold else "skip",
+        )
+        mirrors: list[Mirror] = []
+        async with (
+            coordinator.open_run(specs) as run,
+            web.open_view(run) as url,
+            httpx.AsyncClient(timeout=30) as client,
+        ):
+            base, _token = split(url)
+
+            async def follow(first: bool, joined: trio.Event) -> None:
+                async with client.stream("GET", base + "/api/updates") as response:
+                    mirror = Mirror()
+                    mirrors.append(mirror)
+                    decided: set[str] = set()
+                    stream = messages(response)
+                    mirror.apply(*(await anext(stream)))
+                    joined.set()
+                    async for kind, ident, data in stream:
+                        mirror.apply(kind, ident, data)
+                        if first and kind == "update" and data["run"]["state"] == "idle":
+                            for held in set(data["run"]["held"]) - decided:
+                                decided.add(held)
+                                answer = await post(
+                                    client,
+                                    url,
+                                    "/api/commands",
+                                    {"type": "CompleteNode", "node_id": held, "outputs": 1},
+                                )
+                                assert answer.status_code == 200, answer.text
+                        if kind == "end":
+                            break
+
+            async with trio.open_nursery() as nursery:
+                joined = trio.Event()
+                nursery.start_soon(follow, True, joined)
+                await joined.wait()
+                start.set()
+
+                async def until_the_end() -> None:
+                    await run.wait()
+                    enough.set()
+
+                nursery.start_soon(until_the_end)
+                # The second page joins once `late` attempts have ended (or the run has).
+                await enough.wait()
+                joined = trio.Event()
+                nursery.start_soon(follow, False, joined)
+                await joined.wait()
+        return mirrors, run.report()
+
+    mirrors, report = trio.run(main)
+    for mirror in mirrors:
+        assert set(mirror.rows) == set(report.nodes)
+        for node_id, record in report.nodes.items():
+            row = mirror.rows[node_id]
+            assert row["status"] == record.status.value, node_id
+            assert row["attempts"] == record.attempts, node_id
+            assert row["error"] == record.error, node_id
+            assert row["supplied"] == record.supplied, node_id
+            for name in ("started_at", "finished_at"):
+                mine, theirs = row[name], getattr(record, name)
+                assert (mine is None) == (theirs is None), (node_id, name)
+                assert mine is None or abs(mine - theirs) < 0.002, (node_id, name)
+        assert mirror.run["held"] == [] and mirror.run["state"] == "finished"
+        assert mirror.end is not None and mirror.end["run"]["success"] == report.success
+        # A failure is an event too, with its error and whether its node was held.
+        for event in mirror.events:
+            assert event["type"] not in ("NodeAdded", "NodeStarted", "NodeCompleted")
+            if event["type"] == "NodeFailed":
+                assert event["held"] is hold
+
+
+def _fake_node(i: int, deps: tuple[str, ...] = ()) -> Any:
+    from types import SimpleNamespace
+
+    spec = SimpleNamespace(action="work", deps=deps)
+    return SimpleNamespace(
+        id=f"n{i}",
+        spec=spec,
+        branch="main",
+        status=dagtrio.NodeStatus.PENDING,
+        attempts=0,
+        started_at=None,
+        finished_at=None,
+        error=None,
+        ended=None,
+        supplied=False,
+        cached=False,
+        on_hold=False,
+    )
+
+
+#: what may happen to a node between two looks: ``start`` (a new attempt), or an end
+_MOVES = ["start", "succeed", "fail", "retry", "skip", "ready"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    plan=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers(1, 4)),
+            st.tuples(st.just("move"), st.integers(0, 40), st.sampled_from(_MOVES)),
+            st.tuples(st.just("look"), st.just(0)),
+            st.tuples(st.just("join"), st.just(0)),
+            st.tuples(st.just("read"), st.integers(0, 3)),
+        ),
+        max_size=60,
+    ),
+    keep=st.integers(1, 4),
+)
+def test_every_page_ends_with_the_graph_whatever_it_read_and_when(
+    plan: list[tuple[Any, ...]], keep: int
+) -> None:
+    """The board by itself, against a graph changed by hand: pages join at any moment
+    (between two looks too), read at their own pace, fall behind (more than KEEP
+    updates) and resynchronise from a snapshot; after the last look each page's rows
+    are the graph's, with a status and attempt for every node."""
+    from dagtrio.web import board as boards
+
+    nodes: dict[str, Any] = {}
+    clock = [1000.0]
+    # The contract of ``activity``: it moves whenever a row does (here: every step).
+    board = boards.Board(nodes, info=lambda: {"state": "running"}, activity=lambda: clock[0])
+    board.keep = keep
+    pages: list[Mirror] = []
+
+    def snapshot() -> dict[str, Any]:
+        rows = [boards.row_of(node) for node in nodes.values()]
+        return json.loads(wire.dump({"position": board.seq, "run": {}, "nodes": rows}))
+
+    def read(page: Mirror) -> None:
+        updates = board.take(page.position)
+        if updates is None:
+            page.apply("snapshot", None, snapshot())
+            return
+        for text in updates:
+            for kind, ident, data in _sse(text):
+                page.apply(kind, ident, data)
+
+    for step in plan:
+        clock[0] += 0.5
+        if step[0] == "add":
+            for _ in range(step[1]):
+                i = len(nodes)
+                nodes[f"n{i}"] = _fake_node(i, (f"n{i - 1}",) if i else ())
+        elif step[0] == "move" and nodes:
+            node = list(nodes.values())[step[1] % len(nodes)]
+            if node.status in (dagtrio.NodeStatus.SUCCEEDED, dagtrio.NodeStatus.SKIPPED):
+                continue  # final: nothing moves it again
+            move = step[2]
+            to = {
+                "start": dagtrio.NodeStatus.RUNNING,
+                "ready": dagtrio.NodeStatus.READY,
+                "retry": dagtrio.NodeStatus.PENDING,
+                "succeed": dagtrio.NodeStatus.SUCCEEDED,
+                "fail": dagtrio.NodeStatus.FAILED,
+                "skip": dagtrio.NodeStatus.SKIPPED,
+            }[move]
+            if to is node.status and move != "start":
+                # As in a run: a row changes with its status or its attempt (a hold
+                # decided or released changes the run's held list, sent every time).
+                continue
+            if move == "start":
+                node.status, node.attempts = dagtrio.NodeStatus.RUNNING, node.attempts + 1
+                node.started_at, node.finished_at = clock[0], None
+            elif move == "ready":
+                node.status = dagtrio.NodeStatus.READY
+            elif move == "retry":
+                node.status, node.error = dagtrio.NodeStatus.PENDING, "again"
+            else:
+                node.status = to
+                node.finished_at = clock[0]
+                node.error = None if move == "succeed" else f"{move}ed"
+        elif step[0] == "look":
+            if board.readers:
+                board._look()
+        elif step[0] == "join":
+            board.join()
+            page = Mirror()
+            page.apply("snapshot", None, snapshot())
+            pages.append(page)
+        elif pages:
+            read(pages[step[1] % len(pages)])
+    board.close()
+    for page in pages:
+        read(page)
+        expected = json.loads(wire.dump({n: boards.row_of(node) for n, node in nodes.items()}))
+        assert set(page.rows) == set(expected)
+        for node_id, row in expected.items():
+            mine = page.rows[node_id]
+            for name in ("status", "attempts", "error"):
+                assert mine[name] == row[name], (node_id, name)
+            for name in ("started_at", "finished_at"):
+                assert (mine[name] is None) == (row[name] is None), (node_id, name)
+                assert mine[name] is None or abs(mine[name] - row[name]) < 0.002
+
+
+def _sse(text: str) -> list[tuple[str, int | None, Any]]:
+    """The messages in a chunk of server-sent events."""
+    out = []
+    for block in text.split("\n\n"):
+        if not block:
+            continue
+        fields = dict(line.split(": ", 1) for line in block.split("\n"))
+        ident = fields.get("id")
+        out.append(
+            (
+                fields.get("event", "message"),
+                None if ident is None else int(ident),
+                json.loads(fields["data"]),
+            )
+        )
+    return out
 
 
 async def test_a_browser_that_never_reads_does_not_hold_the_run_back(
@@ -696,13 +968,6 @@ def test_the_fast_encodings_say_what_the_converter_says(
     if held is not None and type(event) is dagtrio.NodeFailed:
         expected["held"] = held
     assert json.loads(text) == json.loads(wire.dump(expected))
-    # The page's lean form: the same, without the run's values (inputs, outputs).
-    lean = json.loads(wire.dump(expected))
-    if type(event) is dagtrio.NodeAdded:
-        lean["spec"] = {key: lean["spec"][key] for key in ("action", "deps", "branch", "defer")}
-    if type(event) is dagtrio.NodeCompleted:
-        del lean["outcome"]["outputs"]
-    assert json.loads(wire.encode_lean(event, at, started, held)) == lean
 
 
 # ------------------------------------------------------------------ a journal
@@ -712,6 +977,7 @@ WRITER = """
 import sys, time
 from pathlib import Path
 import trio
+import trio.testing
 from dagtrio import ActionRegistry, Coordinator, NodeSpec, SqliteJournal
 
 folder = Path(sys.argv[2])
@@ -730,7 +996,10 @@ trio.run(lambda: coordinator.run(specs, run_id="followed"))
 """
 
 
-async def test_a_journal_followed_while_another_process_writes_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("path", ["/api/events", "/api/updates"])
+async def test_a_journal_followed_while_another_process_writes_it(
+    tmp_path: Path, path: str
+) -> None:
     db = tmp_path / "runs.db"
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
@@ -746,7 +1015,7 @@ async def test_a_journal_followed_while_another_process_writes_it(tmp_path: Path
             )
             base, _token = split(url)
             async with httpx.AsyncClient(timeout=60) as client:
-                async with client.stream("GET", base + "/api/events") as response:
+                async with client.stream("GET", base + path) as response:
                     stream = messages(response)
                     mirror = Mirror()
                     mirror.apply(*(await anext(stream)))
@@ -945,9 +1214,10 @@ async def test_bound_to_every_interface_names_other_than_ours_are_refused() -> N
             assert answer.status_code == status, host
 
 
-async def test_lean_and_full_streams_together_each_get_every_event() -> None:
-    """A page's lean stream beside a script's full one: an event let go once one form
-    is made must not be missing for the other."""
+async def test_a_page_and_a_script_together_each_see_the_whole_run() -> None:
+    """The page's stream beside a script's full one: the script gets every event (an
+    event let go once encoded is never missing), the page every node's end state; the
+    run builds its hot path's events only while the script's stream is open."""
     gate = trio.Event()
     specs = [NodeSpec("work", id="root")] + [
         NodeSpec("work", id=f"n{i}", deps=("root",)) for i in range(500)
@@ -960,9 +1230,9 @@ async def test_lean_and_full_streams_together_each_get_every_event() -> None:
         base, _ = split(url)
         mirrors: dict[str, Mirror] = {}
 
-        async def follow(query: str, started: trio.Event) -> None:
-            async with client.stream("GET", base + "/api/events" + query) as response:
-                mirror = mirrors[query] = Mirror()
+        async def follow(path: str, started: trio.Event) -> None:
+            async with client.stream("GET", base + path) as response:
+                mirror = mirrors[path] = Mirror()
                 stream = messages(response)
                 mirror.apply(*(await anext(stream)))
                 started.set()
@@ -972,17 +1242,52 @@ async def test_lean_and_full_streams_together_each_get_every_event() -> None:
                         break
 
         async with trio.open_nursery() as nursery:
-            for query in ("?lean=1", ""):
-                started = trio.Event()
-                nursery.start_soon(follow, query, started)
-                await started.wait()
+            started = trio.Event()
+            nursery.start_soon(follow, "/api/updates", started)
+            await started.wait()
+            assert not run._state.listening  # the page alone: no event is even built
+            started = trio.Event()
+            nursery.start_soon(follow, "/api/events", started)
+            await started.wait()
+            assert run._state.listening
             gate.set()
     expected = {i: record.status.value for i, record in run.report().nodes.items()}
-    for query, mirror in mirrors.items():
-        assert mirror.status == expected, query
-        assert mirror.snapshots == 1, query  # nothing had to be resent
-        completed = [e for e in mirror.events if e["type"] == "NodeCompleted"]
-        assert ("outputs" in completed[0]["outcome"]) is (query == ""), query
+    for path, mirror in mirrors.items():
+        assert mirror.status == expected, path
+        assert mirror.snapshots == 1, path  # nothing had to be resent
+    events = mirrors["/api/events"].events
+    assert sum(e["type"] == "NodeCompleted" for e in events) == len(specs)
+    assert mirrors["/api/updates"].updates >= 1
+
+
+async def test_the_run_builds_its_events_only_while_a_script_reads_them() -> None:
+    """A view, and a page, cost a run no event of its hot path: `/api/events` makes the
+    run build them while it is open, and only then."""
+    gates = {"n0": trio.Event()}
+    async with (
+        Coordinator(gated_registry(gates)).open_run(chain(3)) as run,
+        web.open_view(run) as url,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        base, _ = split(url)
+        assert not run._state.listening
+        async with client.stream("GET", base + "/api/updates") as page:
+            stream = messages(page)
+            mirror = Mirror()
+            mirror.apply(*(await anext(stream)))
+            assert not run._state.listening
+            async with client.stream("GET", base + "/api/events") as script:
+                await anext(messages(script))
+                assert run._state.listening
+            # The stream's end reaches the server a moment after the client closed it.
+            await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+            assert not run._state.listening
+            gates["n0"].set()
+            async for message in stream:
+                mirror.apply(*message)
+                if message[0] == "end":
+                    break
+    assert mirror.status == {"n0": "succeeded", "n1": "succeeded", "n2": "succeeded"}
 
 
 async def test_a_tap_that_raises_is_detached_and_the_run_goes_on(
@@ -993,6 +1298,8 @@ async def test_a_tap_that_raises_is_detached_and_the_run_goes_on(
     seen: list[int] = []
 
     class Broken:
+        every = True
+
         def push(self, position: int, event: dagtrio.ExecutionEvent) -> None:
             raise RuntimeError("a view with a bug")
 
@@ -1001,6 +1308,7 @@ async def test_a_tap_that_raises_is_detached_and_the_run_goes_on(
 
     class Counting:
         closed = False
+        every = True
 
         def push(self, position: int, event: dagtrio.ExecutionEvent) -> None:
             seen.append(position)
@@ -1017,3 +1325,49 @@ async def test_a_tap_that_raises_is_detached_and_the_run_goes_on(
     assert seen == list(range(len(seen))) and len(seen) >= 10  # started + completed each
     assert counting.closed
     assert "a tap on run" in caplog.text and "detached" in caplog.text
+
+
+async def test_a_view_that_fails_to_look_ends_its_pages_and_leaves_the_run_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug of the view's own (here: reading the run's state raises) is logged, its
+    pages are told the view ended, and the run and the application go on."""
+    gates = {"n0": trio.Event()}
+    async with (
+        Coordinator(gated_registry(gates)).open_run(chain(3)) as run,
+        web.open_view(run) as url,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        base, _ = split(url)
+        async with client.stream("GET", base + "/api/updates") as page:
+            stream = messages(page)
+            mirror = Mirror()
+            mirror.apply(*(await anext(stream)))
+
+            def broken() -> dict[str, Any]:
+                raise RuntimeError("a view with a bug")
+
+            board = run._taps[0]._push.__self__  # type: ignore[attr-defined]
+            board.info = broken
+            gates["n0"].set()
+            async for message in stream:
+                mirror.apply(*message)
+                if message[0] == "end":
+                    break
+        report = await run.wait()
+    assert report.success
+    assert mirror.end is not None
+    assert "stopped following its run" in caplog.text
+
+
+def test_the_page_reads_status_codes_in_the_servers_order() -> None:
+    """An update names a status by its place in `NodeStatus`; the page's own list of
+    statuses must be that list, in that order."""
+    import re
+
+    from dagtrio.web import board
+
+    script = (Path(web.__file__).parent / "static" / "app.js").read_text()
+    found = re.search(r"const STATUSES = \[([^\]]*)\]", script)
+    assert found is not None
+    assert re.findall(r"'(\w+)'", found.group(1)) == [s.value for s in board.STATUSES]

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import trio
 
-from dagtrio import ActionRegistry, NodeCtx
+from dagtrio import ActionRegistry, NodeCtx, NodeStatus
 
 #: statuses an event sets on its node
 SETS = {
@@ -68,13 +68,26 @@ async def messages(response: httpx.Response) -> AsyncIterator[tuple[str, int | N
                 data.append(value)
 
 
+#: a snapshot row's fields that an update's short row (``changed``) carries, in order
+#: (the node by its place in the graph's order, the status by its place in STATUSES)
+SHORT = ("id", "status", "attempts", "started_at", "finished_at")
+STATUSES = [status.value for status in NodeStatus]
+
+
 class Mirror:
-    """What a page knows of a run: a snapshot, with every later event applied."""
+    """What a page knows of a run: a snapshot, with every later event (``/api/events``)
+    or update (``/api/updates``) applied."""
 
     def __init__(self) -> None:
         self.status: dict[str, str] = {}
+        #: every node's row, as the latest snapshot or update says
+        self.rows: dict[str, dict[str, Any]] = {}
+        #: node ids in the graph's order: an update's short rows name nodes by place
+        self.order: list[str] = []
+        self.run: dict[str, Any] = {}
         self.position = 0
         self.snapshots = 0
+        self.updates = 0
         self.events: list[dict[str, Any]] = []
         self.ids: list[int] = []
         self.end: dict[str, Any] | None = None
@@ -83,12 +96,36 @@ class Mirror:
         if kind == "snapshot":
             self.snapshots += 1
             self.position = data["position"]
+            self.rows = {node["id"]: node for node in data["nodes"]}
+            self.order = [node["id"] for node in data["nodes"]]
             self.status = {node["id"]: node["status"] for node in data["nodes"]}
+            self.run = data["run"]
         elif kind == "end":
             self.end = data
-        elif kind == "batch":  # the lean stream: one message per write
-            for offset, event in enumerate(data["events"]):
-                self.apply("message", data["first"] + offset, event)
+        elif kind == "update":
+            assert ident == data["seq"] and data["seq"] > self.position, (ident, self.position)
+            self.position = data["seq"]
+            self.updates += 1
+            for row in data["added"]:
+                if row["id"] not in self.rows:
+                    self.order.append(row["id"])
+                self.rows[row["id"]] = row
+            short = data["changed"]
+            t0 = data["t0"]
+            for i in range(0, len(short), len(SHORT)):
+                node_id = self.order[short[i]]
+                row = self.rows[node_id]
+                row.update(zip(SHORT, short[i : i + len(SHORT)], strict=True))
+                row["id"] = node_id
+                row["status"] = STATUSES[row["status"]]
+                for name in ("started_at", "finished_at"):
+                    if row[name] is not None:
+                        row[name] = t0 + row[name] / 1000
+                row.update({"error": None, "ended": None, "supplied": False, "cached": False})
+                row.update(data["extra"].get(row["id"], {}))
+            self.status = {node_id: row["status"] for node_id, row in self.rows.items()}
+            self.run.update(data["run"])
+            self.events.extend(data["events"])
         else:
             assert ident is not None and ident >= self.position, (ident, self.position)
             self.ids.append(ident)

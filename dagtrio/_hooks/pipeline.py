@@ -154,7 +154,14 @@ class Tap(Protocol):
     hook has seen it) and its position among them, and ``push`` may only note it.
     ``close`` says the run's events have ended. A tap that raises is detached and
     logged; the run never fails for it.
+
+    ``every`` says whether it needs every event. A run nobody listens to does not even
+    build the events of its hot path (`NodeAdded`, `NodeStarted`, `NodeCompleted`): a
+    tap that reads those changes from the graph itself (the browser page's) leaves it
+    so, and is told of all the others.
     """
+
+    every: bool
 
     def push(self, position: int, event: ExecutionEvent) -> None: ...
 

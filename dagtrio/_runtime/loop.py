@@ -254,7 +254,7 @@ class Loop(RunData):
             node is not None
             and node.status is NodeStatus.RUNNING
             and node.attempts == message.attempt
-            and self._state.listening
+            and (self._state.listening or self._taps)
         ):
             self._emit(NodeProgress(node.ref, message.attempt, message.payload))
         message.reply.set()

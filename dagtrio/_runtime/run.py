@@ -151,13 +151,19 @@ class Run(Loop, Crews, Lifecycle, Ledger):
         """
         if not self._finished:
             self._taps.append(tap)
-            self._state.listen(True)
+            if tap.every:
+                self._state.listen(True)
         return self._tapped
 
     def _unwatch(self, tap: Tap) -> None:
         """Stop telling ``tap`` (a view that closed before its run ended)."""
         with suppress(ValueError):
             self._taps.remove(tap)
+        if not self._finished:
+            # Nobody left who needs the hot path's events: stop building them again.
+            self._state.listen(
+                bool(self._hooks or self._readers or any(t.every for t in self._taps))
+            )
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Stop the run gracefully: start no new node, give running ones ``grace`` seconds.

@@ -9,12 +9,15 @@ held node, shut the run down. ``serve_journal`` shows another process's run from
 journal, read-only, following it as it grows (``dagtrio serve JOURNAL``).
 
 The same HTTP API is there for scripts: ``GET /api/snapshot``, ``GET /api/events``
-(server-sent events), ``GET /api/nodes/{id}``, ``POST /api/commands`` and
-``POST /api/shutdown``; README.rst says what each takes and answers.
+(every event, as server-sent events), ``GET /api/updates`` (what the page reads),
+``GET /api/nodes/{id}``, ``POST /api/commands`` and ``POST /api/shutdown``; README.rst
+says what each takes and answers.
 
-A browser never slows the run: the view reads the run's events through a tap that the
-run never waits on, into one bounded buffer shared by every browser; a browser that
-falls behind is sent a fresh snapshot instead of what it missed.
+A browser never slows the run: pages are sent a few updates a second of what changed
+in the graph, made by one pump that reads the graph itself (`board`), so the run
+builds no event for them; a script's event stream is fed by a tap the run never
+waits on (`feed`). Either, falling behind, is sent a fresh snapshot instead of what
+it missed.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ except ImportError as exc:  # pragma: no cover - the extra is installed in CI
         f"dagtrio.web needs the 'web' extra ({exc.name} is missing): pip install 'dagtrio[web]'"
     ) from exc
 
-from .feed import Rejected, Source
+from .feed import Rejected, Source, snapshot_of
 from .wire import BadRequest, dump, parse_command, parse_grace
 
 __all__ = ["View", "listening_socket", "serve_view"]
@@ -101,6 +101,7 @@ class View:
         self.closing = False
         self.streams = 0
         self._snapshots: dict[bool, tuple[Any, float, int, str]] = {}
+        self._page_snapshots: dict[bool, tuple[Any, float, int, str]] = {}
 
     def snapshot(self, control: bool) -> tuple[int, str]:
         """A snapshot's position and JSON, made at most once per position and second:
@@ -114,6 +115,20 @@ class View:
         text = dump(data)
         self._snapshots[control] = (key, now, data["position"], text)
         return data["position"], text
+
+    def page_snapshot(self, control: bool) -> tuple[int, str]:
+        """A snapshot for a page: its position is the board's last update (it holds
+        everything that update says, and maybe more: the next one applies on top)."""
+        board = self.source.board
+        key = (board.base, board.seq)
+        now = time.monotonic()
+        kept = self._page_snapshots.get(control)
+        if kept is not None and kept[0] == key and now - kept[1] < SNAPSHOT_REUSE:
+            return kept[2], kept[3]
+        source = self.source
+        text = dump(snapshot_of(source.graph, board.seq, source.run_info(control)))
+        self._page_snapshots[control] = (key, now, board.seq, text)
+        return board.seq, text
 
     def bound(self, url: str, host: str) -> None:
         """The server listens at ``url`` (its real port), asked for as ``host``."""
@@ -219,13 +234,9 @@ async def _node(view: View, request: Request) -> Response:
         return _error(404, f"node {node_id!r} is not in the graph")
 
 
-class _Events:
-    """``GET /api/events``: the run's events as server-sent events.
-
-    A raw ASGI endpoint, so that the stream's loop is plain Trio code: a snapshot
-    first, then the feed from the snapshot's position on, a fresh snapshot whenever
-    the feed has moved past this stream's cursor, and ``end`` when the run is over.
-    """
+class _Stream:
+    """A stream of server-sent events: a raw ASGI endpoint, so that its loop is plain
+    Trio code. At most `MAX_STREAMS` at once; each ends when its browser leaves."""
 
     def __init__(self, view: View) -> None:
         self.view = view
@@ -237,18 +248,12 @@ class _Events:
             await refusal(scope, receive, send)
             return
         view.streams += 1
-        feed = view.source.feed
-        lean = Request(scope).query_params.get("lean") == "1"
-        feed.readers += 1  # before the snapshot: every event after it is kept
-        feed.lean_readers += lean
         try:
-            await self._serve(scope, receive, send, lean)
+            await self._serve(scope, receive, send)
         finally:
             view.streams -= 1
-            feed.readers -= 1
-            feed.lean_readers -= lean
 
-    async def _serve(self, scope: Scope, receive: Receive, send: Send, lean: bool) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         control = self.view.authorised(Request(scope))
         await send(
             {
@@ -262,15 +267,38 @@ class _Events:
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_until_disconnect, receive, nursery.cancel_scope)
-            await self._stream(send, control, lean)
+            await self._stream(send, control)
             nursery.cancel_scope.cancel()
         with trio.CancelScope(shield=True):
             # Ends the response; after a disconnect hypercorn ignores it.
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _stream(self, send: Send, control: bool, lean: bool) -> None:
-        source = self.view.source
-        feed = source.feed
+    async def _stream(self, send: Send, control: bool) -> None:
+        raise NotImplementedError
+
+    async def _end(self, send: Send, control: bool) -> None:
+        end = {"run": self.view.source.run_info(control), "closing": self.view.closing}
+        await _write(send, f"event: end\ndata: {dump(end)}\n\n")
+
+
+class _Events(_Stream):
+    """``GET /api/events``: every event of the run, for a person's own scripts.
+
+    A snapshot first, then the feed from the snapshot's position on, a fresh snapshot
+    whenever the feed has moved past this stream's cursor, and ``end`` when the run is
+    over. The run builds its every event only while such a stream is open.
+    """
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        feed = self.view.source.feed
+        feed.join()  # before the snapshot: every event after it is kept
+        try:
+            await super()._serve(scope, receive, send)
+        finally:
+            feed.leave()
+
+    async def _stream(self, send: Send, control: bool) -> None:
+        feed = self.view.source.feed
         cursor, text = self.view.snapshot(control)
         await _write(send, f"event: snapshot\ndata: {text}\n\n")
         while True:
@@ -279,28 +307,53 @@ class _Events:
             if waited.cancelled_caught:
                 await _write(send, ": ping\n\n")
                 continue
-            entries = feed.take(cursor, CHUNK, lean)
+            entries = feed.take(cursor, CHUNK)
             if entries is None:
                 cursor, text = self.view.snapshot(control)
                 await _write(send, f"event: snapshot\ndata: {text}\n\n")
-            elif entries and lean:
-                # The page's form: one message per write, the events in a list. A
-                # browser dispatches each message as an event of its own, and tens of
-                # thousands a second would cost it more than the run does.
-                first, last = entries[0][0], entries[-1][0]
-                events = ",".join(text for _, text in entries)
-                data = f'{{"first":{first},"events":[{events}]}}'
-                await _write(send, f"id: {last}\nevent: batch\ndata: {data}\n\n")
-                cursor = last + 1
             elif entries:
                 cursor = entries[-1][0] + 1
                 await _write(send, "".join(f"id: {p}\ndata: {text}\n\n" for p, text in entries))
             elif feed.closed:
-                end = {"run": source.run_info(control), "closing": self.view.closing}
-                await _write(send, f"event: end\ndata: {dump(end)}\n\n")
+                await self._end(send, control)
                 return
             if not feed.closed:
                 await trio.sleep(PACE)
+
+
+class _Updates(_Stream):
+    """``GET /api/updates``: what the page reads (see `board`). A snapshot, then the
+    board's updates (``event: update``), a fresh snapshot if this stream fell behind,
+    and ``end`` when the run is over."""
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        board = self.view.source.board
+        board.join()  # before the snapshot: the next update says what changed since
+        try:
+            await super()._serve(scope, receive, send)
+        finally:
+            board.leave()
+
+    async def _stream(self, send: Send, control: bool) -> None:
+        board = self.view.source.board
+        cursor, text = self.view.page_snapshot(control)
+        await _write(send, f"event: snapshot\ndata: {text}\n\n")
+        while True:
+            with trio.move_on_after(PING) as waited:
+                await board.wait(cursor)
+            if waited.cancelled_caught:
+                await _write(send, ": ping\n\n")
+                continue
+            updates = board.take(cursor)
+            if updates is None:
+                cursor, text = self.view.page_snapshot(control)
+                await _write(send, f"event: snapshot\ndata: {text}\n\n")
+            elif updates:
+                cursor += len(updates)
+                await _write(send, "".join(updates))
+            elif board.closed:
+                await self._end(send, control)
+                return
 
 
 async def _write(send: Send, text: str) -> None:
@@ -430,6 +483,7 @@ def app_for(view: View) -> Any:
             route("/api/snapshot", _snapshot, ["GET"]),
             route("/api/nodes/{node_id:path}", _node, ["GET"]),
             Route("/api/events", _Events(view), methods=["GET"]),
+            Route("/api/updates", _Updates(view), methods=["GET"]),
             route("/api/commands", _command, ["POST"]),
             route("/api/shutdown", _shutdown, ["POST"]),
         ]
@@ -525,6 +579,7 @@ async def serve_view(
     config.include_server_header = False
     wildcard = host in ("0.0.0.0", "::", "")
     following = trio.CancelScope()
+    pumping = trio.CancelScope()
     watching = trio.CancelScope()
 
     async def cut_stalled_connections() -> None:
@@ -544,6 +599,10 @@ async def serve_view(
         with following:
             await view.source.follow(task_status=task_status)
 
+    async def pump() -> None:
+        with pumping:
+            await view.source.board.pump()
+
     async def listen(*, task_status: trio.TaskStatus[list[str]]) -> None:
         trigger = stop.wait if stop is not None else None
         try:
@@ -552,10 +611,12 @@ async def serve_view(
             )
         finally:
             following.cancel()  # the server is gone: nobody to keep the feed for
+            pumping.cancel()
             watching.cancel()
 
     async with trio.open_nursery() as nursery:
         await nursery.start(follow)
+        nursery.start_soon(pump)
         nursery.start_soon(cut_stalled_connections)
         binds = await nursery.start(listen)
         base = binds[0]
@@ -569,4 +630,5 @@ async def serve_view(
             await stop.wait()
             # Every stream sends its end and returns within hypercorn's graceful time.
             view.closing = True
+            view.source.board.close()
             view.source.feed.close()

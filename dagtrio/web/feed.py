@@ -1,12 +1,14 @@
-"""The run's events for every browser, without a browser ever slowing the run.
+"""The run's every event for scripts (``/api/events``), without ever slowing the run.
 
-One `Feed` per view. Its source (`LiveSource` for a run in this process,
-`JournalSource` for another process's run) pushes each event into one bounded ring,
-shared by every browser; each browser's stream keeps only a cursor into it. Pushing
-never waits and costs a deque append, so the run goes at its own pace whatever the
-browsers do. A browser whose cursor falls out of the ring (it read too slowly, or its
-connection stalled) is sent a fresh snapshot instead of the events it missed: the
-snapshot says at which position it was taken, and the stream goes on from there.
+The page reads `board` instead, which costs the run far less; this is for programs
+that want each event in the converter's form. One `Feed` per view. Its source
+(`LiveSource` for a run in this process, `JournalSource` for another process's run)
+pushes each event into one bounded ring, shared by every stream; each keeps only a
+cursor into it, and the ring is filled only while one is open. Pushing never waits
+and costs a few list writes, so the run goes at its own pace whatever the readers do.
+A stream whose cursor falls out of the ring (it read too slowly, or its connection
+stalled) is sent a fresh snapshot instead of the events it missed: the snapshot says
+at which position it was taken, and the stream goes on from there.
 
 A live run's events come from a tap: the coordinator calls it with each event as it
 emits it, in the run's one order (before hooks see it), and never waits on it.
@@ -15,17 +17,18 @@ emits it, in the run's one order (before hooks see it), and never waits on it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import trio
 
 from .._errors import CommandRejectedError, RunFinishedError
 from .._model.commands import ExecutorCommand
-from .._model.events import ExecutionEvent, NodeFailed, NodeStarted
+from .._model.events import ExecutionEvent
 from .._runtime.run import Run
 from .._state.view import GraphView
-from .wire import ENDINGS, encode_event, encode_lean, node_row
+from .board import Board
+from .wire import encode_event, event_times, node_row
 
 __all__ = ["Feed", "LiveSource", "Rejected", "Source"]
 
@@ -53,8 +56,6 @@ class Feed:
         self.capacity = capacity
         self._events: list[ExecutionEvent | None] = [None] * capacity
         self._texts: list[str | None] = [None] * capacity
-        #: the page's lean form of each event (`encode_lean`), made on first use too
-        self._lean: list[str | None] = [None] * capacity
         #: times a source gave with its events (a journal's records), by slot
         self._times: dict[int, tuple[float, float | None]] = {}
         self.first = 0
@@ -62,13 +63,33 @@ class Feed:
         self._changed = trio.Event()
         self._waiting = False
         self.closed = False
-        #: streams reading now, and how many of them read the lean form (`app._Events`
-        #: counts itself in before its snapshot)
+        #: streams reading now (`app._Events` counts itself in before its snapshot)
         self.readers = 0
-        self.lean_readers = 0
         #: the run's nodes by id (read, never written): when a node's event happened
         #: and whether a failed node is held are read there when first encoded
         self.nodes = nodes
+        #: called when the first stream opens (returns the position of the next event)
+        #: and when the last one closes: a live run's tap goes on and off with them
+        self.attach: Callable[[], int] | None = None
+        self.detach: Callable[[], None] | None = None
+
+    def join(self) -> None:
+        """A stream opens (before its snapshot): every event from now on is kept."""
+        self.readers += 1
+        if self.readers == 1 and self.attach is not None:
+            self.first = self.end = self.attach()
+
+    def leave(self) -> None:
+        """A stream closed: once none is open, the events kept are let go."""
+        self.readers -= 1
+        if self.readers:
+            return
+        if self.detach is not None:
+            self.detach()
+        self._events = [None] * self.capacity
+        self._texts = [None] * self.capacity
+        self._times.clear()
+        self.first = self.end
 
     def push(self, position: int, event: ExecutionEvent) -> None:
         """Add the event at ``position`` (a tap's ``push``): never waits, never fails."""
@@ -81,7 +102,7 @@ class Feed:
             self.first = position  # the source skipped ahead: nothing before it is here
         slot = position % self.capacity
         self._events[slot] = event
-        self._texts[slot] = self._lean[slot] = None
+        self._texts[slot] = None
         if self._times:
             self._times.pop(slot, None)
         self.end = end = position + 1
@@ -109,52 +130,33 @@ class Feed:
         self.closed = True
         self._changed.set()
 
-    def take(self, cursor: int, limit: int, lean: bool = False) -> list[tuple[int, str]] | None:
-        """``(position, JSON)`` of up to ``limit`` events from ``cursor`` on (in the
-        page's ``lean`` form, or the converter's); ``None`` if some of them are gone
-        (the reader fell behind and needs a snapshot)."""
+    def take(self, cursor: int, limit: int) -> list[tuple[int, str]] | None:
+        """``(position, JSON)`` of up to ``limit`` events from ``cursor`` on; ``None`` if
+        some of them are gone (the reader fell behind and needs a snapshot)."""
         if cursor < self.first:
             return None
         stop = min(self.end, cursor + limit)
         capacity = self.capacity
-        texts = self._lean if lean else self._texts
+        texts = self._texts
         events = self._events
-        # Once no reader wants the other form, the text is all that is needed again:
-        # the event may go, and with it the collector's work on tens of thousands of
-        # live objects. A reader that comes later starts from a snapshot, after it.
-        keep = (self.readers - self.lean_readers) if lean else self.lean_readers
         out = []
         for position in range(cursor, stop):
             slot = position % capacity
             text = texts[slot]
             if text is None:
                 event = events[slot]
-                if event is None:
-                    return None  # let go for the other form: resynchronise
-                text = texts[slot] = self._encode(event, slot, lean)
-                if not keep:
-                    events[slot] = None
+                if event is None:  # pragma: no cover - every kept slot has its event
+                    return None
+                text = texts[slot] = self._encode(event, slot)
+                # The text is all any stream needs from here on: the event may go, and
+                # with it the collector's work on tens of thousands of live objects.
+                events[slot] = None
             out.append((position, text))
         return out
 
-    def _encode(self, event: ExecutionEvent, slot: int, lean: bool) -> str:
-        given = self._times.get(slot)
-        at, started_at = given if given is not None else (None, None)
-        held = None
-        kind = type(event)
-        node = None
-        if self.nodes is not None and (kind is NodeStarted or kind in ENDINGS):
-            node = self.nodes.get(event.node.node)  # type: ignore[attr-defined]
-        if node is not None:
-            if kind is NodeStarted:
-                at = at or node.started_at
-            else:
-                at = at or node.finished_at
-                started_at = started_at or node.started_at
-                if kind is NodeFailed:
-                    held = node.on_hold
-        encode = encode_lean if lean else encode_event
-        return encode(event, at or time.time(), started_at, held)
+    def _encode(self, event: ExecutionEvent, slot: int) -> str:
+        at, started_at, held = event_times(self.nodes, event, self._times.get(slot))
+        return encode_event(event, at or time.time(), started_at, held)
 
     async def wait(self, cursor: int) -> None:
         """Return once there is an event at ``cursor`` or beyond, or the feed closed."""
@@ -173,8 +175,14 @@ class Source(Protocol):
     """Where a view's run comes from: a run in this process, or a journal."""
 
     feed: Feed
+    board: Board
     read_only: bool
     kind: str
+
+    @property
+    def graph(self) -> GraphView:
+        """The run's graph, as `Run.graph` shows it."""
+        ...
 
     def snapshot(self, control: bool) -> dict[str, Any]:
         """The whole run as JSON-ready data, with the position it was taken at."""
@@ -185,7 +193,8 @@ class Source(Protocol):
         ...
 
     def version(self) -> Any:
-        """A value that changes whenever a snapshot would: its position, its state."""
+        """A value that changes whenever a snapshot would: any node's row, the run's
+        state (cheap to read: the board's pump reads it five times a second)."""
         ...
 
     def detail(self, node_id: str) -> dict[str, Any]:
@@ -221,10 +230,25 @@ class LiveSource:
     read_only = False
     kind = "live"
 
-    def __init__(self, run: Run, feed: Feed) -> None:
+    def __init__(self, run: Run, feed: Feed, board: Board | None = None) -> None:
         self.run = run
         self.feed = feed
-        feed.nodes = run._state.nodes
+        self.board = board = Board() if board is None else board
+        nodes = run._state.nodes
+        feed.nodes = nodes
+        events = _Tap(feed.push, every=True)
+        feed.attach = lambda: run._watch(events)
+        feed.detach = lambda: run._unwatch(events)
+        board.nodes = nodes
+        board.info = lambda: self.run_info(False)
+        board.activity = self.version
+        changes = _Tap(board.push, every=False)
+        board.attach = lambda: run._watch(changes)
+        board.detach = lambda: run._unwatch(changes)
+
+    @property
+    def graph(self) -> GraphView:
+        return self.run.graph
 
     def run_info(self, control: bool) -> dict[str, Any]:
         run = self.run
@@ -252,7 +276,23 @@ class LiveSource:
 
     def version(self) -> Any:
         run = self.run
-        return run._tapped, run.finished, run.idle
+        state = run._state
+        # Every change to a node's row moves one of these counts (a start, an end, a
+        # retry's delay, a node parked or released, a hold decided, a node added), and
+        # so does every change to the run's lists; an event a tap was told of too.
+        return (
+            len(state.nodes),
+            state.unfinished,
+            state.running,
+            state.delayed,
+            state.parked_count,
+            len(state.on_hold),
+            len(state.paused),
+            len(state.cancelled),
+            run._tapped,
+            run.finished,
+            run.idle,
+        )
 
     def snapshot(self, control: bool) -> dict[str, Any]:
         # Taken between two of the coordinator's steps, so the graph holds exactly the
@@ -279,27 +319,28 @@ class LiveSource:
         await self.run.shutdown(grace)
 
     async def follow(self, *, task_status: trio.TaskStatus[None]) -> None:
-        run = self.run
-        feed = self.feed
-        tap = _Tap(feed)
-        feed.first = feed.end = run._watch(tap)
         task_status.started()
         try:
             # The end goes out once the run has ended, hooks' on_complete included, so
-            # its verdict is the final one: the tap's own close comes before that.
-            await run._done.wait()
+            # its verdict is the final one: the taps' own close comes before that.
+            await self.run._done.wait()
         finally:
-            run._unwatch(tap)
-            feed.close()
+            self.board.close()
+            self.feed.close()
 
 
 class _Tap:
-    """The feed as a tap on a run's pipeline (see `dagtrio._hooks.pipeline.Tap`)."""
+    """A feed or a board as a tap on a run (see `dagtrio._hooks.pipeline.Tap`): taps
+    go on when a view's first stream opens and off when its last one closes."""
 
-    __slots__ = ("push",)
+    __slots__ = ("_push", "every")
 
-    def __init__(self, feed: Feed) -> None:
-        self.push = feed.push
+    def __init__(self, push: Callable[[int, ExecutionEvent], None], *, every: bool) -> None:
+        self._push = push
+        self.every = every
+
+    def push(self, position: int, event: ExecutionEvent) -> None:
+        self._push(position, event)
 
     def close(self) -> None:
-        pass  # `LiveSource.follow` closes the feed once the run has ended
+        pass  # `LiveSource.follow` closes the feed and the board once the run has ended

@@ -21,6 +21,7 @@ from .._durable.replay import replay_record, state_for
 from .._durable.sqlite import SqliteJournal, journal_limiter
 from .._model.commands import ExecutorCommand
 from .._state.view import GraphView
+from .board import Board
 from .feed import Feed, Rejected, snapshot_of
 from .wire import node_detail
 
@@ -35,7 +36,14 @@ class JournalSource:
     read_only = True
     kind = "journal"
 
-    def __init__(self, journal: SqliteJournal, info: RunInfo, feed: Feed, poll: float) -> None:
+    def __init__(
+        self,
+        journal: SqliteJournal,
+        info: RunInfo,
+        feed: Feed,
+        poll: float,
+        board: Board | None = None,
+    ) -> None:
         self.journal = journal
         self.info = info
         self.feed = feed
@@ -43,6 +51,10 @@ class JournalSource:
         self.state = state_for(info)
         self.graph = GraphView(self.state)
         feed.nodes = self.state.nodes
+        self.board = board = Board() if board is None else board
+        board.nodes = self.state.nodes
+        board.info = lambda: self.run_info(False)
+        board.activity = self.version
         self._seq = 0
         self._position = 0
 
@@ -67,7 +79,7 @@ class JournalSource:
         }
 
     def version(self) -> Any:
-        return self._position, self.info.status
+        return self._seq, self.info.status
 
     def snapshot(self, control: bool) -> dict[str, Any]:
         return snapshot_of(self.graph, self._position, self.run_info(False))
@@ -90,6 +102,7 @@ class JournalSource:
             if events:
                 at = row.get("finished_at") or time.time()
                 feed.extend(self._position, events, at, row.get("started_at"))
+                self.board.extend(events, at, row.get("started_at"))
                 self._position += len(events)
 
     async def follow(self, *, task_status: trio.TaskStatus[None]) -> None:
@@ -108,6 +121,7 @@ class JournalSource:
             if info.status == "finished":
                 self.state.drop_holds()
                 self.state.restore_times(info.started_at, info.finished_at)
+                self.board.close()
                 self.feed.close()
                 return
             await trio.sleep(self.poll)

@@ -31,7 +31,7 @@ __all__ = [
     "BadRequest",
     "dump",
     "encode_event",
-    "encode_lean",
+    "event_times",
     "node_detail",
     "node_row",
     "parse_command",
@@ -138,33 +138,28 @@ def _completed(event: Any, at: float, started_at: float | None, *, outputs: bool
     )
 
 
-def encode_lean(
+def event_times(
+    nodes: Mapping[str, Any] | None,
     event: ev.ExecutionEvent,
-    at: float,
-    started_at: float | None = None,
-    held: bool | None = None,
-) -> str:
-    """An event as the page reads it (``/api/events?lean=1``): the converter's form
-    without the run's own values (a node's inputs, its outputs), which the page reads
-    from ``/api/nodes/{id}`` when a person opens the node. Outputs can be large (an
-    LLM's answer), and every browser would get each one; it is also a third of the
-    encoding of a fast run's events."""
+    given: tuple[float, float | None] | None,
+) -> tuple[float | None, float | None, bool | None]:
+    """When ``event`` happened (``at``), when the node it ends had started, and whether
+    a failed node is held: ``given`` (a journal record's times) or read from its node in
+    ``nodes``, by the run's own clock. ``at`` is None when neither says."""
+    at, started_at = given if given is not None else (None, None)
+    held = None
     kind = type(event)
-    try:
-        if kind is ev.NodeCompleted:
-            return _completed(event, at, started_at, outputs=False)
-        if kind is ev.NodeAdded:
-            spec = event.spec  # type: ignore[attr-defined]
-            deps = ",".join(map(_quote, spec.deps))
-            branch = "null" if spec.branch is None else _quote(spec.branch)
-            return (
-                f'{{"node":{_ref(event.node)},"spec":{{"action":{_quote(spec.action)},'  # type: ignore[attr-defined]
-                f'"deps":[{deps}],"branch":{branch},"defer":{"true" if spec.defer else "false"}}},'
-                f'"branch":{_quote(event.branch)},"type":"NodeAdded","at":{at:.3f}}}'  # type: ignore[attr-defined]
-            )
-    except (TypeError, ValueError, RecursionError):
-        pass
-    return encode_event(event, at, started_at, held)
+    if nodes is not None and (kind is ev.NodeStarted or kind in ENDINGS):
+        node = nodes.get(event.node.node)  # type: ignore[attr-defined]
+        if node is not None:
+            if kind is ev.NodeStarted:
+                at = at or node.started_at
+            else:
+                at = at or node.finished_at
+                started_at = started_at or node.started_at
+                if kind is ev.NodeFailed:
+                    held = node.on_hold
+    return at, started_at, held
 
 
 def encode_event(

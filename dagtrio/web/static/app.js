@@ -1,8 +1,10 @@
 'use strict';
 /* dagtrio live view: follows one run over server-sent events and steers it.
  *
- * The wire contract is API.md. The shape of this file:
- *   - state (S): applied per message, cheaply (Map look-ups, counters, dirty flags);
+ * The wire contract is README.rst's "Seeing and steering a run in the browser". The
+ * shape of this file:
+ *   - state (S): a snapshot, then the server's updates (a few a second, each what
+ *     changed since the last), applied cheaply (Map look-ups, counters, dirty flags);
  *   - one requestAnimationFrame callback (frame) does every DOM and canvas update, each
  *     part at most as often as its TASKS entry says, so a burst of thousands of events
  *     costs a few redraws, not thousands;
@@ -11,6 +13,7 @@
  */
 
 // ------------------------------------------------------------------ constants
+// In the order of dagtrio.NodeStatus: an update's status codes index it.
 const STATUSES = ['pending', 'ready', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
 const EVENT_TYPES = ['NodeAdded', 'NodeStarted', 'NodeProgress', 'NodeCompleted', 'NodeFailed',
   'NodeRetrying', 'NodeCancelled', 'NodeSkipped', 'BranchPaused', 'BranchResumed',
@@ -25,7 +28,6 @@ const ALL_EDGES_BELOW = 1500;  // more edges than this: draw only the selected n
 const LOG_KEEP = 20000;
 const LOG_SHOWN = 300;
 const DETAILS_EVERY_MS = 300;  // refetch of the selected node at most this often
-const HELD_REFRESH_MS = 500;
 const BOX = { w: 150, h: 18, gap: 4, col: 190, agg: 38, aggHead: 16, head: 24, branchGap: 14, pad: 12 };
 const GANTT = { axis: 20, padL: 8, padR: 10, minLane: 3, maxLane: 14 };
 const FONT = '11px system-ui, sans-serif';
@@ -66,7 +68,7 @@ const S = {
   edgeCount: 0,
   counts: zeroCounts(),
   held: new Set(), paused: new Set(), cancelled: new Set(), pauseReason: new Map(),
-  position: 0, snapshots: 0, firstPaintMs: null, // position: the id of the next event expected
+  position: 0, snapshots: 0, firstPaintMs: null, // position: the last update applied
   clockOffset: 0,          // server clock minus ours, in seconds
   log: { items: new Array(LOG_KEEP), start: 0, size: 0 }, // ring buffer
   selected: null,
@@ -133,10 +135,21 @@ async function send(path, body, btn, reason, after) {
 function notice(body, reason) {
   const el = $('#notice');
   if (!reason.textContent) { el.hidden = true; return; }
-  if (reason.isConnected) return;
+  if (reason.isConnected) { shownRefusals.add({ body, reason }); return; }
   const what = body.node_id ?? body.branch ?? '';
   el.textContent = `${body.type ?? 'request'} ${what}: ${reason.textContent}`;
   el.hidden = false;
+}
+
+/** Refusals shown beside their control: the page learns of a decision a moment after
+ *  it is made (the next update), so a control may vanish after its refusal was shown;
+ *  then the refusal moves to the banner (checked after every frame). */
+const shownRefusals = new Set();
+function keepRefusals() {
+  for (const r of shownRefusals) {
+    if (!r.reason.textContent) shownRefusals.delete(r);
+    else if (!r.reason.isConnected) { shownRefusals.delete(r); notice(r.body, r.reason); }
+  }
 }
 
 /** A button with its own `.reason` right after it (returned as a pair to append). */
@@ -159,7 +172,7 @@ function newNode(src) {
     error: src.error ?? null, held: !!src.held, supplied: !!src.supplied, cached: !!src.cached,
     ended: src.ended ?? null,
   };
-  n[VIEW] = { level: 1, dependents: [], waiting: 0, defer: !!src.defer, group: null, box: null,
+  n[VIEW] = { level: 1, dependents: [], group: null, box: null,
     lane: -1, label: null, cpLen: 0, cpPrev: null, cpMark: 0 };
   return n;
 }
@@ -172,7 +185,6 @@ function addNode(n) {
     if (!dn) continue;
     v.level = Math.max(v.level, dn[VIEW].level + 1);
     dn[VIEW].dependents.push(n);
-    if (dn.status !== 'succeeded') v.waiting++;
   }
   S.nodes.set(n.id, n);
   S.order.push(n);
@@ -188,7 +200,8 @@ function addNode(n) {
   dirty.layout = true;
 }
 
-/** Changes a node's status, keeping the counters and the dependents' wait counts right. */
+/** Changes a node's status, keeping the counters right (the server says every status,
+ *  "ready" included). */
 function setStatus(n, status) {
   const old = n.status;
   if (old === status) return;
@@ -196,14 +209,6 @@ function setStatus(n, status) {
   const b = S.branches.get(n.branch);
   S.counts[old]--; S.counts[status]++;
   b.counts[old]--; b.counts[status]++;
-  if (old !== 'succeeded' && status !== 'succeeded') return;
-  const delta = status === 'succeeded' ? -1 : 1;
-  for (const c of n[VIEW].dependents) {
-    const cv = c[VIEW];
-    cv.waiting += delta;
-    // No event says "ready": a pending node whose deps all succeeded may start now.
-    if (cv.waiting === 0 && c.status === 'pending' && !cv.defer) setStatus(c, 'ready');
-  }
 }
 
 function setHeld(ids) {
@@ -235,7 +240,7 @@ function markAll() {
   schedule();
 }
 
-// ------------------------------------------------------------------ snapshot and events
+// ------------------------------------------------------------------ snapshot and updates
 function applySnapshot(snap) {
   S.nodes.clear(); // the same Map: window.dagtrio.nodes stays valid
   Object.assign(S, { order: [], branches: new Map(), edgeCount: 0, counts: zeroCounts(),
@@ -250,113 +255,72 @@ function applySnapshot(snap) {
   loadDetails();
 }
 
-/** Per event type: update the node (status, attempts, times) or the run's lists. */
-const HANDLERS = {
-  NodeAdded(e) {
-    const spec = e.spec ?? {};
-    const n = newNode({ id: e.node.node, action: spec.action, branch: e.branch || spec.branch,
-      deps: spec.deps, defer: spec.defer });
-    addNode(n);
-    if (n[VIEW].waiting === 0 && !n[VIEW].defer) setStatus(n, 'ready');
-  },
-  NodeStarted(e, n) {
-    Object.assign(n, { attempts: e.attempt, started_at: e.at, finished_at: null, error: null, ended: null });
-    unhold(n);
-    setStatus(n, 'running');
+/** One node's row moved: its status, attempt and times (and, in `more`, its error and
+ *  flags). The log gets what the graph says happened: an attempt begun, a success (a
+ *  failure, a retry, a cancel or a skip come as events, with their reasons). */
+function applyChange(n, status, attempts, startedAt, finishedAt, more, entries) {
+  const started = attempts > n.attempts;
+  const was = n.status;
+  Object.assign(n, { attempts, started_at: startedAt, finished_at: finishedAt,
+    error: null, ended: null, supplied: false, cached: false }, more);
+  if (started) {
+    entries.push({ at: startedAt, type: 'NodeStarted', text: `attempt ${attempts} started`, node: n.id, branch: n.branch });
     ganttStart(n);
-  },
-  NodeProgress(e, n) { n.progress = e.payload; },
-  NodeCompleted(e, n) {
-    const meta = e.outcome?.metadata;
-    Object.assign(n, { supplied: !!meta?.supplied, cached: !!meta?.cached, error: null });
-    unhold(n);
-    finish(n, e, 'succeeded');
-  },
-  NodeFailed(e, n) {
-    Object.assign(n, { error: e.error, ended: e.ended ?? null });
-    finish(n, e, 'failed');
-    if (e.held === undefined) refreshHeldSoon(); // not said: ask run.held
-    else if (e.held) { n.held = true; S.held.add(n.id); syncRunLists(); }
-  },
-  NodeRetrying(e, n) {
-    // The failed attempt's bar stops here; the next NodeStarted moves it.
-    Object.assign(n, { error: e.error, ended: e.ended ?? null, finished_at: e.at });
-    ganttStop(n);
-    setStatus(n, 'pending');
-  },
-  NodeCancelled(e, n) {
-    Object.assign(n, { error: e.reason, ended: e.ended ?? null });
-    unhold(n);
-    finish(n, e, 'cancelled');
-  },
-  NodeSkipped(e, n) { n.error = e.reason; finish(n, e, 'skipped'); },
-  BranchPaused(e) { S.paused.add(e.branch); if (e.reason) S.pauseReason.set(e.branch, e.reason); syncRunLists(); },
-  BranchResumed(e) { S.paused.delete(e.branch); syncRunLists(); },
-  BranchCancelled(e) { S.cancelled.add(e.branch); S.paused.delete(e.branch); syncRunLists(); },
-  RunIdle(e) { S.run.state = 'idle'; S.paused = new Set(e.branches ?? []); setHeld(e.held ?? []); },
-  RunResumed() { S.run.state = 'running'; },
-};
-
-// Events that mean the run is moving again after it came to rest.
-const WAKES = new Set(['NodeAdded', 'NodeStarted', 'NodeCompleted', 'NodeRetrying', 'BranchResumed', 'RunResumed']);
-
-function finish(n, e, status) {
-  n.finished_at = e.at;
-  if (e.started_at != null && n.started_at == null) n.started_at = e.started_at;
+  }
   setStatus(n, status);
-  if (n.started_at == null) return;
-  if (n[VIEW].lane < 0) ganttStart(n); // it started before we could see it
-  ganttStop(n);
-}
-
-function onMessage(ev) {
-  const id = ev.lastEventId === '' ? NaN : Number(ev.lastEventId);
-  if (id < S.position) return; // already in the snapshot
-  applyEvent(JSON.parse(ev.data));
-  if (Number.isFinite(id)) S.position = id + 1;
-}
-
-function onBatch(ev) {
-  const { first, events } = JSON.parse(ev.data);
-  for (let i = 0; i < events.length; i++) {
-    if (first + i < S.position) continue; // already in the snapshot
-    applyEvent(events[i]);
-    S.position = first + i + 1;
+  if (status === 'succeeded' && was !== 'succeeded') {
+    const text = n.supplied ? 'succeeded (outputs supplied)' : n.cached ? 'succeeded (cached)' : 'succeeded';
+    entries.push({ at: finishedAt, type: 'NodeCompleted', text, node: n.id, branch: n.branch });
   }
+  if (status !== 'running' && n.started_at != null) {
+    if (n[VIEW].lane < 0) ganttStart(n); // it started and ended between two updates
+    ganttStop(n);
+  }
+  if (n.id === S.selected) { dirty.details = true; loadDetails(); }
 }
 
-function applyEvent(e) {
-  if (S.run?.state === 'idle' && WAKES.has(e.type)) S.run.state = 'running';
-  const nodeId = e.node?.node;
-  // A resumed run may deliver a NodeAdded again: the node is known, nothing to add.
-  if (e.type === 'NodeAdded' && !S.nodes.has(nodeId)) HANDLERS.NodeAdded(e);
-  const n = nodeId != null ? S.nodes.get(nodeId) : null;
-  const handler = e.type !== 'NodeAdded' && HANDLERS[e.type];
-  if (handler && (nodeId == null || n)) handler(e, n);
-  logEvent(e, n);
-  if (n) {
-    if (e.type !== 'NodeProgress') dirty.graph = dirty.gantt = dirty.critical = true;
-    if (n.id === S.selected) { dirty.details = true; loadDetails(); }
+/** An update: the nodes added, the rows that moved, the run, the events in between. */
+function onUpdate(ev) {
+  const u = JSON.parse(ev.data);
+  if (u.seq <= S.position) return; // already in the snapshot
+  const ms = (t) => (t == null ? null : u.t0 + t / 1000);
+  const entries = [];
+  for (const row of u.added) {
+    let n = S.nodes.get(row.id); // known already if this page joined after the last look
+    if (!n) {
+      // Added as it was before anything happened to it; its row then says what did.
+      n = newNode({ ...row, status: 'pending', attempts: 0, started_at: null, finished_at: null });
+      addNode(n);
+      const deps = n.deps.length ? `, after ${n.deps.slice(0, 5).join(', ')}${n.deps.length > 5 ? ` and ${n.deps.length - 5} more` : ''}` : '';
+      entries.push({ at: row.started_at, type: 'NodeAdded', text: `added: ${n.action}${deps}`, node: n.id, branch: n.branch });
+    }
+    const more = { error: row.error, ended: row.ended, supplied: row.supplied, cached: row.cached };
+    applyChange(n, row.status, row.attempts, row.started_at, row.finished_at, more, entries);
   }
-  dirty.header = dirty.branchList = true;
+  // Short rows: the node's place in the graph's order (the snapshot's, then each
+  // update's added nodes), a status code (an index into STATUSES), the attempt, and
+  // start and end in milliseconds after t0.
+  const c = u.changed;
+  for (let i = 0; i < c.length; i += 5) {
+    const n = S.order[c[i]];
+    if (n) applyChange(n, STATUSES[c[i + 1]], c[i + 2], ms(c[i + 3]), ms(c[i + 4]), u.extra[n.id], entries);
+  }
+  for (const e of u.events) {
+    const n = e.node ? S.nodes.get(e.node.node) : null;
+    if (e.type === 'BranchPaused' && e.reason) S.pauseReason.set(e.branch, e.reason);
+    if (e.type === 'NodeProgress' && n) n.progress = e.payload;
+    entries.push(logEntry(e, n));
+  }
+  // Starts and successes carry the node's own times: the log reads in time order.
+  const now = serverNow();
+  for (const entry of entries) if (entry.at == null) entry.at = now;
+  entries.sort((a, b) => a.at - b.at);
+  for (const entry of entries) logPush(entry);
+  S.run = Object.assign(S.run ?? {}, u.run, { control: S.run?.control ?? false });
+  applyRunLists(u.run);
+  S.position = u.seq;
+  dirty.graph = dirty.gantt = dirty.critical = dirty.header = dirty.branchList = true;
   schedule();
-}
-
-// When a node fails the event does not say whether it is held: ask for run.held.
-let heldTimer = 0;
-function refreshHeldSoon() {
-  if (heldTimer) return;
-  heldTimer = setTimeout(async () => {
-    heldTimer = 0;
-    try {
-      const resp = await fetch(withToken('/api/snapshot'));
-      if (!resp.ok) return;
-      const snap = await resp.json();
-      // Only nodes failed here too: a later event may already have retried one.
-      setHeld((snap.run.held ?? []).filter((id) => S.nodes.get(id)?.status === 'failed'));
-      schedule();
-    } catch { /* the stream's next snapshot or RunIdle will say it */ }
-  }, HELD_REFRESH_MS);
 }
 
 function setConn(state) {
@@ -366,12 +330,11 @@ function setConn(state) {
 }
 
 function connect() {
-  // lean=1: events without inputs and outputs (the details panel reads those).
-  const es = new EventSource(withToken('/api/events?lean=1'));
+  // The page's stream: a snapshot, then a few updates a second however fast the run.
+  const es = new EventSource(withToken('/api/updates'));
   es.addEventListener('open', () => setConn('live'));
   es.addEventListener('snapshot', (ev) => { applySnapshot(JSON.parse(ev.data)); setConn('live'); });
-  es.addEventListener('message', onMessage);
-  es.addEventListener('batch', onBatch); // the lean stream: a write's events in one message
+  es.addEventListener('update', onUpdate);
   es.addEventListener('end', (ev) => {
     es.close(); // otherwise EventSource reconnects
     S.ended = true;
@@ -424,6 +387,7 @@ function frame() {
     run();
   }
   if (firstPaint) S.firstPaintMs = performance.now(); // both canvases were drawn above
+  keepRefusals();
   if (wait < Infinity && !laterTimer) laterTimer = setTimeout(() => { laterTimer = 0; schedule(); }, wait);
 }
 
@@ -1273,13 +1237,16 @@ function detailsExtra(rec) {
 }
 
 // ------------------------------------------------------------------ event log
-function logEvent(e, n) {
+function logEntry(e, n) {
   const cmd = e.type === 'CommandRejected' ? e.command ?? {} : {};
-  const entry = {
+  return {
     at: e.at, type: e.type, text: summarize(e),
     node: n?.id ?? e.node?.node ?? cmd.node_id ?? null,
     branch: n?.branch ?? e.branch ?? cmd.branch ?? null,
   };
+}
+
+function logPush(entry) {
   const L = S.log; // a ring: once full, the oldest entry is overwritten
   L.items[(L.start + L.size) % LOG_KEEP] = entry;
   if (L.size < LOG_KEEP) L.size++; else L.start = (L.start + 1) % LOG_KEEP;
