@@ -162,6 +162,21 @@ async def test_a_stream_starts_with_a_snapshot_and_ends_with_the_run() -> None:
         assert type(event).__name__ == data["type"]
 
 
+def _tree(size: int, fanout: int, failing: set[int]) -> list[NodeSpec]:
+    """A tree of ``work`` nodes, ``fanout`` children each, over three branches; the
+    nodes numbered in ``failing`` fail."""
+    return [
+        NodeSpec(
+            "work",
+            id=f"n{i}",
+            deps=(f"n{(i - 1) // fanout}",) if i else (),
+            inputs={"fail": i in failing},
+            branch=f"b{i % 3}",
+        )
+        for i in range(size)
+    ]
+
+
 @settings(
     max_examples=12,
     deadline=None,
@@ -179,16 +194,7 @@ def test_snapshot_plus_events_is_the_run(
 ) -> None:
     """A page that applies every event to its first snapshot ends where the run ends,
     whatever the graph, the failures and the channel capacities."""
-    specs = [
-        NodeSpec(
-            "work",
-            id=f"n{i}",
-            deps=(f"n{(i - 1) // fanout}",) if i else (),
-            inputs={"fail": i in failing},
-            branch=f"b{i % 3}",
-        )
-        for i in range(size)
-    ]
+    specs = _tree(size, fanout, failing)
 
     async def main() -> tuple[Mirror, dagtrio.RunReport]:
         start = trio.Event()
@@ -254,16 +260,7 @@ def test_snapshot_plus_updates_is_the_run(
     """What the page reads (``/api/updates``): its first snapshot with every update
     applied is the run's report, row for row, whatever the graph, the failures, the
     channel capacities, and the moment a second page joins."""
-    specs = [
-        NodeSpec(
-            "work",
-            id=f"n{i}",
-            deps=(f"n{(i - 1) // fanout}",) if i else (),
-            inputs={"fail": i in failing},
-            branch=f"b{i % 3}",
-        )
-        for i in range(size)
-    ]
+    specs = _tree(size, fanout, failing)
 
     async def main() -> tuple[list[Mirror], dagtrio.RunReport]:
         start = trio.Event()
