@@ -1045,6 +1045,64 @@ async def test_a_journal_followed_while_another_process_writes_it(
         await writer.wait()
 
 
+async def test_a_followed_journal_shows_a_rerun_of_its_run(tmp_path: Path) -> None:
+    """A crashed run followed from its journal, then resumed with its failed nodes run
+    again: the page shows the skipped node that now runs, as the report says."""
+    db = tmp_path / "runs.db"
+    crashing = True
+    registry = dagtrio.ActionRegistry()
+
+    @registry.action()
+    async def work(ctx: dagtrio.NodeCtx) -> int:
+        if crashing and ctx.node_id == "slow":
+            await trio.sleep_forever()
+        await trio.lowlevel.checkpoint()
+        if crashing and ctx.node_id == "x":
+            raise RuntimeError("x fails")
+        return 1
+
+    specs = [
+        NodeSpec("work", id="x"),
+        NodeSpec("work", id="slow"),
+        NodeSpec("work", id="y", deps=("x",)),
+    ]
+    # The process "dies" once y is skipped: the run stays unfinished in its journal.
+    with trio.CancelScope() as crash:
+        coordinator = Coordinator(registry, journal=dagtrio.SqliteJournal(db))
+        async with coordinator.open_run(specs, run_id="dead") as run:
+            async for event in run.events():
+                if isinstance(event, dagtrio.NodeSkipped):
+                    crash.cancel()
+    crashing = False
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(
+            lambda task_status: web.serve_journal(
+                db, run_id="dead", poll=0.02, task_status=task_status
+            )
+        )
+        base, _ = split(url)
+        async with (
+            httpx.AsyncClient(timeout=30) as client,
+            client.stream("GET", base + "/api/updates") as response,
+        ):
+            stream = messages(response)
+            mirror = Mirror()
+            mirror.apply(*(await anext(stream)))
+            assert mirror.status["y"] == "skipped"
+            resumer = Coordinator(registry, journal=dagtrio.SqliteJournal(db))
+            report = await resumer.resume("dead", rerun="failed")
+            async for message in stream:
+                mirror.apply(*message)
+                if message[0] == "end":
+                    break
+        nursery.cancel_scope.cancel()
+    assert report.success
+    assert mirror.status == {i: record.status.value for i, record in report.nodes.items()}
+    assert {i: row["attempts"] for i, row in mirror.rows.items()} == {
+        i: record.attempts for i, record in report.nodes.items()
+    }
+
+
 async def _run_ids(db: Path) -> set[str]:
     journal = dagtrio.SqliteJournal(db, read_only=True)
     try:

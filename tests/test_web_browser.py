@@ -16,6 +16,7 @@ import pytest
 import trio
 from webclient import gated_registry
 
+import dagtrio
 from dagtrio import (
     AddNodes,
     Coordinator,
@@ -243,6 +244,56 @@ async def test_a_rejected_command_shows_its_reason(chromium: Any) -> None:
     assert report.nodes["a"].outputs == {"by": "bo"}
     # The browser logs the refused request itself; nothing else went wrong.
     assert [p for p in chromium.problems if "409" not in p] == []
+
+
+async def test_a_retried_node_keeps_one_bar_in_one_lane(chromium: Any) -> None:
+    """Two nodes side by side, each failing three times (held, then retried) before it
+    succeeds, every attempt and failure seen by the page: the timeline has their two
+    bars, in two lanes, not a lane per attempt."""
+    attempts = {(node, k): trio.Event() for node in ("p", "q") for k in range(1, 5)}
+    registry = dagtrio.ActionRegistry()
+
+    @registry.action()
+    async def work(ctx: dagtrio.NodeCtx) -> int:
+        await attempts[(ctx.node_id, ctx.attempt)].wait()
+        if ctx.attempt < 4:
+            raise RuntimeError(f"attempt {ctx.attempt} fails")
+        return ctx.attempt
+
+    def all_are(status: str, k: int) -> str:
+        return (
+            f"['p', 'q'].every((id) => window.dagtrio.nodes.get(id).attempts === {k}"
+            f" && window.dagtrio.nodes.get(id).status === '{status}')"
+        )
+
+    specs = [NodeSpec("work", id=node) for node in ("p", "q")]
+    coordinator = Coordinator(registry, on_failure="hold")
+    async with (
+        coordinator.open_run(specs) as run,
+        web.open_view(run) as url,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        await chromium.open(url)
+        base, _, token = url.partition("/?token=")
+        for k in range(1, 5):
+            assert await wait_for(chromium, all_are("running", k))
+            attempts[("p", k)].set()
+            attempts[("q", k)].set()
+            if k < 4:
+                assert await wait_for(chromium, all_are("failed", k))
+                for node in ("p", "q"):
+                    answer = await client.post(
+                        base + "/api/commands",
+                        json={"type": "RetryNode", "node_id": node},
+                        headers={"authorization": f"Bearer {token}"},
+                    )
+                    assert answer.status_code == 200, answer.text
+        report = await run.wait()
+        assert report.success
+        assert await wait_for(chromium, "window.dagtrio.state.state === 'finished'")
+        info = await wait_for(chromium, "document.querySelector('#gantt-info').textContent")
+        assert info.startswith("2 lanes"), info
+    assert_clean(chromium)
 
 
 async def test_ten_thousand_nodes_paint(chromium: Any) -> None:

@@ -171,6 +171,13 @@ class Board:
         self._changed.set()
         self._wanted.set()
 
+    def restart(self) -> None:
+        """The graph changed in a way a look does not follow (a journal's re-run set
+        finished nodes waiting again): every page starts over from a fresh snapshot."""
+        if self.readers:
+            self._baseline()
+            self._changed.set()
+
     # -------------------------------------------------------------- the run's side
 
     def push(self, position: int, event: ExecutionEvent) -> None:

@@ -289,6 +289,8 @@ class LiveSource:
             len(state.on_hold),
             len(state.paused),
             len(state.cancelled),
+            len(state.released),  # deferred nodes let go: pending to ready, unannounced
+            state.changes,
             run._tapped,
             run.finished,
             run.idle,

@@ -99,6 +99,9 @@ class JournalSource:
         for seq, kind, row in records:
             events = replay_record(self.state, stored, seq, kind, row)
             self._seq = seq
+            if kind == "rerun":
+                # Finished nodes wait again: the board's looks follow only open ones.
+                self.board.restart()
             if events:
                 at = row.get("finished_at") or time.time()
                 feed.extend(self._position, events, at, row.get("started_at"))

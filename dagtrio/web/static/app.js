@@ -264,8 +264,9 @@ function applyChange(n, status, attempts, startedAt, finishedAt, more, entries) 
   Object.assign(n, { attempts, started_at: startedAt, finished_at: finishedAt,
     error: null, ended: null, supplied: false, cached: false }, more);
   if (started) {
-    entries.push({ at: startedAt, type: 'NodeStarted', text: `attempt ${attempts} started`, node: n.id, branch: n.branch });
-    ganttStart(n);
+    // A row keeps the node's first start: a later attempt's is the update's time.
+    entries.push({ at: attempts > 1 ? null : startedAt, type: 'NodeStarted', text: `attempt ${attempts} started`, node: n.id, branch: n.branch });
+    ganttResume(n);
   }
   setStatus(n, status);
   if (status === 'succeeded' && was !== 'succeeded') {
@@ -743,6 +744,17 @@ function ganttStart(n) {
   if (v.lane >= 0) ganttRemove(n); // a new attempt: one bar per node, from its latest start
   v.lane = laneFor(n.started_at);
   Object.assign(GT.lanes[v.lane], { busy: n, end: Infinity }).nodes.push(n);
+}
+
+/** Another attempt: one bar per node, from its first start, so its bar goes on in its
+ *  lane if nothing was placed there since; else it moves (ganttStart). */
+function ganttResume(n) {
+  const lane = GT.lanes[n[VIEW].lane];
+  if (lane && lane.nodes[lane.nodes.length - 1] === n && (!lane.busy || lane.busy === n)) {
+    Object.assign(lane, { busy: n, end: Infinity });
+    return;
+  }
+  ganttStart(n);
 }
 
 function ganttStop(n) {
