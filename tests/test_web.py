@@ -450,6 +450,8 @@ def test_every_page_ends_with_the_graph_whatever_it_read_and_when(
                 # As in a run: a row changes with its status or its attempt (a hold
                 # decided or released changes the run's held list, sent every time).
                 continue
+            if move == "fail" and node.status is not dagtrio.NodeStatus.RUNNING:
+                continue  # only an attempt fails, and it started (its attempt moved)
             if move == "start":
                 node.status, node.attempts = dagtrio.NodeStatus.RUNNING, node.attempts + 1
                 node.started_at, node.finished_at = clock[0], None
@@ -1426,3 +1428,30 @@ def test_the_page_reads_status_codes_in_the_servers_order() -> None:
     found = re.search(r"const STATUSES = \[([^\]]*)\]", script)
     assert found is not None
     assert re.findall(r"'(\w+)'", found.group(1)) == [s.value for s in board.STATUSES]
+
+
+@pytest.mark.parametrize("rate", [0, 500, 5_000, 19_000, 21_000, 100_000, 1_000_000])
+async def test_the_pump_looks_five_times_a_second_or_once_while_the_run_is_fast(
+    autojump_clock: trio.testing.MockClock, rate: int
+) -> None:
+    """Over ten seconds of a run where ``rate`` nodes a second end (and one row moves
+    between any two looks): five looks a second while a person can follow, one a
+    second once the run is faster than FAST. The clock is Trio's (MockClock)."""
+    from dagtrio.web import board as boards
+
+    nodes: dict[str, Any] = {"n0": _fake_node(0)}
+    board = boards.Board(
+        nodes,
+        activity=trio.current_time,  # something always moved
+        moved=lambda: int(trio.current_time() * rate),
+    )
+    board.join()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(board.pump)
+        await trio.sleep(10)
+        nursery.cancel_scope.cancel()
+    looks = board.seq - 1  # the first is the page's baseline
+    if rate <= boards.FAST * 0.95:
+        assert 45 <= looks <= 51, looks
+    else:
+        assert 9 <= looks <= 11, looks

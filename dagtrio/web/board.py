@@ -5,8 +5,8 @@ them spends more of the machine than the run itself: a fast run emits three even
 node, and building, encoding, sending and applying them all halved its speed. So the
 page is not sent the run's events as they happen. While at least one page is open, one
 pump per view reads the graph itself, every `PACE` seconds (less often when the last
-update was big: `ROW_TIME`), and makes one update of what changed since
-its last look:
+update was big, `ROW_TIME`, or the run is faster than a person follows, `FAST`), and
+makes one update of what changed since its last look:
 
 - the nodes added since (each a row, as in a snapshot);
 - the nodes whose status or attempt moved (a short row each: the node's place in the
@@ -49,6 +49,10 @@ _log = logging.getLogger("dagtrio.web")
 #: person), and less often when a look costs more: at most 1/SPREAD of the run's time
 PACE = 0.2
 SPREAD = 20
+#: while more than FAST nodes a second end or join, a person follows the counts, not
+#: each node: the page gets one update every BUSY_PACE seconds instead
+FAST = 20_000
+BUSY_PACE = 1.0
 #: and it waits at least this long per row of its last update: about twice what
 #: headless Chromium took here to apply a row and draw it, so that a page is busy at
 #: most half the time however fast the run (and a run of tens of thousands of nodes
@@ -77,7 +81,8 @@ class Board:
     ``nodes`` is the run's graph by id (the live run's own nodes, or those a journal
     replays into); it is read, never written. ``info`` gives the run's own state as
     JSON-ready data, ``activity`` a cheap value that changes whenever any node's row
-    or the run's state does (a look is skipped while it stays the same). ``attach``
+    or the run's state does (a look is skipped while it stays the same), ``moved`` a
+    count that grows by one for each node that ends or joins (how fast the run goes). ``attach``
     and ``detach`` are called when the first page opens and the last one closes (a live
     run's tap goes on and off with them).
     """
@@ -87,10 +92,12 @@ class Board:
         nodes: Mapping[str, Any] | None = None,
         info: Callable[[], dict[str, Any]] = dict,
         activity: Callable[[], Any] = _nothing,
+        moved: Callable[[], int] = int,
     ) -> None:
         self.nodes: Mapping[str, Any] = {} if nodes is None else nodes
         self.info = info
         self.activity = activity
+        self.moved = moved
         self.attach: Callable[[], object] | None = None
         self.detach: Callable[[], None] | None = None
         self.readers = 0
@@ -204,7 +211,15 @@ class Board:
             started = time.perf_counter()
             self._look_safely()
             spent = time.perf_counter() - started
+            looked, moved = trio.current_time(), self.moved()
             await trio.sleep(max(PACE, spent * SPREAD, self._rows * ROW_TIME))
+            # A browser on the run's own machine pays per row, and five blurred updates
+            # a second of a run that fast show a person no more than one.
+            while self.readers and not self.closed:
+                elapsed = trio.current_time() - looked
+                if elapsed >= BUSY_PACE or self.moved() - moved < FAST * elapsed:
+                    break
+                await trio.sleep(PACE)
 
     # -------------------------------------------------------------- looking
 

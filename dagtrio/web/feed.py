@@ -242,6 +242,8 @@ class LiveSource:
         board.nodes = nodes
         board.info = lambda: self.run_info(False)
         board.activity = self.version
+        state = run._state
+        board.moved = lambda: 2 * len(state.nodes) - state.unfinished
         changes = _Tap(board.push, every=False)
         board.attach = lambda: run._watch(changes)
         board.detach = lambda: run._unwatch(changes)

@@ -55,6 +55,7 @@ class JournalSource:
         board.nodes = self.state.nodes
         board.info = lambda: self.run_info(False)
         board.activity = self.version
+        board.moved = lambda: 2 * len(self.state.nodes) - self.state.unfinished
         self._seq = 0
         self._position = 0
 

@@ -259,13 +259,21 @@ function applySnapshot(snap) {
  *  flags). The log gets what the graph says happened: an attempt begun, a success (a
  *  failure, a retry, a cancel or a skip come as events, with their reasons). */
 function applyChange(n, status, attempts, startedAt, finishedAt, more, entries) {
+  // Plain assignments, no object per row: an update may carry tens of thousands.
   const started = attempts > n.attempts;
   const was = n.status;
-  Object.assign(n, { attempts, started_at: startedAt, finished_at: finishedAt,
-    error: null, ended: null, supplied: false, cached: false }, more);
+  n.attempts = attempts;
+  n.started_at = startedAt;
+  n.finished_at = finishedAt;
+  if (more) {
+    n.error = more.error ?? null; n.ended = more.ended ?? null;
+    n.supplied = !!more.supplied; n.cached = !!more.cached;
+  } else if (n.error !== null || n.ended !== null || n.supplied || n.cached) {
+    n.error = null; n.ended = null; n.supplied = false; n.cached = false;
+  }
   if (started) {
     // A row keeps the node's first start: a later attempt's is the update's time.
-    entries.push({ at: attempts > 1 ? null : startedAt, type: 'NodeStarted', text: `attempt ${attempts} started`, node: n.id, branch: n.branch });
+    entries.push({ at: attempts > 1 ? null : startedAt, type: 'NodeStarted', text: startedText(attempts), node: n.id, branch: n.branch });
     ganttResume(n);
   }
   setStatus(n, status);
@@ -279,6 +287,9 @@ function applyChange(n, status, attempts, startedAt, finishedAt, more, entries) 
   }
   if (n.id === S.selected) { dirty.details = true; loadDetails(); }
 }
+
+const startedTexts = [];
+const startedText = (k) => startedTexts[k] ?? (startedTexts[k] = `attempt ${k} started`);
 
 /** An update: the nodes added, the rows that moved, the run, the events in between. */
 function onUpdate(ev) {
