@@ -402,7 +402,7 @@ def test_every_page_ends_with_the_graph_whatever_it_read_and_when(
     plan: list[tuple[Any, ...]], keep: int
 ) -> None:
     """The board by itself, against a graph changed by hand: pages join at any moment
-    (between two looks too), read at their own pace, fall behind (more than KEEP
+    (a look is made for their snapshot), read at their own pace, fall behind (more than KEEP
     updates) and resynchronise from a snapshot; after the last look each page's rows
     are the graph's, with a status and attempt for every node."""
     from dagtrio.web import board as boards
@@ -415,6 +415,7 @@ def test_every_page_ends_with_the_graph_whatever_it_read_and_when(
     pages: list[Mirror] = []
 
     def snapshot() -> dict[str, Any]:
+        board.settle()  # as View.page_snapshot does
         rows = [boards.row_of(node) for node in nodes.values()]
         return json.loads(wire.dump({"position": board.seq, "run": {}, "nodes": rows}))
 
@@ -452,6 +453,11 @@ def test_every_page_ends_with_the_graph_whatever_it_read_and_when(
                 continue
             if move == "fail" and node.status is not dagtrio.NodeStatus.RUNNING:
                 continue  # only an attempt fails, and it started (its attempt moved)
+            if move == "retry" and node.status not in (
+                dagtrio.NodeStatus.RUNNING,
+                dagtrio.NodeStatus.FAILED,
+            ):
+                continue  # a failed attempt waits to go again, or a held node is retried
             if move == "start":
                 node.status, node.attempts = dagtrio.NodeStatus.RUNNING, node.attempts + 1
                 node.started_at, node.finished_at = clock[0], None
@@ -546,7 +552,8 @@ async def test_a_browser_that_never_reads_does_not_hold_the_run_back(
     assert "event: end" in text
 
 
-async def test_a_hundred_browsers_at_once() -> None:
+@pytest.mark.parametrize("path", ["/api/events", "/api/updates"])
+async def test_a_hundred_browsers_at_once(path: str) -> None:
     gate = trio.Event()
     specs = [NodeSpec("work", id="root")] + [
         NodeSpec("work", id=f"n{i}", deps=("root",)) for i in range(200)
@@ -564,7 +571,7 @@ async def test_a_hundred_browsers_at_once() -> None:
 
             async def browse() -> None:
                 nonlocal connected
-                async with client.stream("GET", base + "/api/events") as response:
+                async with client.stream("GET", base + path) as response:
                     stream = messages(response)
                     mirror = Mirror()
                     mirror.apply(*(await anext(stream)))

@@ -117,14 +117,17 @@ class View:
         return data["position"], text
 
     def page_snapshot(self, control: bool) -> tuple[int, str]:
-        """A snapshot for a page: its position is the board's last update (it holds
-        everything that update says, and maybe more: the next one applies on top)."""
+        """A snapshot for a page, taken right after a look: its position is that
+        look's update, and the next update applies on top. Reused for a second while
+        no look has happened since (a hundred pages opening at once cost one)."""
         board = self.source.board
-        key = (board.base, board.seq)
         now = time.monotonic()
         kept = self._page_snapshots.get(control)
-        if kept is not None and kept[0] == key and now - kept[1] < SNAPSHOT_REUSE:
-            return kept[2], kept[3]
+        fresh = kept is not None and now - kept[1] < SNAPSHOT_REUSE
+        if fresh and kept is not None and kept[0] == (board.base, board.seq):
+            return kept[2], kept[3]  # what the graph was at the last look
+        board.settle()
+        key = (board.base, board.seq)
         source = self.source
         text = dump(snapshot_of(source.graph, board.seq, source.run_info(control)))
         self._page_snapshots[control] = (key, now, board.seq, text)

@@ -19,10 +19,9 @@ makes one update of what changed since its last look:
 
 Every page shares the same text. The run builds no event for it: the page's tap asks
 only for the events the run builds anyway (`Tap.every` false), so the run's hot path
-stays as if nobody watched. Rows are absolute, not differences, so applying an update
-to any state between the pump's previous look and this one gives the state now: a page
-may join from a snapshot taken between two looks. A page that fell more than `KEEP`
-updates behind gets a fresh snapshot instead.
+stays as if nobody watched. A page's snapshot is taken right after a look (`settle`),
+so each update it reads says all that changed since what it holds. A page that fell
+more than `KEEP` updates behind gets a fresh snapshot instead.
 """
 
 from __future__ import annotations
@@ -177,6 +176,14 @@ class Board:
         self.closed = True
         self._changed.set()
         self._wanted.set()
+
+    def settle(self) -> None:
+        """Before a page's snapshot: a look now, so that the snapshot stands exactly
+        where an update does, and the next update says all that changed after it (a
+        node that moved and moved back since the last look would otherwise be shown
+        as it was in between)."""
+        if self.readers:
+            self._look_safely()
 
     def restart(self) -> None:
         """The graph changed in a way a look does not follow (a journal's re-run set
