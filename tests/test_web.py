@@ -1462,3 +1462,43 @@ async def test_the_pump_looks_five_times_a_second_or_once_while_the_run_is_fast(
         assert 45 <= looks <= 51, looks
     else:
         assert 9 <= looks <= 11, looks
+
+
+async def test_a_page_gets_progress_and_failures_while_the_run_builds_no_other_event() -> None:
+    """With only a page open the run builds none of its hot path's events, yet the
+    page's updates carry what the rows cannot say: an action's progress, a failure's
+    error, in the run's order."""
+    release = trio.Event()
+    registry = dagtrio.ActionRegistry()
+
+    @registry.action()
+    async def chatty(ctx: dagtrio.NodeCtx) -> int:
+        await release.wait()
+        await ctx.emit({"tokens": 3})
+        if ctx.inputs.get("fail"):
+            raise RuntimeError("told to fail")
+        return 1
+
+    specs = [NodeSpec("chatty", id="talk"), NodeSpec("chatty", id="bad", inputs={"fail": True})]
+    async with (
+        Coordinator(registry).open_run(specs) as run,
+        web.open_view(run) as url,
+        httpx.AsyncClient(timeout=30) as client,
+    ):
+        base, _ = split(url)
+        async with client.stream("GET", base + "/api/updates") as page:
+            stream = messages(page)
+            mirror = Mirror()
+            mirror.apply(*(await anext(stream)))
+            assert not run._state.listening
+            release.set()
+            async for message in stream:
+                mirror.apply(*message)
+                if message[0] == "end":
+                    break
+    kinds = [(e["type"], e["node"]["node"]) for e in mirror.events if "node" in e]
+    assert ("NodeProgress", "talk") in kinds and ("NodeProgress", "bad") in kinds
+    assert ("NodeFailed", "bad") in kinds
+    progress = [e for e in mirror.events if e["type"] == "NodeProgress"]
+    assert all(e["payload"] == {"tokens": 3} for e in progress)
+    assert mirror.status == {"talk": "succeeded", "bad": "failed"}

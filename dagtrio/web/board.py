@@ -81,9 +81,9 @@ class Board:
     replays into); it is read, never written. ``info`` gives the run's own state as
     JSON-ready data, ``activity`` a cheap value that changes whenever any node's row
     or the run's state does (a look is skipped while it stays the same), ``moved`` a
-    count that grows by one for each node that ends or joins (how fast the run goes). ``attach``
-    and ``detach`` are called when the first page opens and the last one closes (a live
-    run's tap goes on and off with them).
+    count that grows by one for each node that ends or joins (how fast the run goes).
+    ``attach`` and ``detach`` are called when the first page opens and the last one
+    closes (a live run's tap goes on and off with them).
     """
 
     def __init__(
