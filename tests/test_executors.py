@@ -368,7 +368,8 @@ def test_the_spec_executor_overrides_the_action_and_travels_in_the_journal(tmp_p
 
     @registry.action()
     def where(ctx: Any) -> str:
-        return type(ctx).__name__
+        # The run's own contexts are a NodeCtx subclass (see `LiveCtx`).
+        return "NodeCtx" if isinstance(ctx, NodeCtx) else type(ctx).__name__
 
     async def main() -> Any:
         journal = SqliteJournal(tmp_path / "j.db")

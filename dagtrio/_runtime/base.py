@@ -35,6 +35,7 @@ from .._model.spec import NodeCtx, NodeSpec, iter_specs
 from .._state.node import Node
 from .._state.state import RerunPlan, RunState
 from .._state.view import GraphView
+from .context import RunShared
 from .crew import Crew
 from .messages import Progress
 from .options import RunOptions
@@ -157,6 +158,15 @@ class RunData:
         """A live read-only view of the graph."""
         self._hook_ctx = HookContext(self.run_id, dag_name, self._app_data, self.graph)
         self._cache = types.MappingProxyType(self._state.outputs)
+        #: what every attempt's context reads from the run (see `LiveCtx`)
+        self._shared = RunShared(
+            dag_name,
+            self.run_id,
+            self._state.outputs,
+            self._cache,
+            self._app_data,
+            self._send_progress,
+        )
         self._inbox_send, self._inbox = trio.open_memory_channel[Any](options.command_capacity)
         self._nursery: trio.Nursery | None = None
         self._grace_scope: trio.CancelScope | None = None

@@ -15,10 +15,11 @@ from .._errors import describe
 from .._hooks.messages import EventsDone, HookCommands, HookCrashed
 from .._model.commands import CompleteNode, ExecutorCommand, RetryNode
 from .._model.events import HookFailed, NodeProgress, RunIdle
-from .._model.spec import NodeCtx, NodeStatus
+from .._model.spec import NodeStatus
 from .._state.node import Node
 from .._state.state import Rejected
 from .base import RunData
+from .context import live
 from .messages import (
     GraceOver,
     HooksStarted,
@@ -95,7 +96,7 @@ class Loop(RunData):
         limit = self._max_parallel
         event_limit = self._event_limit
         work = self._work
-        progress = self._send_progress
+        shared = self._shared
         crews = self._crews
         recorder = self._recorder
         if recorder is not None and recorder.backlog() >= BACKLOG_LIMIT:
@@ -115,20 +116,7 @@ class Loop(RunData):
             node.crew = crew
             state.start(node, crew.scope)
             self._idle = False
-            spec = node.spec
-            ctx = NodeCtx(
-                state.dag_name,
-                node.id,
-                state.run_id,
-                spec.inputs,  # read-only already (see `_model.frozen`)
-                state.upstream(node),
-                node.attempts,
-                self._cache,
-                self._app_data,
-                node.branch,
-                progress,
-            )
-            crew.start(work, node, ctx)
+            crew.start(work, node, live(node, shared))
 
     def _release_deferred(self) -> None:
         """Let every due deferred node whose branch is quiet start (see `NodeSpec.defer`).

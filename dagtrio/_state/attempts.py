@@ -101,10 +101,6 @@ class Attempts(StateData):
         if self.listening:
             self.emit(NodeStarted(node.ref, node.attempts))
 
-    def upstream(self, node: Node) -> dict[str, Any]:
-        outputs = self.outputs
-        return {dep: outputs[dep] for dep in node.spec.deps}
-
     def attempt_done(self, node: Node, result: Any, fault: BaseException | str | None) -> None:
         """Apply the end of one attempt reported by a worker.
 
