@@ -105,7 +105,7 @@ class RunData:
         # in tests), so durations are exact and reports stay meaningful.
         # The clock itself rather than trio.current_time(), which looks it up on every
         # call: report times are read twice per node.
-        clock = trio.lowlevel.current_clock()
+        clock = self._clock = trio.lowlevel.current_clock()
         offset = time.time() - clock.current_time()
         self._outbox = Outbox()
         self._readers: list[Reader] = []
