@@ -23,6 +23,7 @@ from .._model.spec import (
 )
 from .base import (
     CANCELLED,
+    READY,
     SUCCEEDED,
     StateData,
 )
@@ -80,8 +81,7 @@ class Growth(StateData):
         Changes nothing, so a rejected batch leaves no trace.
         """
         final, batch_ids, auto = self._name(specs)
-        order = self._order(final, batch_ids)
-        branches = self._branches(final, order)
+        order, branches = self._order(final, batch_ids)
         encoded = None
         if self.recorder is not None:
             encoded = self.recorder.encode_batch(final, auto)
@@ -95,8 +95,9 @@ class Growth(StateData):
         #: batch id -> position in the batch
         batch_ids: dict[str, int] = {}
         # Ids the batch names itself, wherever they stand in it: an auto id must not take
-        # one that a later spec of the same batch claims.
-        explicit = {spec.id for spec in specs if spec.id is not None}
+        # one that a later spec of the same batch claims (gathered at the first spec
+        # without an id: most batches name every node).
+        explicit: set[str | None] | None = None
         auto = self._next_auto_id
         registered: set[str] = set()  # action names already found in the registry
         placements: set[tuple[str, str]] = set()  # (action, executor) pairs found good
@@ -112,6 +113,8 @@ class Growth(StateData):
             if spec.executor is not None and (spec.action, spec.executor) not in placements:
                 self._check_placement(spec, spec.executor, placements)
             if spec.id is None:
+                if explicit is None:
+                    explicit = {spec.id for spec in specs if spec.id is not None}
                 while True:
                     auto += 1
                     node_id = f"{spec.action}-{auto}"
@@ -142,15 +145,22 @@ class Growth(StateData):
             raise InvalidGraphError(spec.id, why)
         placements.add((spec.action, name))
 
-    def _order(self, final: list[NodeSpec], batch_ids: dict[str, int]) -> list[int]:
-        """Positions of the batch in dependency order; raise on a bad or cyclic dep."""
+    def _order(
+        self, final: list[NodeSpec], batch_ids: dict[str, int]
+    ) -> tuple[list[int], list[str]]:
+        """Positions of the batch in dependency order, and the branch of each spec (its
+        own, else its first dep's); raise on a bad or cyclic dep."""
         nodes = self.nodes
         # A batch that lists every dep before its dependents (generated graphs, most
         # planners) is already in dependency order and cannot hold a cycle: take it as it
-        # is and spare the graph algorithm, the largest cost of a big batch.
+        # is and spare the graph algorithm, the largest cost of a big batch. Its
+        # branches follow in the same pass (a first dep in the batch comes earlier).
         in_order = True
+        branches: list[str] = []
+        add_branch = branches.append
         for position, spec in enumerate(final):
-            for dep in spec.deps:
+            deps = spec.deps
+            for dep in deps:
                 if dep == spec.id:
                     raise InvalidGraphError(spec.id, "depends on itself")
                 dep_position = batch_ids.get(dep)
@@ -159,31 +169,40 @@ class Growth(StateData):
                         raise InvalidGraphError(spec.id, f"dep {dep!r} is not in the graph")
                 elif dep_position > position:
                     in_order = False
-        order = list(range(len(final))) if in_order else batch_order(final)
+            if not in_order:
+                continue
+            if spec.branch is not None:
+                add_branch(spec.branch)
+            elif deps:
+                first = batch_ids.get(deps[0])
+                add_branch(nodes[deps[0]].branch if first is None else branches[first])
+            else:
+                add_branch(MAIN_BRANCH)
+        if in_order:
+            return list(range(len(final))), branches
+        order = batch_order(final)
         if order and isinstance(order[0], str):
             # batch_order walks dep -> dependent; say it as "x depends on y".
             cycle = list(reversed(order))
             raise InvalidGraphError(
                 str(cycle[0]), "deps form a cycle: " + " -> ".join(map(str, cycle))
             )
-        return order  # type: ignore[return-value]
+        return order, self._branches(final, order, batch_ids)  # type: ignore[arg-type,return-value]
 
-    def _branches(self, final: list[NodeSpec], order: list[int]) -> list[str]:
-        """The branch of each spec of the batch: its own, else its first dep's."""
+    def _branches(
+        self, final: list[NodeSpec], order: list[int], batch_ids: dict[str, int]
+    ) -> list[str]:
+        """The branch of each spec of a batch taken in ``order``: its own, else its
+        first dep's."""
         nodes = self.nodes
         branches: list[str] = [MAIN_BRANCH] * len(final)
-        batch_branch: dict[str, str] = {}
         for i in order:
             spec = final[i]
             if spec.branch is not None:
-                branch = spec.branch
+                branches[i] = spec.branch
             elif spec.deps:
-                first = spec.deps[0]
-                branch = batch_branch[first] if first in batch_branch else nodes[first].branch
-            else:
-                branch = MAIN_BRANCH
-            branches[i] = branch
-            batch_branch[spec.id] = branch  # type: ignore[index]
+                first = batch_ids.get(spec.deps[0])
+                branches[i] = nodes[spec.deps[0]].branch if first is None else branches[first]
         return branches
 
     def add(self, prepared: _Prepared) -> None:
@@ -242,33 +261,62 @@ class Growth(StateData):
         branch, skipped for a failed dep, waiting on its deps, or ready."""
         nodes = self.nodes
         emit = self.emit
+        ready = self.ready
+        # Whether a branch is cancelled, asked once per branch of the batch (most
+        # batches keep to one); a node that may go straight into the ready queue is
+        # one that neither defers nor has a paused branch to be parked for.
+        doomed_branch: dict[str, str | None] = {}
+        plain = not self.paused
         for i in order:
             node = batch[i]
-            cancelled = self._cancelled_root(node.branch)
-            if cancelled is not None or self.stopped is not None:
-                why = self.stopped or f"branch {cancelled!r} was cancelled"
+            branch = node.branch
+            if branch in doomed_branch:
+                why = doomed_branch[branch]
+            else:
+                cancelled = self._cancelled_root(branch)
+                why = self.stopped or (
+                    None if cancelled is None else f"branch {cancelled!r} was cancelled"
+                )
+                doomed_branch[branch] = why
+            if why is not None:
                 self._finish(node, CANCELLED, why)
                 emit(NodeCancelled(node.ref, why))
                 continue
-            doomed: Node | None = None
+            # One pass over the deps: wait on each that has not succeeded. A dep that
+            # is final otherwise (rare) dooms the node: the waits already taken are
+            # taken back, and it is skipped instead.
+            waiting = 0
             for dep_id in node.spec.deps:
                 dep = nodes[dep_id]
-                if dep.status is not SUCCEEDED and dep.status.is_final and not dep.on_hold:
-                    doomed = dep
+                status = dep.status
+                if status is SUCCEEDED:
+                    continue
+                if status.is_final and not dep.on_hold:
+                    self._unwait(node)
+                    self._skip(node, dep)
                     break
-            if doomed is not None:
-                self._skip(node, doomed)
-                continue
-            for dep_id in node.spec.deps:
-                dep = nodes[dep_id]
-                if dep.status is not SUCCEEDED:
-                    node.waiting += 1
-                    if isinstance(dep.dependents, list):
-                        dep.dependents.append(node)
-                    else:
-                        dep.dependents = [node]
-            if node.waiting == 0:
-                self._make_ready(node)
+                waiting += 1
+                dependents = dep.dependents
+                if dependents:
+                    dependents.append(node)
+                else:
+                    dep.dependents = [node]
+            else:
+                if waiting:
+                    node.waiting = waiting
+                elif plain and not node.spec.defer:
+                    node.status = READY
+                    ready.append(node)
+                else:
+                    self._make_ready(node)
+
+    def _unwait(self, node: Node) -> None:
+        """Take ``node`` off the dependents lists `_wire` put it on (it is doomed)."""
+        nodes = self.nodes
+        for dep_id in node.spec.deps:
+            dependents = nodes[dep_id].dependents
+            if dependents and dependents[-1] is node:
+                dependents.pop()
 
     def announce(self) -> None:
         """Emit `NodeAdded` for every node so far: the initial ones, as the run starts.
