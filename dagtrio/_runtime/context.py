@@ -3,13 +3,12 @@
 
 Every attempt gets a context. Building the public `NodeCtx` (a frozen attrs class)
 costs ten guarded stores and a fresh ``upstream`` dict per start: 1.2 µs of a no-op
-node's ~13, and two of the objects per worker whose swing sets off Python's cyclic
-garbage collector (see `Loop._coordinate`). Most actions read two or three fields, and
-a no-op none. `LiveCtx` is a `NodeCtx` that holds the node, its attempt and what the
-run shares, and answers each field when it is read; ``upstream`` is built on first
-read. To everything outside it behaves as the `NodeCtx` with the same fields: it is
-an instance of it, compares equal to it, prints, pickles, copies and `attrs.evolve`\\ s
-as one.
+node's ~13. Most actions read two or three fields, and a no-op none. `LiveCtx` is a
+`NodeCtx` that holds the node, its attempt and what the run shares, and answers each
+field when it is read; ``upstream`` is built on first read. The coordinator builds one
+in four stores (`Loop._dispatch`). To everything outside it behaves as the `NodeCtx`
+with the same fields: it is an instance of it, compares equal to it, prints, pickles,
+copies and `attrs.evolve`\\ s as one.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from .._model.spec import NodeCtx
 if TYPE_CHECKING:
     from .._state.node import Node
 
-__all__ = ["LiveCtx", "RunShared"]
+__all__ = ["LiveCtx", "RunShared", "new_ctx", "set_attempt", "set_node", "set_shared"]
 
 
 class RunShared:
@@ -140,18 +139,11 @@ class LiveCtx(NodeCtx):
 
 
 # A slot's own setter, bound once: NodeCtx's __setattr__ refuses every write (frozen).
-_new = object.__new__
+# The coordinator's dispatch builds each context with them (`Loop._dispatch`):
+# ``new_ctx(LiveCtx)``, then the node, its attempt and the run's `RunShared`.
+new_ctx = object.__new__
 _slots = LiveCtx.__dict__
-_set_node = _slots["_node"].__set__
-_set_attempt = _slots["_attempt"].__set__
-_set_shared = _slots["_shared"].__set__
+set_node = _slots["_node"].__set__
+set_attempt = _slots["_attempt"].__set__
+set_shared = _slots["_shared"].__set__
 _set_upstream = _slots["_upstream"].__set__
-
-
-def live(node: Node, shared: RunShared) -> LiveCtx:
-    """The context of ``node``'s attempt that starts now."""
-    ctx: LiveCtx = _new(LiveCtx)
-    _set_node(ctx, node)
-    _set_attempt(ctx, node.attempts)
-    _set_shared(ctx, shared)
-    return ctx

@@ -21,7 +21,8 @@ from .._model.spec import NodeStatus
 from .._state.node import Node
 from .._state.state import Rejected
 from .base import RunData
-from .context import live
+from .context import LiveCtx, new_ctx, set_attempt, set_node, set_shared
+from .crew import WORKER_NAME
 from .messages import (
     GraceOver,
     HooksStarted,
@@ -57,6 +58,8 @@ class Loop(RunData):
     async def _coordinate(self) -> None:
         inbox = self._inbox
         handle = self._handle
+        # Starts and ends applied in one wake-up share one clock read (`RunState.stamp`).
+        clear_stamp = self._state.clear_stamp
         clock = self._clock
         now = clock.current_time
         cpu = time.thread_time
@@ -80,7 +83,9 @@ class Loop(RunData):
                 # MockClock moves only at its `rate` while tasks run (0 by default):
                 # under it, time that passes is time every task waited.
                 wall, busy = now(), cpu()
+                clear_stamp()
                 message = await inbox.receive()
+                clear_stamp()
                 woke = now()
                 rate = getattr(clock, "rate", 1.0)
                 if woke - wall - rate * (cpu() - busy) > _IDLE:
@@ -88,7 +93,9 @@ class Loop(RunData):
                     per_wake = _ENDS_SPREAD
                 drained = False
             else:
+                clear_stamp()
                 message = await inbox.receive()
+                clear_stamp()
             if per_wake == _ENDS_SPREAD and now() - idle_at > _IDLE_MEMORY:
                 per_wake = _ENDS_BUSY
             handle(message)
@@ -147,10 +154,13 @@ class Loop(RunData):
         if recorder is not None and recorder.backlog() >= BACKLOG_LIMIT:
             recorder.throttled = True  # it tells us when it has written some
             return
+        next_ready = state.next_ready
+        start = state.start
+        started = False
         while state.running < limit and self._unacked < event_limit:
-            node = state.next_ready()
+            node = next_ready()
             if node is None:
-                return
+                break
             # A crew found here is never a cancelled one: crews are cancelled only with
             # their whole branch (whose nodes never start again) or once the run starts
             # no more nodes (see Crew).
@@ -159,9 +169,21 @@ class Loop(RunData):
                 crew = self._new_crew(node.branch)
             crew.running += 1
             node.crew = crew
-            state.start(node, crew.scope)
+            start(node, crew.scope)
+            started = True
+            # `live` and `Crew.start`, inlined: once per attempt.
+            ctx = new_ctx(LiveCtx)
+            set_node(ctx, node)
+            set_attempt(ctx, node.attempts)
+            set_shared(ctx, shared)
+            nursery = crew.nursery
+            if nursery is None:
+                crew.waiting.append((node, ctx))
+            else:
+                # An explicit name spares Trio working one out for every task.
+                nursery.start_soon(work, node, crew, ctx, name=WORKER_NAME)
+        if started:
             self._idle = False
-            crew.start(work, node, live(node, shared))
 
     def _release_deferred(self) -> None:
         """Let every due deferred node whose branch is quiet start (see `NodeSpec.defer`).

@@ -96,7 +96,10 @@ class Attempts(StateData):
         node.attempts += 1
         node.scope = scope
         if node.started_at is None:
-            node.started_at = self.now()
+            t = self.stamp
+            if t is None:
+                t = self.stamp = self.now()
+            node.started_at = t
         self.running += 1
         if self.listening:
             self.emit(NodeStarted(node.ref, node.attempts))
@@ -133,7 +136,19 @@ class Attempts(StateData):
                 node.ended = None
             if output is not None and output.metadata and "cache_key" in output.metadata:
                 node.cached = output.metadata.get("cached") is True  # a hit of `MemoPolicy`
-            self._finish(node, SUCCEEDED, None)
+            # `_finish`, inlined: the hot path of every success (a running node is in no
+            # queue to be counted out of).
+            node.status = SUCCEEDED
+            node.error = None
+            t = self.stamp
+            if t is None:
+                t = self.stamp = self.now()
+            node.finished_at = t
+            self.unfinished -= 1
+            if self.deferring:
+                self._closed(node)
+            if self.recorder is not None:
+                self.recorder.outcome(node)
             # Read-only from here on: dependents, hooks and the report share them.
             frozen = outputs if outputs is None else freeze(outputs)
             node.outputs = frozen
@@ -142,12 +157,21 @@ class Attempts(StateData):
                 if output is None or frozen is not outputs:
                     output = NodeOutput(frozen, True, None if output is None else output.metadata)
                 self.emit(NodeCompleted(node.ref, output))
-            # `_release_dependents`, inlined: the hot path of every success.
-            for dependent in node.dependents:
-                dependent.waiting -= 1
-                if dependent.waiting == 0 and dependent.status is PENDING:
-                    self._make_ready(dependent)
-            node.dependents = ()
+            # `_release_dependents`, inlined, and `_make_ready` for the common case: a
+            # dependent that does not defer, with no pause to be parked for.
+            dependents = node.dependents
+            if dependents:
+                plain = not self.paused
+                ready = self.ready
+                for dependent in dependents:
+                    dependent.waiting -= 1
+                    if dependent.waiting == 0 and dependent.status is PENDING:
+                        if plain and not dependent.spec.defer:
+                            dependent.status = READY
+                            ready.append(dependent)
+                        else:
+                            self._make_ready(dependent)
+                node.dependents = ()
             return
         exc: BaseException | None = None
         if isinstance(fault, BaseException):
@@ -321,7 +345,10 @@ class Attempts(StateData):
                 self.stale += 1
         node.status = status
         node.error = error
-        node.finished_at = self.now()
+        t = self.stamp
+        if t is None:
+            t = self.stamp = self.now()
+        node.finished_at = t
         self.unfinished -= 1
         if self.deferring:
             self._closed(node)

@@ -110,6 +110,10 @@ class StateData:
         self.listening = True
         self.started_at = now()
         self.finished_at: float | None = None
+        #: the time of the coordinator's current wake-up, read at its first use and
+        #: cleared around every wait (`Loop._coordinate`): the starts and ends one
+        #: wake-up applies share one clock read
+        self.stamp: float | None = None
         self._next_auto_id = 0
         #: the run's journal side, when it has a journal: told of every added batch,
         #: applied command and final outcome before its event (see `Recorder`)

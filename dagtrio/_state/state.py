@@ -76,6 +76,11 @@ class RunState(Growth, Attempts, Branches, Commands, Rerun, Deferral):
         """Announce nothing from now on: the run is over, nobody can receive."""
         self.emit, self.listening = _silence, False
 
+    def clear_stamp(self) -> None:
+        """Time moves on (the coordinator waits, or has woken): the next start or end
+        reads the clock afresh (see ``stamp``)."""
+        self.stamp = None
+
     def abandon_attempts(self) -> None:
         """The run is over: workers and retry timers never report back, count them out."""
         self.running = self.delayed = 0
