@@ -28,6 +28,7 @@ from dagtrio.bench.baselines import (
     trio_floor,
     trio_minimal,
     trio_naive,
+    trio_pooled,
 )
 from dagtrio.bench.generators import (
     Graph,
@@ -56,7 +57,7 @@ async def noop(node: int) -> None:
 
 
 @pytest.mark.parametrize("shape", sorted(GRAPHS))
-@pytest.mark.parametrize("scheduler", [trio_minimal, trio_naive, graphlib_trio])
+@pytest.mark.parametrize("scheduler", [trio_minimal, trio_pooled, trio_naive, graphlib_trio])
 def test_correct_schedulers_pass_the_check(scheduler, shape: str) -> None:
     check_scheduler(scheduler, GRAPHS[shape], 3, noop)
 
@@ -223,6 +224,7 @@ def test_json_document_follows_the_schema(
     names = [
         "trio-floor",
         "trio-minimal",
+        "trio-pooled",
         "trio-naive",
         "graphlib",
         "dask-threads",
@@ -435,9 +437,9 @@ def test_journal_runs_dagtrio_with_and_without_a_journal_and_gives_the_ratio(
     ("args", "names"),
     [
         (["--shape", "growth", "--hooks", "1"], ["dagtrio", "dagtrio-static", "dagtrio-journal"]),
-        (["--shape", "random", "--compare"], ["trio-minimal", "trio-naive", "graphlib",
-                                              "dask-threads", "dask-sync", "dagtrio",
-                                              "dagtrio-journal"]),
+        (["--shape", "random", "--compare"], ["trio-minimal", "trio-pooled", "trio-naive",
+                                              "graphlib", "dask-threads", "dask-sync",
+                                              "dagtrio", "dagtrio-journal"]),
         (["--shape", "chain", "--runners", "trio-minimal"], ["trio-minimal", "dagtrio",
                                                              "dagtrio-journal"]),
     ],

@@ -31,11 +31,11 @@ from .._hooks.pipeline import Outbox, Reader, Tap
 from .._hooks.stream import EventStream
 from .._model.events import ExecutionEvent
 from .._model.report import RunReport
-from .._model.spec import NodeCtx, NodeSpec, iter_specs
+from .._model.spec import NodeSpec, iter_specs
 from .._state.node import Node
 from .._state.state import RerunPlan, RunState
 from .._state.view import GraphView
-from .context import RunShared
+from .context import LiveCtx, RunShared
 from .crew import Crew
 from .messages import Progress
 from .options import RunOptions
@@ -172,6 +172,8 @@ class RunData:
         self._grace_scope: trio.CancelScope | None = None
         #: branch -> the crew its nodes run in
         self._crews: dict[str, Crew] = {}
+        #: worker tasks parked between attempts, in every crew (see `Crews._work`)
+        self._parked = 0
         #: crews that had nothing left to run when last heard of, oldest first: a new
         #: branch takes one over rather than starting a task of its own (a run with a
         #: branch per tool call would start and retire a crew per node)
@@ -278,7 +280,7 @@ class RunData:
         def _progress(self, message: Progress) -> None: ...
         async def _send_progress(self, node_id: str, attempt: int, payload: Any) -> None: ...
         def _new_crew(self, branch: str) -> Crew: ...
-        async def _work(self, node: Node, crew: Crew, ctx: NodeCtx) -> None: ...
+        async def _work(self, crew: Crew, ctx: LiveCtx) -> None: ...
         def _retry_later(self, node: Node, delay: float) -> trio.CancelScope: ...
         def _halt(self) -> None: ...
         def _begin_shutdown(self, grace: float, reason: str) -> None: ...

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
+from outcome import Value
 
-from .._model.spec import NodeCtx
 from .._state.node import Node
+
+if TYPE_CHECKING:
+    from .context import LiveCtx
 
 __all__ = ["WORKER_NAME", "Crew", "Worker"]
 
@@ -29,7 +32,16 @@ class Crew:
     and an idle crew taken over by another branch leaves its old branch's entry.
     """
 
-    __slots__ = ("branch", "nursery", "pooled", "running", "scope", "unsent", "waiting")
+    __slots__ = (
+        "branch",
+        "idle",
+        "nursery",
+        "pooled",
+        "running",
+        "scope",
+        "unsent",
+        "waiting",
+    )
 
     def __init__(self, branch: str) -> None:
         #: the branch it runs nodes of now (an idle crew may move to another)
@@ -40,17 +52,23 @@ class Crew:
         self.nursery: trio.Nursery | None = None
         #: attempts started here whose end the coordinator has not heard of yet
         self.running = 0
-        #: workers to start once `serve` has opened the nursery
-        self.waiting: list[tuple[Node, NodeCtx]] = []
+        #: attempts to start once `serve` has opened the nursery
+        self.waiting: list[LiveCtx] = []
+        #: worker tasks parked between attempts, each waiting to be handed the next
+        #: attempt's context (see `Crews._work`)
+        self.idle: list[trio.lowlevel.Task] = []
         #: attempt ends that workers could not report before the crew was cancelled
         self.unsent: list[Node] = []
 
-    def start(self, work: Worker, node: Node, ctx: NodeCtx) -> None:
-        if self.nursery is None:
-            self.waiting.append((node, ctx))
+    def start(self, work: Worker, ctx: LiveCtx) -> None:
+        """Run the attempt of ``ctx`` on a parked worker, else on a new one."""
+        if self.idle:
+            trio.lowlevel.reschedule(self.idle.pop(), Value(ctx))
+        elif self.nursery is None:
+            self.waiting.append(ctx)
         else:
             # An explicit name spares Trio working one out for every task.
-            self.nursery.start_soon(work, node, self, ctx, name=WORKER_NAME)
+            self.nursery.start_soon(work, self, ctx, name=WORKER_NAME)
 
     async def serve(self, work: Worker, inbox: trio.MemorySendChannel[Any]) -> None:
         with self.scope:
@@ -67,8 +85,8 @@ class Crew:
 
     def _start_waiting(self, work: Worker) -> None:
         waiting, self.waiting = self.waiting, []
-        for node, ctx in waiting:
-            self.start(work, node, ctx)
+        for ctx in waiting:
+            self.start(work, ctx)
 
     def report(self, inbox: trio.MemorySendChannel[Any], message: Node) -> None:
         """Report a cancelled attempt's end without a checkpoint (the worker is cancelled)."""
@@ -80,4 +98,4 @@ class Crew:
             pass  # the run is over: nobody counts slots any more
 
 
-Worker = Callable[[Node, Crew, NodeCtx], Awaitable[None]]
+Worker = Callable[[Crew, "LiveCtx"], Awaitable[None]]

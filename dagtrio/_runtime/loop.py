@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import trio
+from outcome import Value
 
 from .._durable.recorder import BACKLOG_LIMIT
 from .._errors import describe
@@ -156,6 +157,7 @@ class Loop(RunData):
             return
         next_ready = state.next_ready
         start = state.start
+        reschedule = trio.lowlevel.reschedule
         started = False
         while state.running < limit and self._unacked < event_limit:
             node = next_ready()
@@ -171,17 +173,19 @@ class Loop(RunData):
             node.crew = crew
             start(node, crew.scope)
             started = True
-            # `live` and `Crew.start`, inlined: once per attempt.
+            # The context (see `LiveCtx`) and `Crew.start`, inlined: once per attempt.
             ctx = new_ctx(LiveCtx)
             set_node(ctx, node)
             set_attempt(ctx, node.attempts)
             set_shared(ctx, shared)
-            nursery = crew.nursery
-            if nursery is None:
-                crew.waiting.append((node, ctx))
+            idle = crew.idle
+            if idle:
+                reschedule(idle.pop(), Value(ctx))  # a parked worker (see `Crews._work`)
+            elif crew.nursery is None:
+                crew.waiting.append(ctx)
             else:
                 # An explicit name spares Trio working one out for every task.
-                nursery.start_soon(work, node, crew, ctx, name=WORKER_NAME)
+                crew.nursery.start_soon(work, crew, ctx, name=WORKER_NAME)
         if started:
             self._idle = False
 

@@ -3,9 +3,9 @@
 - `dagtrio.bench.generators`: ``chain``, ``fan``, ``layered``, ``random_dag`` and the
   ``growth`` workload, as `NodeSpec` lists (and as plain index graphs for baselines).
   dagtrio's tests use them too.
-- `dagtrio.bench.baselines`: ``trio_floor``, ``trio_minimal``, ``trio_naive``,
-  ``graphlib_trio``, ``dask_threads``, ``dask_sync``, and the check that a scheduler is
-  correct.
+- `dagtrio.bench.baselines`: ``trio_floor``, ``trio_minimal``, ``trio_pooled``,
+  ``trio_naive``, ``graphlib_trio``, ``dask_threads``, ``dask_sync``, and the check
+  that a scheduler is correct.
 - `dagtrio.bench.runners`: every runner by name, checked then timed the same way.
 - `dagtrio.bench.worker` (one runner in one process), `driver` (a subprocess per
   runner), `results` (figures and the ``--json`` schema) and `plot`. The command,

@@ -48,6 +48,7 @@ from .baselines import (
     trio_floor,
     trio_minimal,
     trio_naive,
+    trio_pooled,
 )
 from .generators import Graph, graph_specs, growth, node_id
 from .workload import Workload
@@ -308,6 +309,12 @@ RUNNERS: Mapping[str, Runner] = {
             _trio(trio_minimal),
         ),
         Runner(
+            "trio-pooled",
+            "trio-minimal with max_parallel long-lived workers, each handed its next node"
+            " by trio.lowlevel.reschedule (dagtrio reuses its workers too)",
+            _trio(trio_pooled),
+        ),
+        Runner(
             "trio-naive",
             "the same, as first written: await send per completion, one per receive()",
             _trio(trio_naive),
@@ -372,7 +379,9 @@ def runner_names(
         if shape == "growth":
             wanted.add("dagtrio-static")
     if compare:
-        wanted.update(["trio-minimal", "trio-naive", "graphlib", "dask-threads", "dask-sync"])
+        wanted.update(
+            ["trio-minimal", "trio-pooled", "trio-naive", "graphlib", "dask-threads", "dask-sync"]
+        )
     if journal:
         wanted.update(["dagtrio", JOURNAL])
     return [name for name in RUNNERS if name in wanted]

@@ -182,7 +182,8 @@ def _measuring_arguments(measure: Any) -> None:
     measure.add_argument(
         "--compare",
         action="store_true",
-        help="add the baselines: trio-minimal, trio-naive, graphlib, dask-threads, dask-sync",
+        help="add the baselines: trio-minimal, trio-pooled, trio-naive, graphlib,"
+        " dask-threads, dask-sync",
     )
     measure.add_argument(
         "--runners",
