@@ -147,6 +147,10 @@ WRONG_TYPES = [
     ("defer", "null", "expected true or false, got null"),
     ("estimate", "[]", "expected a number or null, got a list"),
     ("estimate", "soon", "expected a number or null, got the string 'soon'"),
+    ("priority", "1.5", "expected an integer, got the number 1.5"),
+    ("priority", "high", "expected an integer, got the string 'high'"),
+    ("uses", "[llm]", "expected a mapping of resource names to amounts or null, got a list"),
+    ("uses", "{llm: one}", "the amount of 'llm' must be an integer, got the string 'one'"),
 ]
 
 
@@ -667,6 +671,8 @@ DOCUMENT: dict[str, Any] = {
             "retry_jitter": 0.25,
             "defer": True,
             "estimate": 1.5,
+            "priority": -2,
+            "uses": {},
             "try_count": 5,
         },
     ],
@@ -726,6 +732,7 @@ def valid_dags(draw: st.DrawFn) -> dict[str, Any]:
             "retry_jitter": st.floats(0, 1),
             "defer": st.booleans(),
             "estimate": st.none() | st.floats(0, 10),
+            "priority": st.integers(-5, 5),
         }
         for field in draw(st.lists(st.sampled_from(sorted(optional)), unique=True)):
             node[field] = draw(optional[field])

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar, overload, runtime_checkable
 
 import trio
 
 from .._errors import UnknownActionError
-from .._model.spec import NodeCtx, NodeOutput
+from .._model.frozen import EMPTY
+from .._model.spec import NodeCtx, NodeOutput, check_uses
 from .._validate import check_int
 
 __all__ = ["ActionRegistry", "CacheKey", "FunctionAction", "NodeAction", "RetryOn", "retry_filter"]
@@ -168,6 +169,7 @@ class ActionRegistry:
         self._actions: dict[str, NodeAction] = {}
         self._cache_keys: dict[str, CacheKey] = {}
         self._retry_on: dict[str, tuple[type[BaseException], ...] | Callable[..., Any]] = {}
+        self._uses: dict[str, Mapping[str, int]] = {}
         self._limiter = trio.CapacityLimiter(max_threads) if max_threads is not None else None
 
     def register(
@@ -177,6 +179,7 @@ class ActionRegistry:
         replace: bool = False,
         cache: CacheKey = False,
         retry_on: RetryOn | None = None,
+        uses: Mapping[str, int] | None = None,
     ) -> NodeAction:
         """Add ``action`` under ``action.name`` and return it.
 
@@ -198,8 +201,13 @@ class ActionRegistry:
         raising `dagtrio.PermanentError` or returning ``NodeOutput.failed(...,
         retry=False)`` is never retried, and a returned ``NodeOutput.failed`` without
         it always may be (there is no exception to judge).
+
+        ``uses`` names the resources each attempt of the action holds while it runs,
+        out of the `Coordinator`'s ``limits`` (``{"llm": 1}``): a node starts only once
+        they are free. ``NodeSpec.uses`` overrides it for one node.
         """
         checked_retry = retry_filter(retry_on)
+        checked_uses = None if uses is None else check_uses(uses, what="uses")
         if not (isinstance(cache, bool) or callable(cache)):
             raise TypeError(
                 f"cache must be True, False or a function of the NodeCtx, got {cache!r}"
@@ -223,6 +231,10 @@ class ActionRegistry:
             self._retry_on.pop(name, None)
         else:
             self._retry_on[name] = checked_retry
+        if checked_uses:
+            self._uses[name] = checked_uses
+        else:
+            self._uses.pop(name, None)
         return action
 
     @overload
@@ -236,6 +248,7 @@ class ActionRegistry:
         cache: CacheKey = False,
         executor: str | None = None,
         retry_on: RetryOn | None = None,
+        uses: Mapping[str, int] | None = None,
     ) -> Callable[[F], F]: ...
 
     def action(
@@ -246,6 +259,7 @@ class ActionRegistry:
         cache: CacheKey = False,
         executor: str | None = None,
         retry_on: RetryOn | None = None,
+        uses: Mapping[str, int] | None = None,
     ) -> Any:
         """Decorator: register a function of ``ctx`` as an action, under its own name by default.
 
@@ -258,7 +272,8 @@ class ActionRegistry:
         ``executor`` names where its attempts run, as the `Coordinator`'s ``executors``
         map names (``"inline"`` and ``"thread"`` always exist): for example
         ``executor="process"`` for CPU-bound work. ``NodeSpec.executor`` overrides it
-        for one node.
+        for one node. ``uses`` is as for `register`: ``uses={"gpu": 1}`` holds one of
+        the coordinator's ``limits={"gpu": ...}`` per attempt.
         """
         if callable(name):
             return self.action()(name)
@@ -267,6 +282,8 @@ class ActionRegistry:
         if executor is not None and (not isinstance(executor, str) or not executor):
             raise TypeError(f"executor must be a non-empty string or None, got {executor!r}")
         retry_filter(retry_on)  # refused here, not when the decorated function comes
+        if uses is not None:
+            check_uses(uses, what="uses")
 
         def decorate(fn: F) -> F:
             if not callable(fn):
@@ -279,6 +296,7 @@ class ActionRegistry:
                 replace=replace,
                 cache=cache,
                 retry_on=retry_on,
+                uses=uses,
             )
             return fn
 
@@ -298,6 +316,10 @@ class ActionRegistry:
     def retry_on(self, name: str) -> tuple[type[BaseException], ...] | Callable[..., Any] | None:
         """Which failures of the action ``name`` are retried: ``None`` for every one."""
         return self._retry_on.get(name)
+
+    def uses(self, name: str) -> Mapping[str, int]:
+        """The resources each attempt of the action ``name`` holds (empty: none)."""
+        return self._uses.get(name, EMPTY)
 
     def __contains__(self, name: object) -> bool:
         return name in self._actions

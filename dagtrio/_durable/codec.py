@@ -46,6 +46,10 @@ def encode_spec(spec: NodeSpec) -> dict[str, Any]:
         data["defer"] = True
     if spec.estimate is not None:
         data["estimate"] = spec.estimate
+    if spec.priority:
+        data["priority"] = spec.priority
+    if spec.uses is not None:
+        data["uses"] = dict(spec.uses)
     return data
 
 

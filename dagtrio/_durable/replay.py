@@ -35,7 +35,7 @@ from .._model.events import (
     NodeRetrying,
     NodeSkipped,
 )
-from .._model.frozen import freeze
+from .._model.frozen import EMPTY, freeze
 from .._model.report import RunReport
 from .._model.spec import ENDINGS, Ending, NodeOutput, NodeStatus
 from .._state.node import Node
@@ -210,6 +210,7 @@ def state_for(info: RunInfo) -> RunState:
         now=lambda: info.started_at,
     )
     state.listen(False)
+    state.read_only()
     return state
 
 
@@ -231,6 +232,9 @@ class _AnyAction:
 
     def retry_on(self, name: str) -> None:  # pragma: no cover - nothing fails here
         return None
+
+    def uses(self, name: str) -> Mapping[str, int]:
+        return EMPTY
 
 
 class _NoAction:

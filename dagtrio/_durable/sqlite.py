@@ -52,7 +52,7 @@ import trio
 
 from .._errors import JournalError, describe
 from .._model.report import RunReport
-from .._validate import check_seconds
+from .._validate import check_int, check_seconds
 from .claims import CLAIMS, LIVE, LIVE_LOCK, OWNER
 from .records import RunInfo, StoredRun
 from .replay import stored_report
@@ -412,6 +412,46 @@ class SqliteJournal:
                 " nodes FROM runs ORDER BY started_at, run_id"
             ).fetchall()
         return [_info(row) for row in rows]
+
+    def mean_durations(self, *, runs: int = 5) -> dict[str, float]:
+        """Seconds an attempt of each action took on average, over the successes of the
+        journal's ``runs`` latest runs (an action with none is left out).
+
+        What ``Coordinator(order="critical_path")`` estimates a node by when its spec
+        gives no ``estimate``. A success's time from first start to end is spread
+        evenly over its attempts.
+        """
+        check_int("runs", runs, 1)
+        with self._db("read past durations") as db:
+            latest = [
+                row[0]
+                for row in db.execute(
+                    "SELECT run_id FROM runs ORDER BY started_at DESC, run_id LIMIT ?", (runs,)
+                )
+            ]
+            totals: dict[str, list[float]] = {}
+            for run_id in latest:
+                actions: dict[str, str] = {}
+                for (data,) in db.execute(
+                    "SELECT data FROM records WHERE run_id = ? AND kind = 'add'", (run_id,)
+                ):
+                    batch = json.loads(data)
+                    specs = batch["specs"] if isinstance(batch, dict) else batch
+                    for spec in specs:
+                        actions[spec["id"]] = spec["action"]
+                for node, attempts, started, finished in db.execute(
+                    "SELECT node, attempts, started_at, finished_at FROM records"
+                    " WHERE run_id = ? AND kind = 'outcome' AND status = 'succeeded'"
+                    " AND started_at IS NOT NULL AND finished_at IS NOT NULL",
+                    (run_id,),
+                ):
+                    action = actions.get(node)
+                    if action is None:
+                        continue
+                    total = totals.setdefault(action, [0.0, 0.0])
+                    total[0] += max(finished - started, 0.0) / max(attempts or 1, 1)
+                    total[1] += 1
+        return {action: seconds / count for action, (seconds, count) in totals.items()}
 
     def stored_run(self, run_id: str) -> StoredRun:
         """All the journal holds about ``run_id``; `KeyError` if it has no such run."""

@@ -128,6 +128,13 @@ class NodeSpec:
     - ``executor``: where the node's attempts run, by the name the `Coordinator`'s
       ``executors`` give it (``"inline"``, ``"thread"``, ``"process"``…); ``None``
       follows the action's registration (``@registry.action(executor=...)``).
+    - ``priority``: among nodes ready at the same time, higher starts first (then, with
+      ``Coordinator(order="critical_path")``, the longer remaining path; then the one
+      ready first). Any integer; 0 by default.
+    - ``uses``: the resources one attempt holds while it runs, by name and amount
+      (``{"llm": 1}``), out of the `Coordinator`'s ``limits``: the node starts only
+      once they are free. ``None`` follows the action's registration
+      (``@registry.action(uses=...)``); ``{}`` uses none.
     """
 
     action: str
@@ -144,6 +151,8 @@ class NodeSpec:
     retry_jitter: float = 0.0
     defer: bool = False
     estimate: float | None = None
+    priority: int = 0
+    uses: Mapping[str, int] | None = attrs.field(default=None, hash=False)
 
     def __attrs_post_init__(self) -> None:
         # Validation lives here rather than in per-field validators so every message can
@@ -234,6 +243,31 @@ class NodeSpec:
             raise InvalidSpecError(
                 node, f"executor must be a non-empty string or None, got {self.executor!r}"
             )
+        priority = self.priority
+        if priority.__class__ is not int and (
+            isinstance(priority, bool) or not isinstance(priority, int)
+        ):
+            raise InvalidSpecError(node, f"priority must be an int, got {type(priority).__name__}")
+        if self.uses is not None:
+            object.__setattr__(self, "uses", check_uses(self.uses, node=node))
+
+
+def check_uses(uses: object, *, node: str | None = None, what: str = "uses") -> Mapping[str, int]:
+    """``uses`` as a read-only mapping of resource names to amounts (ints >= 1), or
+    `InvalidSpecError` naming ``node`` and what is wrong."""
+    if not isinstance(uses, Mapping):
+        raise InvalidSpecError(
+            node,
+            f"{what} must be a mapping of resource names to amounts, got {type(uses).__name__}",
+        )
+    for name, amount in uses.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidSpecError(
+                node, f"{what}: resource names must be non-empty strings, got {name!r}"
+            )
+        if amount.__class__ is not int or amount < 1:
+            raise InvalidSpecError(node, f"{what}[{name!r}] must be an int >= 1, got {amount!r}")
+    return FrozenDict(uses) if uses else EMPTY
 
 
 @attrs.frozen(slots=True)

@@ -210,6 +210,9 @@ class RunData:
             retry_later=self._retry_later,
             now=lambda: clock.current_time() + offset,
             hold_failures=options.on_failure == "hold",
+            order=options.order,
+            limits=options.limits,
+            estimates=options.estimates,
         )
         # Until a reader subscribes, only hooks listen (see RunState.listening).
         state.listen(bool(self._hooks))

@@ -7,11 +7,13 @@ the body, and raises what the run and the body raised when the block ends.
 
 from __future__ import annotations
 
+import types
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, Literal
 
+import attrs
 import trio
 
 from .._actions.executor import Executor
@@ -24,7 +26,7 @@ from .._model.report import RunReport
 from .._model.spec import NodeSpec
 from .._state.state import RerunPlan
 from .._validate import check_int
-from .options import HookErrors, OnFailure, RunOptions
+from .options import HookErrors, OnFailure, Order, RunOptions
 from .run import Run
 
 __all__ = ["Coordinator", "HookErrors", "OnFailure", "Rerun", "run_dag", "run_dag_sync"]
@@ -69,6 +71,15 @@ class Coordinator:
       that is not there is refused before the run starts. Each executor is started
       when a run first needs it and stopped when the run ends, unless the application
       holds it open (``async with executor:``).
+    - ``order``: which ready node starts first. ``"fifo"`` (the default): the one ready
+      first. ``"critical_path"``: the one with the longest remaining path to the end of
+      the graph, in estimated seconds (`NodeSpec.estimate`, else the action's mean
+      duration over the journal's latest runs, else 1 s per node), kept current as
+      the graph grows. Either way a higher `NodeSpec.priority` goes first.
+    - ``limits``: resources beside ``max_parallel``, by name and amount
+      (``{"llm": 4, "gpu": 1}``): a node whose action (``@registry.action(uses=...)``)
+      or spec (`NodeSpec.uses`) uses some starts only while that much of each is free.
+      A node using a resource with no limit, or more than its limit, is refused.
     """
 
     def __init__(
@@ -85,6 +96,8 @@ class Coordinator:
         journal: SqliteJournal | None = None,
         app_data: Any = None,
         executors: Mapping[str, Executor] | None = None,
+        order: Order = "fifo",
+        limits: Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(registry, ActionRegistry):
             raise TypeError(f"registry must be an ActionRegistry, got {type(registry).__name__}")
@@ -112,6 +125,10 @@ class Coordinator:
         self.cache = cache
         self.app_data = app_data
         self.executors: Mapping[str, Executor] = check_executors(executors)
+        if order not in ("fifo", "critical_path"):
+            raise ValueError(f"order must be 'fifo' or 'critical_path', got {order!r}")
+        self.order: Order = order
+        self.limits: Mapping[str, int] = _check_limits(limits)
 
     @asynccontextmanager
     async def open_run(
@@ -263,6 +280,8 @@ class Coordinator:
             self.cache,
             self.app_data,
             self.executors,
+            self.order,
+            self.limits,
         )
 
     async def _make_run(
@@ -275,14 +294,23 @@ class Coordinator:
         plan: RerunPlan | None = None,
     ) -> Run:
         journal = self.journal
+        run_options = self._options()
+        if self.order == "critical_path" and journal is not None:
+            # Past runs' durations estimate the nodes whose spec gives none.
+            estimates = await trio.to_thread.run_sync(
+                journal.mean_durations, limiter=journal_limiter()
+            )
+            run_options = attrs.evolve(run_options, estimates=estimates)
         if resume is None:
-            run = Run(self._options(), specs, dag_name=dag_name, run_id=run_id)
+            run = Run(run_options, specs, dag_name=dag_name, run_id=run_id)
             if journal is not None:
                 options = {
                     "max_parallel": self.max_parallel,
                     "on_failure": self.on_failure,
                     "hook_errors": self.hook_errors,
                     "hooks": [hook_name(hook) for hook in self.hooks],
+                    "order": self.order,
+                    "limits": dict(self.limits),
                 }
                 recorder = run._recorder
                 assert recorder is not None
@@ -315,9 +343,9 @@ class Coordinator:
             raise JournalError(f"journal {journal.path} has no run {resume!r}") from None
         try:
             if not claimed:
-                return Run._from_finished(self._options(), stored)
+                return Run._from_finished(run_options, stored)
             run = Run(
-                self._options(),
+                run_options,
                 (),
                 dag_name=stored.info.dag_name,
                 run_id=resume,
@@ -399,3 +427,19 @@ def run_dag_sync(
 ) -> RunReport:
     """`run_dag` for scripts: starts Trio (``trio.run``) and returns the report."""
     return trio.run(lambda: run_dag(specs, registry, **options))
+
+
+def _check_limits(limits: object) -> Mapping[str, int]:
+    """``limits`` as a read-only mapping of resource names to amounts (ints >= 1)."""
+    if limits is None:
+        return types.MappingProxyType({})
+    if not isinstance(limits, Mapping):
+        raise TypeError(
+            f"limits must be a mapping of resource names to amounts, got {type(limits).__name__}"
+        )
+    checked: dict[str, int] = {}
+    for name, amount in limits.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"limits: resource names must be non-empty strings, got {name!r}")
+        checked[name] = check_int(f"limits[{name!r}]", amount, 1)
+    return types.MappingProxyType(checked)

@@ -12,10 +12,11 @@ from .._actions.registry import ActionRegistry
 from .._durable.sqlite import SqliteJournal
 from .._hooks.hook import EventHook
 
-__all__ = ["HookErrors", "OnFailure", "RunOptions"]
+__all__ = ["HookErrors", "OnFailure", "Order", "RunOptions"]
 
 OnFailure = Literal["skip", "fail_fast", "hold"]
 HookErrors = Literal["fail", "isolate"]
+Order = Literal["fifo", "critical_path"]
 
 
 @attrs.frozen
@@ -37,3 +38,7 @@ class RunOptions:
     cache: SqliteJournal | None
     app_data: Any
     executors: Mapping[str, Executor] = attrs.field(factory=dict)
+    order: Order = "fifo"
+    limits: Mapping[str, int] = attrs.field(factory=dict)
+    #: seconds per attempt of each action, from the journal (``order="critical_path"``)
+    estimates: Mapping[str, float] = attrs.field(factory=dict)

@@ -257,7 +257,7 @@ class Run(Loop, Crews, Lifecycle, Ledger):
             nodes=len(state.nodes),
             unfinished=state.unfinished,
             running=state.running,
-            ready=len(state.ready) - state.stale,
+            ready=state.ready_count(),
             paused=state.parked_count,
             held=len(state.on_hold),
             delayed=state.delayed,

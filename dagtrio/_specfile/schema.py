@@ -278,6 +278,19 @@ def _inputs(value: Any, _: Any) -> dict[str, Any]:
     return value
 
 
+def _uses(value: Any, _: Any) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if type(value) is not dict:
+        raise _expect("a mapping of resource names to amounts or null", value)
+    for key, amount in value.items():
+        if type(key) is not str:
+            raise _Mismatch(f"resource names must be strings, one of them is {describe(key)}")
+        if type(amount) is not int:
+            raise _Mismatch(f"the amount of {key!r} must be an integer, got {describe(amount)}")
+    return value
+
+
 def _string_list(value: Any, _: Any) -> list[str]:
     if type(value) is str:
         raise _Mismatch(
@@ -335,6 +348,8 @@ def _converter(detailed: bool) -> cattrs.Converter:
         "retry_jitter": _float,
         "defer": _bool,
         "estimate": number_or_null,
+        "priority": _int,
+        "uses": _uses,
     }
     missing = set(_NODE_FIELDS) - set(node_fields)
     assert not missing, f"NodeSpec fields without a strict hook: {missing}"

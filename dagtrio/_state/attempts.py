@@ -56,6 +56,8 @@ class Attempts(StateData):
         node.status = READY
         if self.paused and self._paused_root(node.branch) is not None:
             self._park(node)
+        elif self.ranked:
+            self._push(node)
         else:
             self.ready.append(node)
 
@@ -70,6 +72,8 @@ class Attempts(StateData):
 
     def next_ready(self) -> Node | None:
         """Pop the next node allowed to start now, moving paused ones aside."""
+        if self.ranked:
+            return self._next_ranked()
         ready = self.ready
         while ready:
             node = ready.popleft()
@@ -83,8 +87,13 @@ class Attempts(StateData):
         return None
 
     def has_ready(self) -> bool:
-        """Whether a node is READY and not held back by a pause."""
-        return len(self.ready) > self.stale
+        """Whether a node is READY and not held back by a pause (or a resource)."""
+        return self.ready_count() > 0
+
+    def ready_count(self) -> int:
+        """Nodes READY in the queue: neither parked by a pause nor set aside for a
+        resource."""
+        return (len(self.heap) if self.ranked else len(self.ready)) - self.stale
 
     def start(self, node: Node, scope: trio.CancelScope) -> None:
         """Mark ``node`` running under ``scope`` (the coordinator starts its worker).
@@ -114,6 +123,8 @@ class Attempts(StateData):
         """
         self.running -= 1
         node.scope = None
+        if node.uses:
+            self._give_back(node)
         if node.status is not RUNNING:
             # Already final: its branch (or the run) was cancelled while it ran, and that
             # decision stands even if the action managed to finish first.
@@ -161,7 +172,7 @@ class Attempts(StateData):
             # dependent that does not defer, with no pause to be parked for.
             dependents = node.dependents
             if dependents:
-                plain = not self.paused
+                plain = not self.paused and not self.ranked
                 ready = self.ready
                 for dependent in dependents:
                     dependent.waiting -= 1
@@ -341,6 +352,9 @@ class Attempts(StateData):
             if node.parked:
                 node.parked = False
                 self.parked_count -= 1
+            elif node.blocked:
+                node.blocked = False  # its resource's waiting list drops it then
+                self.blocked_count -= 1
             else:
                 self.stale += 1
         node.status = status

@@ -8,7 +8,7 @@ calls on another are declared here for the type checkers only.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -53,6 +53,9 @@ class StateData:
         now: Callable[[], float],
         placement: Placement | None = None,
         hold_failures: bool = False,
+        order: str = "fifo",
+        limits: Mapping[str, int] | None = None,
+        estimates: Mapping[str, float] | None = None,
     ) -> None:
         self.registry = registry
         #: where nodes run: the run's executors (see `Placement`)
@@ -70,6 +73,25 @@ class StateData:
         #: (taking each out at once would cost the length of the queue)
         self.ready: deque[Node] = deque()
         self.stale = 0
+        # Ranked scheduling (see `Policy`): the heap of ready entries that replaces the
+        # deque once the run ranks, the count of entries pushed, each action's
+        # estimated seconds per attempt (from the journal), and whether ranks are
+        # remaining paths (``order="critical_path"``) or all 0.
+        self.ranked = False
+        self.heap: list[tuple[int, float, int, Node]] = []
+        self.seq = 0
+        self.estimates: dict[str, float] = dict(estimates or {})
+        self.critical_path = order == "critical_path"
+        # Resources (``limits``): what is free of each, the nodes set aside waiting
+        # for one, by the resource they lack, and how many those are.
+        self.limits: dict[str, int] = dict(limits or {})
+        self.free: dict[str, int] = dict(self.limits)
+        self.blocked: dict[str, list[Node]] = {}
+        self.blocked_count = 0
+        #: whether a node's ``uses`` is checked against the limits (see `read_only`)
+        self.checks_uses = True
+        if self.critical_path or self.limits:
+            self.ranked = True
         #: ready nodes parked because their branch is paused, by branch, so that resuming a
         #: branch costs what it holds; ``parked_count`` of them are still READY
         self.parked: dict[str, list[Node]] = {}
@@ -130,6 +152,11 @@ class StateData:
         def _skip_dependents(self, root: Node) -> None: ...
         def _make_ready(self, node: Node) -> None: ...
         def _park(self, node: Node) -> None: ...
+        def _push(self, node: Node) -> None: ...
+        def _next_ranked(self) -> Node | None: ...
+        def _give_back(self, node: Node) -> None: ...
+        def _rank_batch(self, batch: list[Node], order: list[int]) -> None: ...
+        def rank_ready(self) -> None: ...
         def _paused_root(self, branch: str) -> str | None: ...
         def _cancelled_root(self, branch: str) -> str | None: ...
         def _populate(self, branch: str) -> None: ...

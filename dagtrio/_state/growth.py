@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -101,6 +101,7 @@ class Growth(StateData):
         auto = self._next_auto_id
         registered: set[str] = set()  # action names already found in the registry
         placements: set[tuple[str, str]] = set()  # (action, executor) pairs found good
+        used: set[str] = set()  # actions whose registered uses were found good
         for spec in specs:
             if spec.action not in registered:
                 if spec.action not in registry:
@@ -112,6 +113,11 @@ class Growth(StateData):
                 self._check_placement(spec, None, placements)
             if spec.executor is not None and (spec.action, spec.executor) not in placements:
                 self._check_placement(spec, spec.executor, placements)
+            if spec.uses is not None:
+                self._check_uses(spec, spec.uses)
+            elif spec.action not in used:
+                self._check_uses(spec, registry.uses(spec.action))
+                used.add(spec.action)
             if spec.id is None:
                 if explicit is None:
                     explicit = {spec.id for spec in specs if spec.id is not None}
@@ -129,6 +135,27 @@ class Growth(StateData):
             batch_ids[spec.id] = len(final)  # type: ignore[index]
             final.append(spec)
         return final, batch_ids, auto
+
+    def _check_uses(self, spec: NodeSpec, uses: Mapping[str, int]) -> None:
+        """Refuse ``spec`` if it uses a resource the run has no limit for, or more of
+        one than its limit: it could never start."""
+        if not self.checks_uses:
+            return
+        for name, amount in uses.items():
+            limit = self.limits.get(name)
+            if limit is None:
+                known = ", ".join(sorted(self.limits)) or "none"
+                raise InvalidGraphError(
+                    spec.id,
+                    f"uses {name!r}, which the coordinator has no limit for (limits: {known});"
+                    f" give it one, e.g. Coordinator(limits={{{name!r}: {amount}}})",
+                )
+            if amount > limit:
+                raise InvalidGraphError(
+                    spec.id,
+                    f"uses {amount} of {name!r}, more than its limit of {limit}: it could"
+                    " never start",
+                )
 
     def _check_placement(
         self, spec: NodeSpec, name: str | None, placements: set[tuple[str, str]]
@@ -215,6 +242,7 @@ class Growth(StateData):
         listening = self.listening
         memo = self.memo
         branch_nodes = self.branch_nodes
+        limits = self.limits
         #: action name, or (action, executor) -> the action and its call there
         actions: dict[Any, tuple[NodeAction, Call]] = {}
         batch: list[Node] = []
@@ -234,6 +262,10 @@ class Growth(StateData):
                     name = getattr(action, "executor", None)
                 placed = actions[key] = (action, placement.place(name, action)[0])
             node = Node(spec, dag, branch, *placed)
+            if limits:
+                node.uses = registry.uses(spec.action) if spec.uses is None else spec.uses
+            if spec.priority and not self.ranked:
+                self.rank_ready()
             if memo is not None:
                 cached_call = memo.wrap(node)
                 if cached_call is not None:
@@ -254,6 +286,8 @@ class Growth(StateData):
         if self.deferring:
             for node in batch:
                 self._opened(node)
+        if self.critical_path:
+            self._rank_batch(batch, prepared.order)
         self._wire(batch, prepared.order)
 
     def _wire(self, batch: list[Node], order: Sequence[int]) -> None:
@@ -266,7 +300,7 @@ class Growth(StateData):
         # batches keep to one); a node that may go straight into the ready queue is
         # one that neither defers nor has a paused branch to be parked for.
         doomed_branch: dict[str, str | None] = {}
-        plain = not self.paused
+        plain = not self.paused and not self.ranked
         for i in order:
             node = batch[i]
             branch = node.branch

@@ -8,6 +8,7 @@ from typing import Any
 import trio
 
 from .._actions.registry import NodeAction
+from .._model.frozen import EMPTY
 from .._model.report import NodeRecord
 from .._model.spec import Ending, NodeCtx, NodeRef, NodeSpec, NodeStatus
 
@@ -39,6 +40,7 @@ class Node:
         "_ref",
         "action",
         "attempts",
+        "blocked",
         "branch",
         "cached",
         "call",
@@ -46,6 +48,7 @@ class Node:
         "dag",
         "dependents",
         "ended",
+        "entry",
         "error",
         "fault",
         "finished_at",
@@ -54,6 +57,7 @@ class Node:
         "on_hold",
         "outputs",
         "parked",
+        "rank",
         "result",
         "scope",
         "spec",
@@ -61,6 +65,7 @@ class Node:
         "status",
         "supplied",
         "traceback",
+        "uses",
         "waiting",
     )
 
@@ -120,6 +125,14 @@ class Node:
         self.on_hold = False
         #: SUCCEEDED with outputs a person supplied (`CompleteNode`), not by running
         self.supplied = False
+        # Ranked scheduling (see `Policy`): its live heap entry, its remaining path in
+        # estimated seconds (``order="critical_path"``), the resources an attempt holds
+        # (empty without ``limits``), and whether it is READY but set aside until one
+        # of them is free.
+        self.entry: tuple[int, float, int, Node] | None = None
+        self.rank = 0.0
+        self.uses: Mapping[str, int] = EMPTY
+        self.blocked = False
 
     @property
     def ref(self) -> NodeRef:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -186,6 +187,9 @@ class Rerun(StateData):
                 self.outputs.pop(node.id, None)
             node.status = PENDING
             node.parked = False
+            if node.blocked:
+                node.blocked = False
+                self.blocked_count -= 1
             node.waiting = 0
             node.first_try = node.attempts
             node.outputs = node.error = node.traceback = node.ended = None
@@ -194,7 +198,17 @@ class Rerun(StateData):
             node.cached = node.supplied = False
         # Rebuild the queues: entries of the nodes just reset would come up stale.
         self.ready = deque(node for node in self.ready if node.status is READY)
+        self.heap = [
+            entry for entry in self.heap if entry[3].status is READY and entry[3].entry is entry
+        ]
+        heapq.heapify(self.heap)
         self.stale = 0
+        for name, waiting in list(self.blocked.items()):
+            kept = [node for node in waiting if node.blocked and node.status is READY]
+            if kept:
+                self.blocked[name] = kept
+            else:
+                del self.blocked[name]
         for branch, parked in list(self.parked.items()):
             kept = [node for node in parked if node.parked and node.status is READY]
             if kept:

@@ -27,13 +27,14 @@ from .commands import Commands
 from .deferral import Deferral
 from .growth import BULK, Growth
 from .node import Records
+from .policy import Policy
 from .protocols import MemoPolicy, Recorder
 from .rerun import Rerun, RerunPlan
 
 __all__ = ["BULK", "Rejected", "RerunPlan", "RunState"]
 
 
-class RunState(Growth, Attempts, Branches, Commands, Rerun, Deferral):
+class RunState(Growth, Attempts, Branches, Commands, Rerun, Deferral, Policy):
     """Graph, statuses, ready queue and branch states of one run.
 
     ``emit`` receives every event as it happens. ``retry_later`` is called with a node
@@ -75,6 +76,11 @@ class RunState(Growth, Attempts, Branches, Commands, Rerun, Deferral):
     def mute(self) -> None:
         """Announce nothing from now on: the run is over, nobody can receive."""
         self.emit, self.listening = _silence, False
+
+    def read_only(self) -> None:
+        """Nothing will run here (a journal's records are read back): take the
+        resources nodes use as they come, whatever limits the run had."""
+        self.checks_uses = False
 
     def clear_stamp(self) -> None:
         """Time moves on (the coordinator waits, or has woken): the next start or end

@@ -205,6 +205,8 @@ def encode_event(
                     "retry_jitter": spec.retry_jitter,
                     "defer": spec.defer,
                     "estimate": spec.estimate,
+                    "priority": spec.priority,
+                    "uses": spec.uses,
                 },
                 "branch": event.branch,  # type: ignore[attr-defined]
                 "type": "NodeAdded",
