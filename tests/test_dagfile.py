@@ -269,6 +269,10 @@ def test_an_unknown_top_level_field_is_named_and_the_nodes_still_checked(
         ("  event_capacity: -1\n", 3, "options.event_capacity", "must be at least 0, got -1"),
         ("  on_failure: stop\n", 3, "options.on_failure", "expected one of 'skip', 'fail_fast',"),
         ("  hook_errors: no\n", 3, "options.hook_errors", "expected one of 'fail', 'isolate',"),
+        ("  order: lifo\n", 3, "options.order", "expected one of 'fifo', 'critical_path'"),
+        ("  limits: [gpu]\n", 3, "options.limits", "expected a mapping of resource names"),
+        ("  limits: {gpu: two}\n", 3, "options.limits", "the limit of 'gpu' must be an integer"),
+        ("  limits: {gpu: 0}\n", 3, "options.limits", "must be"),
     ],
 )
 def test_bad_options_are_named_with_their_line(

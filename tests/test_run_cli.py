@@ -137,6 +137,31 @@ def test_options_and_max_parallel_reach_the_coordinator(
     assert options["on_failure"] == "fail_fast"
 
 
+def test_order_and_limits_from_the_file_reach_the_coordinator(
+    tmp_path: Path, flow: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = (
+        "options: {order: critical_path, limits: {llm: 1}}\n"
+        "nodes:\n"
+        "  - {id: a, action: step, uses: {llm: 1}, priority: 2}\n"
+        "  - {id: b, action: step, deps: [a], uses: {llm: 1}}\n"
+    )
+    path = dag_file(tmp_path, flow, body)
+    journal = tmp_path / "runs.db"
+    assert main(["run", str(path), "--journal", str(journal)]) == 0
+    reader = SqliteJournal(journal, read_only=True)
+    try:
+        (info,) = reader.runs()
+        options = reader.stored_run(info.run_id).options
+    finally:
+        reader.close()
+    assert options["order"] == "critical_path" and options["limits"] == {"llm": 1}
+    # A use over the limit is bad input (exit 2), named in one line.
+    over = dag_file(tmp_path, flow, body.replace("uses: {llm: 1}}", "uses: {llm: 2}}"), "over.yaml")
+    assert main(["run", str(over)]) == 2
+    assert "uses 2 of 'llm', more than its limit of 1" in capsys.readouterr().err
+
+
 def test_a_failed_run_exits_1_and_says_how_to_run_the_failures_again(
     tmp_path: Path, flow: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

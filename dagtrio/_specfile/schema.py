@@ -97,6 +97,8 @@ class FileOptions:
     command_capacity: int = 100
     on_failure: Literal["skip", "fail_fast", "hold"] = "skip"
     hook_errors: Literal["fail", "isolate"] = "fail"
+    order: Literal["fifo", "critical_path"] = "fifo"
+    limits: dict[str, int] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -291,6 +293,17 @@ def _uses(value: Any, _: Any) -> dict[str, int] | None:
     return value
 
 
+def _limits(value: Any, _: Any) -> dict[str, int]:
+    if type(value) is not dict:
+        raise _expect("a mapping of resource names to amounts", value)
+    for key, amount in value.items():
+        if type(key) is not str:
+            raise _Mismatch(f"resource names must be strings, one of them is {describe(key)}")
+        if type(amount) is not int:
+            raise _Mismatch(f"the limit of {key!r} must be an integer, got {describe(amount)}")
+    return value
+
+
 def _string_list(value: Any, _: Any) -> list[str]:
     if type(value) is str:
         raise _Mismatch(
@@ -373,6 +386,8 @@ def _converter(detailed: bool) -> cattrs.Converter:
             command_capacity=override(struct_hook=_int),
             on_failure=override(struct_hook=_literal("skip", "fail_fast", "hold")),
             hook_errors=override(struct_hook=_literal("fail", "isolate")),
+            order=override(struct_hook=_literal("fifo", "critical_path")),
+            limits=override(struct_hook=_limits),
         ),
     )
     conv.register_structure_hook(
@@ -741,6 +756,13 @@ def _structure_top(data: dict[Any, Any], problems: list[Problem]) -> _Top | None
             problems.append(
                 Problem(
                     ("options", field), f"must be at least 0, got {getattr(top.options, field)}"
+                )
+            )
+    for name, amount in top.options.limits.items():
+        if amount < 1:
+            problems.append(
+                Problem(
+                    ("options", "limits"), f"the limit of {name!r} must be at least 1, got {amount}"
                 )
             )
     if not top.nodes and "nodes" in data and type(data["nodes"]) is list:

@@ -360,8 +360,11 @@ class Growth(StateData):
         stream a listener present all along would have seen.
         """
         emit = self.emit
-        for node in self.nodes.values():
-            emit(NodeAdded(node.ref, node.spec, node.branch))
+        # A burst of two objects per node that all stay queued until hooks take them:
+        # with the collector on, collection after collection over the growing heap.
+        with collector_paused(len(self.nodes)):
+            for node in self.nodes.values():
+                emit(NodeAdded(node.ref, node.spec, node.branch))
 
     def add_initial(self, specs: Sequence[NodeSpec]) -> None:
         """Validate and insert the run's first specs; `InvalidGraphError` before anything runs.

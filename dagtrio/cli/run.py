@@ -273,6 +273,8 @@ def _prepare(
             command_capacity=options.command_capacity,
             on_failure=options.on_failure,
             hook_errors=options.hook_errors,
+            order=options.order,
+            limits=options.limits,
             journal=journal,
         )
     except (TypeError, ValueError) as exc:
@@ -481,6 +483,11 @@ def run(args: argparse.Namespace) -> int:
         leaves = _leaves(exc)
         if args.serve is not None and all(isinstance(leaf, OSError) for leaf in leaves):
             # The view could not listen (its port is taken): bad input, nothing ran.
+            for leaf in leaves:
+                print(f"{_PROG}: error: {leaf}", file=sys.stderr)
+            return 2
+        if leaves and all(isinstance(leaf, InvalidGraphError) for leaf in leaves):
+            # The graph was refused before anything ran (a use over a limit, say).
             for leaf in leaves:
                 print(f"{_PROG}: error: {leaf}", file=sys.stderr)
             return 2
