@@ -280,28 +280,26 @@ def _inputs(value: Any, _: Any) -> dict[str, Any]:
     return value
 
 
+def _amounts(value: Any, wanted: str, each: str) -> dict[str, int]:
+    """A mapping of resource names to integers (``uses``, ``limits``)."""
+    if type(value) is not dict:
+        raise _expect(wanted, value)
+    for key, amount in value.items():
+        if type(key) is not str:
+            raise _Mismatch(f"resource names must be strings, one of them is {describe(key)}")
+        if type(amount) is not int:
+            raise _Mismatch(f"the {each} of {key!r} must be an integer, got {describe(amount)}")
+    return value
+
+
 def _uses(value: Any, _: Any) -> dict[str, int] | None:
     if value is None:
         return None
-    if type(value) is not dict:
-        raise _expect("a mapping of resource names to amounts or null", value)
-    for key, amount in value.items():
-        if type(key) is not str:
-            raise _Mismatch(f"resource names must be strings, one of them is {describe(key)}")
-        if type(amount) is not int:
-            raise _Mismatch(f"the amount of {key!r} must be an integer, got {describe(amount)}")
-    return value
+    return _amounts(value, "a mapping of resource names to amounts or null", "amount")
 
 
 def _limits(value: Any, _: Any) -> dict[str, int]:
-    if type(value) is not dict:
-        raise _expect("a mapping of resource names to amounts", value)
-    for key, amount in value.items():
-        if type(key) is not str:
-            raise _Mismatch(f"resource names must be strings, one of them is {describe(key)}")
-        if type(amount) is not int:
-            raise _Mismatch(f"the limit of {key!r} must be an integer, got {describe(amount)}")
-    return value
+    return _amounts(value, "a mapping of resource names to amounts", "limit")
 
 
 def _string_list(value: Any, _: Any) -> list[str]:
