@@ -262,8 +262,10 @@ async def test_a_retried_node_keeps_one_bar_in_one_lane(chromium: Any) -> None:
 
     def all_are(status: str, k: int) -> str:
         return (
-            f"['p', 'q'].every((id) => window.dagtrio.nodes.get(id).attempts === {k}"
-            f" && window.dagtrio.nodes.get(id).status === '{status}')"
+            # ?. because the page may not have heard of a node yet: a predicate that
+            # throws ends the wait instead of retrying it.
+            f"['p', 'q'].every((id) => window.dagtrio.nodes.get(id)?.attempts === {k}"
+            f" && window.dagtrio.nodes.get(id)?.status === '{status}')"
         )
 
     specs = [NodeSpec("work", id=node) for node in ("p", "q")]
