@@ -7,6 +7,8 @@
   ``trio_naive``, ``graphlib_trio``, ``dask_threads``, ``dask_sync``, and the check
   that a scheduler is correct.
 - `dagtrio.bench.runners`: every runner by name, checked then timed the same way.
+- `dagtrio.bench.workflow`: WfCommons instances run in virtual time, for the makespan
+  of each start order (``dagtrio bench --shape workflow``).
 - `dagtrio.bench.worker` (one runner in one process), `driver` (a subprocess per
   runner), `results` (figures and the ``--json`` schema) and `plot`. The command,
   ``dagtrio bench``, is `dagtrio.cli.bench`.

@@ -8,9 +8,14 @@ memory per node, and the ratio of each median to the floor's, measured in this
 invocation. Exit status: 0, 1 if a runner failed its check or crashed, 2 for bad
 arguments.
 
+``--shape workflow --workflow FILE.json`` measures something else: a real workflow's
+makespan ÷ its lower bound, in FIFO and critical-path order, in virtual time (see
+`dagtrio.cli.bench_workflow`).
+
 Example:
     dagtrio bench --shape layered --nodes 20000 --compare
     dagtrio bench --action sleep:0.001 --hooks 1 --json results.json
+    dagtrio bench --shape workflow --workflow cycles.json --max-parallel 32,64,128
 """
 
 from __future__ import annotations
@@ -46,13 +51,19 @@ from ..bench.results import (
 from ..bench.runners import FLOOR, JOURNAL, RUNNERS, runner_names
 from ..bench.worker import MEMORY_METHODS
 from ..bench.workload import EXECUTORS, ActionKind, Workload, calibrate
-from .args import int_at_least, subcommand
+from . import bench_workflow
+from .args import FILE, int_at_least, subcommand
 from .bench_table import describe, notes, table
 
 __all__ = ["add_parser", "run"]
 
 
 # ------------------------------------------------------------------ argument types
+
+
+def _slots(text: str) -> list[int]:
+    parse = int_at_least(1)
+    return sorted({parse(part.strip().replace("_", "")) for part in text.split(",")})
 
 
 def _sizes(text: str) -> list[int]:
@@ -123,7 +134,21 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _graph_arguments(graph: Any) -> None:
-    graph.add_argument("--shape", choices=SHAPES, default="layered", help="(default: layered)")
+    graph.add_argument(
+        "--shape",
+        choices=(*SHAPES, "workflow"),
+        default="layered",
+        help="(default: layered); workflow: the --workflow files' makespans, not throughput",
+    )
+    workflow = graph.add_argument(
+        "--workflow",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE.json",
+        help="with --shape workflow: a WfCommons (WfFormat) instance to run; repeatable",
+    )
+    workflow.complete = FILE
     graph.add_argument(
         "--nodes",
         type=_sizes,
@@ -153,7 +178,12 @@ def _graph_arguments(graph: Any) -> None:
 
 def _run_arguments(run_group: Any) -> None:
     run_group.add_argument(
-        "--max-parallel", type=int_at_least(1), default=64, help="actions at once (default: 64)"
+        "--max-parallel",
+        type=_slots,
+        default=None,
+        metavar="N[,N...]",
+        help="actions at once (default: 64); several only with --shape workflow "
+        f"(default there: {','.join(map(str, bench_workflow.DEFAULT_SLOTS))})",
     )
     run_group.add_argument(
         "--action",
@@ -293,10 +323,19 @@ def run(args: argparse.Namespace) -> int:
     for option, path in (("--json", args.json), ("--plot", args.plot)):
         if isinstance(path, Path) and not path.parent.is_dir():
             problem = f"{option}: the folder {str(path.parent)!r} does not exist"
+    if args.shape == "workflow":
+        problem = problem or bench_workflow.refusal(args)
+    elif args.workflow:
+        problem = "--workflow needs --shape workflow"
+    elif args.max_parallel is not None and len(args.max_parallel) > 1:
+        problem = "several --max-parallel values are only for --shape workflow"
     if problem is not None:
         print(f"dagtrio bench: error: {problem}", file=sys.stderr)
         return 2
     try:
+        if args.shape == "workflow":
+            return bench_workflow.run(args)
+        args.max_parallel = 64 if args.max_parallel is None else args.max_parallel[0]
         return _bench(args)
     except KeyboardInterrupt:
         print("dagtrio bench: interrupted", file=sys.stderr)
