@@ -197,15 +197,30 @@ async def run_tail(
             except trio.EndOfChannel:
                 return
             if readers:
+                handed = False
                 for offset, event in enumerate(batch, position):
                     for reader in tuple(readers):
                         if offset < reader.start:
                             continue
+                        channel = reader.channel
                         try:
-                            await reader.channel.send(event)
+                            # A send that has room need not yield: the batch's receive
+                            # was the checkpoint, and a yield per event per reader
+                            # cost more than everything else a reader costs.
+                            try:
+                                channel.send_nowait(event)
+                                handed = True
+                            except trio.WouldBlock:
+                                await channel.send(event)
                         except (trio.BrokenResourceError, trio.ClosedResourceError):
                             # The reader went away; it must not hold the run back.
                             readers.remove(reader)
+                if handed:
+                    # A reader woken by these events takes its step before the
+                    # coordinator hears they are through: what it submits in reply
+                    # reaches the run before the run can see itself finished (as when
+                    # every send yielded).
+                    await trio.lowlevel.checkpoint()
             position += len(batch)
             await inbox.send(EventsDone(len(batch)))
     finally:

@@ -10,13 +10,19 @@ from .._model.events import ExecutionEvent
 
 __all__ = ["EventStream"]
 
+#: events a stream hands out without yielding to Trio, at most, while it has them
+RUN = 64
+
 
 class EventStream:
     """Every event of a run from the moment it was opened, in the run's one order.
 
     Returned by `Run.events`. Iterate it with ``async for``; it ends when the run ends.
     The stream is bounded: a reader that falls behind slows the run down rather than
-    letting events pile up. Use it as ``async with run.events() as events:`` (or call
+    letting events pile up. An event that is already waiting is handed out without a
+    trip through Trio's scheduler (a yield at most every 64 events, and whenever the
+    stream must wait), so reading costs little more than the loop's own body;
+    cancellation is seen at those yields. Use it as ``async with run.events() as events:`` (or call
     `aclose`) to stop reading early; a stream that is dropped is closed too, so an
     abandoned reader never stalls the run.
     """
@@ -28,6 +34,7 @@ class EventStream:
     ) -> None:
         self._channel = channel
         self._feed = feed
+        self._run = 0
 
     def detach(self) -> None:
         """Stop feeding this stream: what it holds can still be read, then it ends."""
@@ -45,6 +52,16 @@ class EventStream:
 
     async def receive(self) -> ExecutionEvent:
         """The next event; `trio.EndOfChannel` once the run has ended."""
+        run = self._run
+        if run < RUN:
+            try:
+                event = self._channel.receive_nowait()
+            except trio.WouldBlock:
+                pass
+            else:
+                self._run = run + 1
+                return event
+        self._run = 0
         return await self._channel.receive()
 
     def close(self) -> None:

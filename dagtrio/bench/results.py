@@ -12,6 +12,7 @@ new keys may appear without a bump. Version 1::
       "parameters": {
         "shape": "layered", "nodes": [20000], "width": 100, "density": null,
         "children": 4, "max_parallel": 64, "action": "noop", "hooks": 0,
+        "readers": 0,                              # --readers (added in version 1)
         "repeats": 3, "seed": 0, "compare": true, "runners": ["trio-floor", ...],
         "memory": "tracemalloc", "in_process": false,
         "journal": false                           # --journal (added in version 1)

@@ -32,6 +32,7 @@ from .. import (
     EventHook,
     ExecutionEvent,
     HookContext,
+    Run,
     RunReport,
     SqliteJournal,
     testing,
@@ -245,9 +246,31 @@ def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph]
             specs = graph_specs(graph, ACTION)
         hooks.extend(PassThrough() for _ in range(workload.hooks))
 
+        readers = workload.readers
+        seen: list[int] = []
+
+        async def read(run: Run) -> None:
+            count = 0
+            async for _ in run.events():
+                count += 1
+            seen.append(count)
+
+        async def execute(coordinator: Coordinator) -> RunReport:
+            if not readers:
+                return await coordinator.run(specs)
+            seen.clear()
+            async with coordinator.open_run(specs) as run, trio.open_nursery() as nursery:
+                for _ in range(readers):
+                    # run.events() is called in the reading task: a stream the body's
+                    # own task opened would stop when the body ends.
+                    nursery.start_soon(read, run)
+            if len(set(seen)) != 1 or seen[0] < 2 * len(specs):
+                raise AssertionError(f"the readers saw {seen} events of {len(specs)} nodes")
+            return run.report()
+
         async def timed(coordinator: Coordinator) -> tuple[float, RunReport]:
             start = time.perf_counter()
-            report = await coordinator.run(specs)
+            report = await execute(coordinator)
             elapsed = time.perf_counter() - start
             if not report.success:
                 raise AssertionError(f"dagtrio run failed: {report.error}")
@@ -259,7 +282,7 @@ def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph]
             )
 
             def check() -> None:
-                check_report(trio.run(coordinator.run, specs), graph)
+                check_report(trio.run(execute, coordinator), graph)
 
             return Trial(check, lambda: trio.run(timed, coordinator)[0])
 

@@ -149,6 +149,10 @@ def _hooks(instance: Any, attribute: Any, value: int) -> None:
     check_int("hooks", value, 0)
 
 
+def _readers(instance: Any, attribute: Any, value: int) -> None:
+    check_int("readers", value, 0)
+
+
 #: where dagtrio's nodes run in a benchmark (``--executor``)
 EXECUTORS = ("inline", "thread", "process")
 
@@ -176,6 +180,8 @@ class Workload:
     action: str = "noop"
     max_parallel: int = attrs.field(default=64, validator=_positive("max_parallel"))
     hooks: int = attrs.field(default=0, validator=_hooks)
+    #: ``run.events()`` readers dagtrio's run has, each reading every event
+    readers: int = attrs.field(default=0, validator=_readers)
     #: where dagtrio runs each node: its Trio task (the async action), a worker thread
     #: or a worker process (the sync action); the baselines are not affected
     executor: str = attrs.field(default="inline", validator=_executor)

@@ -196,6 +196,12 @@ def _run_arguments(run_group: Any) -> None:
         "--hooks", type=int_at_least(0), default=0, help="pass-through hooks for dagtrio"
     )
     run_group.add_argument(
+        "--readers",
+        type=int_at_least(0),
+        default=0,
+        help="run.events() readers for dagtrio, each reading every event (default: 0)",
+    )
+    run_group.add_argument(
         "--executor",
         choices=EXECUTORS,
         default="inline",
@@ -273,6 +279,7 @@ def _workload(args: argparse.Namespace, nodes: int) -> Workload:
         action=args.action,
         max_parallel=args.max_parallel,
         hooks=args.hooks,
+        readers=args.readers,
         executor=args.executor,
         cpu_rate=_cpu_rate(args),
     )
@@ -298,6 +305,7 @@ def _parameters(args: argparse.Namespace) -> dict[str, Any]:
         "max_parallel": args.max_parallel,
         "action": args.action,
         "hooks": args.hooks,
+        "readers": args.readers,
         "executor": args.executor,
         "cpu_rate": _cpu_rate(args),
         "repeats": args.repeats,

@@ -28,7 +28,7 @@ def describe(args: argparse.Namespace, nodes: int, edges: int | None) -> str:
         graph += f", half the initial nodes add {args.children} children each"
     return (
         f"{graph}; action {args.action}, max_parallel {args.max_parallel}, "
-        f"hooks {args.hooks}, executor {args.executor}, seed {args.seed}, "
+        f"hooks {args.hooks}, readers {args.readers}, executor {args.executor}, seed {args.seed}, "
         f"repeats {args.repeats}"
     )
 

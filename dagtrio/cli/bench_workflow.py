@@ -49,9 +49,9 @@ def refusal(args: argparse.Namespace) -> str | None:
     for name, option in _NOT_HERE.items():
         if getattr(args, name):
             return f"{option} does not apply to --shape workflow"
-    if args.action != "noop" or args.hooks or args.executor != "inline":
+    if args.action != "noop" or args.hooks or args.readers or args.executor != "inline":
         return (
-            "--action, --hooks and --executor do not apply to --shape workflow "
+            "--action, --hooks, --readers and --executor do not apply to --shape workflow "
             "(each task sleeps its own runtime, in virtual time)"
         )
     return None
