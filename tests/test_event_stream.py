@@ -12,22 +12,22 @@ from dagtrio import (
     ActionRegistry,
     Coordinator,
     CustomEvent,
-    ExecutionEvent,
     NodeCompleted,
     NodeCtx,
     NodeSpec,
     RunReport,
 )
+from dagtrio._hooks.pipeline import Pipe
 from dagtrio._hooks.stream import RUN, EventStream
 from dagtrio.bench.runners import RUNNERS
 from dagtrio.bench.workload import Workload
 
 
-def filled(count: int) -> tuple[EventStream, trio.MemorySendChannel[ExecutionEvent]]:
-    send, receive = trio.open_memory_channel[ExecutionEvent](count)
+def filled(count: int) -> tuple[EventStream, Pipe]:
+    pipe = Pipe(count)
     for i in range(count):
-        send.send_nowait(CustomEvent("e", i))
-    return EventStream(receive, send), send
+        assert pipe.put_nowait(CustomEvent("e", i))
+    return EventStream(pipe), pipe
 
 
 def test_queued_events_come_without_a_yield_each_but_never_more_than_RUN_apart() -> None:

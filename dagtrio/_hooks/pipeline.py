@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from inspect import isawaitable
+from types import CoroutineType
 from typing import Any, Protocol
 
 import trio
@@ -21,7 +22,7 @@ from .._model.events import ExecutionEvent, HookFailed
 from .hook import EventHook, HookContext, command_list
 from .messages import EventsDone, HookCommands, HookCrashed, Reply
 
-__all__ = ["ChannelSource", "Outbox", "Reader", "Tap", "run_stage", "run_tail"]
+__all__ = ["Outbox", "Pipe", "Reader", "Tap", "run_stage", "run_tail"]
 
 #: how many queued events a stage takes in one go (fewer checkpoints, same order)
 BATCH = 128
@@ -82,20 +83,147 @@ class Outbox:
         return batch
 
 
-class ChannelSource:
-    """Batched reads from a memory channel: one blocking receive, then what is queued."""
+class Pipe:
+    """A bounded queue of events from one stage of the pipeline to the next.
 
-    def __init__(self, channel: trio.MemoryReceiveChannel[ExecutionEvent]) -> None:
-        self.channel = channel
+    Between two of the pipeline's own tasks a Trio memory channel cost a
+    ``send_nowait`` and a ``receive_nowait`` per event and stage: the better part of
+    what a pass-through hook cost the run. A pipe is the same bounded FIFO without
+    what its two ends do not need (statistics, cloning, KI protection): `put_nowait`
+    is an append, and the next stage takes what is queued in one `receive_batch`.
+
+    It holds at most ``capacity`` events. With capacity 0 an event goes in only while
+    the next stage waits for one (a rendezvous, as a channel of capacity 0), so every
+    capacity bounds the pipeline exactly as channels did. One task puts, one task
+    takes; `close` (the putting stage ended) lets the taker drain it, then ends it.
+    A `run.events()` stream reads one too, one event at a time (`receive`), and may
+    stop early (`close_receiver`): a put then raises `trio.BrokenResourceError`.
+    """
+
+    __slots__ = ("_capacity", "_closed", "_getter", "_gone", "_items", "_putter")
+
+    def __init__(self, capacity: int) -> None:
+        self._items: deque[ExecutionEvent] = deque()
+        self._capacity = capacity
+        self._getter: trio.lowlevel.Task | None = None
+        self._putter: trio.lowlevel.Task | None = None
+        self._closed = False
+        self._gone = False
+
+    def put_nowait(self, event: ExecutionEvent) -> bool:
+        """Queue ``event`` if there is room; whether it went in."""
+        if self._gone or self._closed:
+            if self._gone:
+                raise trio.BrokenResourceError("the stream was closed by its reader")
+            raise trio.ClosedResourceError("the stream no longer takes events")
+        items = self._items
+        getter = self._getter
+        if len(items) < self._capacity or (getter is not None and not items):
+            items.append(event)
+            if getter is not None:
+                self._getter = None
+                trio.lowlevel.reschedule(getter)
+            return True
+        return False
+
+    def extend_nowait(self, events: list[ExecutionEvent], start: int) -> int:
+        """Queue ``events[start:]``, as many as there is room for; where it stopped."""
+        if self._gone or self._closed:
+            self.put_nowait(events[start])  # raises what a put would
+        items = self._items
+        getter = self._getter
+        room = self._capacity - len(items)
+        if room <= 0:
+            if getter is None or items:
+                return start
+            room = 1
+        end = min(len(events), start + room)
+        items.extend(events[start:end] if start or end < len(events) else events)
+        if getter is not None:
+            self._getter = None
+            trio.lowlevel.reschedule(getter)
+        return end
+
+    async def put(self, event: ExecutionEvent) -> None:
+        """Queue ``event``, waiting for room if there is none."""
+        while not self.put_nowait(event):
+            self._putter = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(self._abort_put)
+
+    def _abort_put(self, _: Any) -> trio.lowlevel.Abort:
+        self._putter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _abort_get(self, _: Any) -> trio.lowlevel.Abort:
+        self._getter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _room(self) -> None:
+        putter = self._putter
+        if putter is not None:
+            self._putter = None
+            trio.lowlevel.reschedule(putter)
+
+    def close(self) -> None:
+        """No more events: the taker gets what is queued, then `trio.EndOfChannel`.
+
+        A put waiting for room (a stream detached while the tail waits on it) raises
+        `trio.ClosedResourceError`.
+        """
+        self._closed = True
+        self._room()
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            trio.lowlevel.reschedule(getter)
+
+    def close_receiver(self) -> None:
+        """The taker stops: what is queued is dropped, and a put raises from now on."""
+        self._gone = True
+        self._items.clear()
+        self._room()
+
+    async def receive(self) -> ExecutionEvent:
+        """The next event; `trio.EndOfChannel` once closed and empty.
+
+        Always a checkpoint, as a channel's; `trio.ClosedResourceError` after
+        `close_receiver`.
+        """
+        items = self._items
+        if items:
+            await trio.lowlevel.checkpoint()
+        while not items:
+            if self._gone:
+                raise trio.ClosedResourceError("this stream was closed")
+            if self._closed:
+                raise trio.EndOfChannel
+            self._getter = trio.lowlevel.current_task()
+            self._room()
+            await trio.lowlevel.wait_task_rescheduled(self._abort_get)
+        if self._gone:
+            raise trio.ClosedResourceError("this stream was closed")
+        event = items.popleft()
+        self._room()
+        return event
 
     async def receive_batch(self) -> list[ExecutionEvent]:
-        channel = self.channel
-        batch = [await channel.receive()]
-        while len(batch) < BATCH:
-            try:
-                batch.append(channel.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
+        """Up to `BATCH` events in order; `trio.EndOfChannel` once closed and empty."""
+        items = self._items
+        if items:
+            await trio.lowlevel.checkpoint()
+        while not items:
+            if self._closed:
+                raise trio.EndOfChannel
+            self._getter = trio.lowlevel.current_task()
+            self._room()  # with capacity 0, a waiting taker is the room
+            await trio.lowlevel.wait_task_rescheduled(self._abort_get)
+        count = len(items)
+        if count <= BATCH:
+            batch = list(items)
+            items.clear()
+        else:
+            batch = [items.popleft() for _ in range(BATCH)]
+        self._room()
         return batch
 
 
@@ -104,7 +232,7 @@ async def run_stage(
     name: str,
     ctx: HookContext,
     source: _Source,
-    sink: trio.MemorySendChannel[ExecutionEvent],
+    sink: Pipe,
     inbox: trio.MemorySendChannel[Any],
     isolate: bool,
 ) -> None:
@@ -114,7 +242,9 @@ async def run_stage(
     coordinator hears that an event passed every hook, everything it caused is in the
     graph, and the run cannot end in between.
     """
-    with sink:
+    handle = hook.handle
+    put_nowait = sink.put_nowait
+    try:
         while True:
             try:
                 batch = await source.receive_batch()
@@ -122,10 +252,14 @@ async def run_stage(
                 return
             for event in batch:
                 try:
-                    result: Any = hook.handle(ctx, event)
-                    if isawaitable(result):  # a sync handle() is accepted too
-                        result = await result
-                    commands = command_list(result, name)
+                    result: Any = handle(ctx, event)
+                    if result is not None:
+                        # A sync handle() is accepted too.
+                        if type(result) is CoroutineType or isawaitable(result):
+                            result = await result
+                        commands = command_list(result, name) if result is not None else ()
+                    else:
+                        commands = ()
                 except Exception as exc:
                     await inbox.send(HookCrashed(name, exc, type(event) is HookFailed))
                     if not isolate:
@@ -140,10 +274,10 @@ async def run_stage(
                     applied = Reply()
                     await inbox.send(HookCommands(name, commands, applied))
                     await applied.wait()
-                try:
-                    sink.send_nowait(event)
-                except trio.WouldBlock:
-                    await sink.send(event)
+                if not put_nowait(event):
+                    await sink.put(event)
+    finally:
+        sink.close()
 
 
 class Tap(Protocol):
@@ -178,7 +312,7 @@ class Reader:
 
     __slots__ = ("channel", "start")
 
-    def __init__(self, channel: trio.MemorySendChannel[ExecutionEvent], start: int) -> None:
+    def __init__(self, channel: Pipe, start: int) -> None:
         self.channel = channel
         self.start = start
 
@@ -198,23 +332,26 @@ async def run_tail(
                 return
             if readers:
                 handed = False
-                for offset, event in enumerate(batch, position):
-                    for reader in tuple(readers):
-                        if offset < reader.start:
-                            continue
-                        channel = reader.channel
-                        try:
-                            # A send that has room need not yield: the batch's receive
-                            # was the checkpoint, and a yield per event per reader
-                            # cost more than everything else a reader costs.
-                            try:
-                                channel.send_nowait(event)
+                count = len(batch)
+                for reader in tuple(readers):
+                    # Events in flight when it subscribed went out before it.
+                    i = max(0, reader.start - position)
+                    channel = reader.channel
+                    try:
+                        # What has room goes in at once, without a yield: the batch's
+                        # receive was the checkpoint, and a yield (or a call) per event
+                        # and reader cost more than everything else a reader costs.
+                        while i < count:
+                            reached = channel.extend_nowait(batch, i)
+                            if reached > i:
                                 handed = True
-                            except trio.WouldBlock:
-                                await channel.send(event)
-                        except (trio.BrokenResourceError, trio.ClosedResourceError):
-                            # The reader went away; it must not hold the run back.
-                            readers.remove(reader)
+                                i = reached
+                            else:
+                                await channel.put(batch[i])
+                                i += 1
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        # The reader went away; it must not hold the run back.
+                        readers.remove(reader)
                 if handed:
                     # A reader woken by these events takes its step before the
                     # coordinator hears they are through: what it submits in reply

@@ -216,3 +216,55 @@ class CustomEvent(ExecutionEvent):
 
     name: str
     payload: Any = None
+
+
+# ------------------------------------------------------------- fast constructors
+# A run that is listened to builds a NodeAdded, a NodeStarted and a NodeCompleted per
+# node. attrs' frozen __init__ costs a Python frame and a setattr by name per field;
+# these store straight through the slots' descriptors (none of these classes has a
+# default, validator or converter to honour). tests/test_events.py holds each equal
+# to what the class itself builds.
+
+
+def _two(cls: type[Any], first: str, second: str) -> Any:
+    new = object.__new__
+    set_first = cls.__dict__[first].__set__
+    set_second = cls.__dict__[second].__set__
+
+    def make(a: Any, b: Any) -> Any:
+        event = new(cls)
+        set_first(event, a)
+        set_second(event, b)
+        return event
+
+    return make
+
+
+def _three(cls: type[Any], first: str, second: str, third: str) -> Any:
+    new = object.__new__
+    set_first = cls.__dict__[first].__set__
+    set_second = cls.__dict__[second].__set__
+    set_third = cls.__dict__[third].__set__
+
+    def make(a: Any, b: Any, c: Any) -> Any:
+        event = new(cls)
+        set_first(event, a)
+        set_second(event, b)
+        set_third(event, c)
+        return event
+
+    return make
+
+
+if TYPE_CHECKING:
+
+    def node_started(node: NodeRef, attempt: int) -> NodeStarted: ...
+    def node_completed(node: NodeRef, outcome: NodeOutput) -> NodeCompleted: ...
+    def node_added(node: NodeRef, spec: NodeSpec, branch: str) -> NodeAdded: ...
+    def node_output(outputs: Any, success: bool, metadata: Any) -> NodeOutput: ...
+
+else:
+    node_started = _two(NodeStarted, "node", "attempt")
+    node_completed = _two(NodeCompleted, "node", "outcome")
+    node_added = _three(NodeAdded, "node", "spec", "branch")
+    node_output = _three(NodeOutput, "outputs", "success", "metadata")

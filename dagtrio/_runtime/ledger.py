@@ -17,7 +17,7 @@ from .._durable.recorder import RunRecorder
 from .._errors import JournalError
 from .._hooks.hook import command_list, hook_name
 from .._hooks.messages import HookCommands, HookCrashed, Reply
-from .._hooks.pipeline import ChannelSource, run_stage, run_tail
+from .._hooks.pipeline import Pipe, run_stage, run_tail
 from .._model.events import CommandRejected, ExecutionEvent, HookFailed, RunResumed
 from .base import RunData, settle
 from .messages import (
@@ -66,7 +66,7 @@ class Ledger(RunData):
         source: Any = self._outbox
         capacity = self._options.event_capacity
         for hook in self._hooks:
-            sink, receive = trio.open_memory_channel[ExecutionEvent](capacity)
+            sink = Pipe(capacity)
             nursery.start_soon(
                 run_stage,
                 hook,
@@ -77,7 +77,7 @@ class Ledger(RunData):
                 inbox,
                 self._isolate,
             )
-            source = ChannelSource(receive)
+            source = sink
         nursery.start_soon(run_tail, source, self._readers, inbox)
 
     def _emit(self, event: ExecutionEvent) -> None:

@@ -20,10 +20,9 @@ from .._durable.replay import stored_state
 from .._errors import CommandRejectedError, RunFinishedError
 from .._hooks.hook import HookContext
 from .._hooks.messages import Reply
-from .._hooks.pipeline import Reader, Tap
+from .._hooks.pipeline import Pipe, Reader, Tap
 from .._hooks.stream import EventStream
 from .._model.commands import ExecutorCommand
-from .._model.events import ExecutionEvent
 from .._model.report import RunReport
 from .._state.view import GraphView
 from .._validate import check_seconds
@@ -130,12 +129,12 @@ class Run(Loop, Crews, Lifecycle, Ledger):
         the run goes on, and the run must not wait on it. To follow a run past the
         body, call ``run.events()`` in the task that reads.
         """
-        send, receive = trio.open_memory_channel[ExecutionEvent](self._options.event_capacity)
-        stream = EventStream(receive, send)
+        pipe = Pipe(self._options.event_capacity)
+        stream = EventStream(pipe)
         if self._finished:
-            send.close()
+            pipe.close()
         else:
-            self._readers.append(Reader(send, self._pipelined))
+            self._readers.append(Reader(pipe, self._pipelined))
             self._state.listen(True)
             if self._body_task is not None and trio.lowlevel.current_task() is self._body_task:
                 self._body_streams.add(stream)

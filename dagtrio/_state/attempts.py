@@ -18,7 +18,9 @@ from .._model.events import (
     NodeFailed,
     NodeRetrying,
     NodeSkipped,
-    NodeStarted,
+    node_completed,
+    node_output,
+    node_started,
 )
 from .._model.frozen import freeze
 from .._model.spec import (
@@ -111,7 +113,7 @@ class Attempts(StateData):
             node.started_at = t
         self.running += 1
         if self.listening:
-            self.emit(NodeStarted(node.ref, node.attempts))
+            self.emit(node_started(node.ref, node.attempts))
 
     def attempt_done(self, node: Node, result: Any, fault: BaseException | str | None) -> None:
         """Apply the end of one attempt reported by a worker.
@@ -166,8 +168,8 @@ class Attempts(StateData):
             self.outputs[node.id] = frozen
             if self.listening:
                 if output is None or frozen is not outputs:
-                    output = NodeOutput(frozen, True, None if output is None else output.metadata)
-                self.emit(NodeCompleted(node.ref, output))
+                    output = node_output(frozen, True, None if output is None else output.metadata)
+                self.emit(node_completed(node.ref, output))
             # `_release_dependents`, inlined, and `_make_ready` for the common case: a
             # dependent that does not defer, with no pause to be parked for.
             dependents = node.dependents

@@ -13,8 +13,8 @@ from .._actions.placement import Call
 from .._actions.registry import NodeAction
 from .._errors import InvalidGraphError
 from .._model.events import (
-    NodeAdded,
     NodeCancelled,
+    node_added,
 )
 from .._model.graph import batch_order
 from .._model.spec import (
@@ -281,7 +281,7 @@ class Growth(StateData):
             on_branch.append(node)
             batch.append(node)
             if listening:
-                emit(NodeAdded(node.ref, spec, branch))
+                emit(node_added(node.ref, spec, branch))
         self.unfinished += len(batch)
         if self.deferring:
             for node in batch:
@@ -364,7 +364,7 @@ class Growth(StateData):
         # with the collector on, collection after collection over the growing heap.
         with collector_paused(len(self.nodes)):
             for node in self.nodes.values():
-                emit(NodeAdded(node.ref, node.spec, node.branch))
+                emit(node_added(node.ref, node.spec, node.branch))
 
     def add_initial(self, specs: Sequence[NodeSpec]) -> None:
         """Validate and insert the run's first specs; `InvalidGraphError` before anything runs.

@@ -30,9 +30,9 @@ from .. import (
     ActionRegistry,
     Coordinator,
     EventHook,
+    EventStream,
     ExecutionEvent,
     HookContext,
-    Run,
     RunReport,
     SqliteJournal,
     testing,
@@ -249,9 +249,9 @@ def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph]
         readers = workload.readers
         seen: list[int] = []
 
-        async def read(run: Run) -> None:
+        async def read(events: EventStream) -> None:
             count = 0
-            async for _ in run.events():
+            async for _ in events:
                 count += 1
             seen.append(count)
 
@@ -260,10 +260,10 @@ def _dagtrio(*, grow: bool, journal: bool = False) -> Callable[[Workload, Graph]
                 return await coordinator.run(specs)
             seen.clear()
             async with coordinator.open_run(specs) as run, trio.open_nursery() as nursery:
-                for _ in range(readers):
-                    # run.events() is called in the reading task: a stream the body's
-                    # own task opened would stop when the body ends.
-                    nursery.start_soon(read, run)
+                # Opened first thing in the body, so that each sees the whole run; the
+                # body lasts until the readers end, so its streams never stop early.
+                for events in [run.events() for _ in range(readers)]:
+                    nursery.start_soon(read, events)
             if len(set(seen)) != 1 or seen[0] < 2 * len(specs):
                 raise AssertionError(f"the readers saw {seen} events of {len(specs)} nodes")
             return run.report()
