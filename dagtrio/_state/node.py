@@ -33,19 +33,20 @@ OWNERS: dict[str, frozenset[str]] = {
 }
 
 
+_CACHED, _ON_HOLD, _SUPPLIED, _BLOCKED = 1, 2, 4, 8
+
+
 class Node:
     """Mutable bookkeeping for one node. Only `RunState` writes to it."""
 
     __slots__ = (
+        "_flags",
         "_ref",
         "action",
         "attempts",
-        "blocked",
         "branch",
-        "cached",
         "call",
         "crew",
-        "dag",
         "dependents",
         "ended",
         "entry",
@@ -54,7 +55,6 @@ class Node:
         "finished_at",
         "first_try",
         "id",
-        "on_hold",
         "outputs",
         "parked",
         "rank",
@@ -63,7 +63,6 @@ class Node:
         "spec",
         "started_at",
         "status",
-        "supplied",
         "traceback",
         "uses",
         "waiting",
@@ -78,8 +77,10 @@ class Node:
         call: Callable[[NodeCtx], Awaitable[Any]],
     ) -> None:
         self.id: str = spec.id  # type: ignore[assignment]
-        self.dag = dag
-        self._ref: NodeRef | None = None
+        # The run's DAG name until an event needs the node's `NodeRef`, which then
+        # takes its place (a slot less per node than keeping both).
+        self._ref: NodeRef | str = dag
+        self._flags = 0
         self.spec = spec
         self.branch = branch
         self.action = action
@@ -115,16 +116,10 @@ class Node:
         self.result: Any = None
         #: why the attempt failed: the exception it raised, a message (a timeout), or None
         self.fault: BaseException | str | None = None
-        #: succeeded by reusing a cached result (a hit of the run's `MemoPolicy`)
-        self.cached = False
         #: READY, and set aside in `RunState.parked` because its branch is paused
         self.parked = False
         #: the formatted traceback of the last failed attempt that raised
         self.traceback: str | None = None
-        #: FAILED, and held for a decision (``on_failure="hold"``): its dependents wait
-        self.on_hold = False
-        #: SUCCEEDED with outputs a person supplied (`CompleteNode`), not by running
-        self.supplied = False
         # Ranked scheduling (see `Policy`): its live heap entry, its remaining path in
         # estimated seconds (``order="critical_path"``), the resources an attempt holds
         # (empty without ``limits``), and whether it is READY but set aside until one
@@ -132,7 +127,6 @@ class Node:
         self.entry: tuple[int, float, int, Node] | None = None
         self.rank = 0.0
         self.uses: Mapping[str, int] = EMPTY
-        self.blocked = False
 
     @property
     def ref(self) -> NodeRef:
@@ -141,9 +135,55 @@ class Node:
         A run that nobody listens to builds no events, so it never needs one.
         """
         ref = self._ref
-        if ref is None:
-            ref = self._ref = NodeRef(self.dag, self.id)
-        return ref
+        if type(ref) is str:
+            made = self._ref = NodeRef(ref, self.id)
+            return made
+        return ref  # type: ignore[return-value]
+
+    @property
+    def dag(self) -> str:
+        """The name of the run's DAG."""
+        ref = self._ref
+        return ref if isinstance(ref, str) else ref.dag
+
+    # Flags that are seldom set, in one int: a slot each cost 8 bytes a node, and no
+    # hot path reads them.
+
+    @property
+    def cached(self) -> bool:
+        """Succeeded by reusing a cached result (a hit of the run's `MemoPolicy`)."""
+        return bool(self._flags & _CACHED)
+
+    @cached.setter
+    def cached(self, value: bool) -> None:
+        self._flags = self._flags | _CACHED if value else self._flags & ~_CACHED
+
+    @property
+    def on_hold(self) -> bool:
+        """FAILED, and held for a decision (``on_failure="hold"``): its dependents wait."""
+        return bool(self._flags & _ON_HOLD)
+
+    @on_hold.setter
+    def on_hold(self, value: bool) -> None:
+        self._flags = self._flags | _ON_HOLD if value else self._flags & ~_ON_HOLD
+
+    @property
+    def supplied(self) -> bool:
+        """SUCCEEDED with outputs a person supplied (`CompleteNode`), not by running."""
+        return bool(self._flags & _SUPPLIED)
+
+    @supplied.setter
+    def supplied(self, value: bool) -> None:
+        self._flags = self._flags | _SUPPLIED if value else self._flags & ~_SUPPLIED
+
+    @property
+    def blocked(self) -> bool:
+        """READY, but set aside until a resource it uses is free (see `Policy`)."""
+        return bool(self._flags & _BLOCKED)
+
+    @blocked.setter
+    def blocked(self, value: bool) -> None:
+        self._flags = self._flags | _BLOCKED if value else self._flags & ~_BLOCKED
 
     def record(self) -> NodeRecord:
         spec = self.spec
