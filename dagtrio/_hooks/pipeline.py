@@ -11,6 +11,7 @@ starts no new node while more than ``event_capacity`` events are unacknowledged
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from inspect import isawaitable
 from types import CoroutineType
@@ -30,57 +31,6 @@ BATCH = 128
 
 class _Source(Protocol):
     async def receive_batch(self) -> list[ExecutionEvent]: ...
-
-
-class Outbox:
-    """The coordinator's end of the pipeline: `put` never blocks.
-
-    Its length is bounded by the coordinator's admission rule, not by the outbox
-    itself, which is what lets the coordinator stay ready to receive at all times.
-    """
-
-    def __init__(self) -> None:
-        self._items: deque[ExecutionEvent] = deque()
-        self._wakeup: trio.Event | None = None
-        self._closed = False
-        #: with a journal: the seq of the last record appended, and a wait until every
-        #: record up to a seq is committed. No event leaves before the records that
-        #: came before it are on disk.
-        self.journal: Any = None
-
-    def put(self, event: ExecutionEvent) -> None:
-        self._items.append(event)
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set()
-
-    def close(self) -> None:
-        self._closed = True
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    async def receive_batch(self) -> list[ExecutionEvent]:
-        """Up to `BATCH` events in order; `trio.EndOfChannel` once closed and empty."""
-        items = self._items
-        if items:
-            await trio.lowlevel.checkpoint()
-        while not items:
-            if self._closed:
-                raise trio.EndOfChannel
-            self._wakeup = wakeup = trio.Event()
-            await wakeup.wait()
-        count = min(len(items), BATCH)
-        batch = [items.popleft() for _ in range(count)]
-        journal = self.journal
-        if journal is not None and journal.committed < journal.seq:
-            # Every record appended so far precedes every event of this batch.
-            await journal.wait_committed(journal.seq)
-        return batch
 
 
 class Pipe:
@@ -189,6 +139,15 @@ class Pipe:
         Always a checkpoint, as a channel's; `trio.ClosedResourceError` after
         `close_receiver`.
         """
+        await self._ready()
+        if self._gone:
+            raise trio.ClosedResourceError("this stream was closed")
+        event = self._items.popleft()
+        self._room()
+        return event
+
+    async def _ready(self) -> None:
+        """Wait until an event is queued; a checkpoint even if one is."""
         items = self._items
         if items:
             await trio.lowlevel.checkpoint()
@@ -198,25 +157,13 @@ class Pipe:
             if self._closed:
                 raise trio.EndOfChannel
             self._getter = trio.lowlevel.current_task()
-            self._room()
+            self._room()  # with capacity 0, a waiting taker is the room
             await trio.lowlevel.wait_task_rescheduled(self._abort_get)
-        if self._gone:
-            raise trio.ClosedResourceError("this stream was closed")
-        event = items.popleft()
-        self._room()
-        return event
 
     async def receive_batch(self) -> list[ExecutionEvent]:
         """Up to `BATCH` events in order; `trio.EndOfChannel` once closed and empty."""
+        await self._ready()
         items = self._items
-        if items:
-            await trio.lowlevel.checkpoint()
-        while not items:
-            if self._closed:
-                raise trio.EndOfChannel
-            self._getter = trio.lowlevel.current_task()
-            self._room()  # with capacity 0, a waiting taker is the room
-            await trio.lowlevel.wait_task_rescheduled(self._abort_get)
         count = len(items)
         if count <= BATCH:
             batch = list(items)
@@ -224,6 +171,43 @@ class Pipe:
         else:
             batch = [items.popleft() for _ in range(BATCH)]
         self._room()
+        return batch
+
+
+class Outbox(Pipe):
+    """The coordinator's end of the pipeline: `put` never blocks.
+
+    Its length is bounded by the coordinator's admission rule, not by the outbox
+    itself, which is what lets the coordinator stay ready to receive at all times.
+    """
+
+    __slots__ = ("journal",)
+
+    def __init__(self) -> None:
+        super().__init__(sys.maxsize)
+        #: with a journal: the seq of the last record appended, and a wait until every
+        #: record up to a seq is committed. No event leaves before the records that
+        #: came before it are on disk.
+        self.journal: Any = None
+
+    def put(self, event: ExecutionEvent) -> None:  # type: ignore[override]
+        """Queue ``event`` (the run's own last events may follow `close`)."""
+        self._items.append(event)
+        getter = self._getter
+        if getter is not None:
+            self._getter = None
+            trio.lowlevel.reschedule(getter)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    async def receive_batch(self) -> list[ExecutionEvent]:
+        """Up to `BATCH` events, once every record appended before them is committed."""
+        batch = await super().receive_batch()
+        journal = self.journal
+        if journal is not None and journal.committed < journal.seq:
+            # Every record appended so far precedes every event of this batch.
+            await journal.wait_committed(journal.seq)
         return batch
 
 
