@@ -23,7 +23,15 @@ from .._model.spec import NodeCtx
 if TYPE_CHECKING:
     from .._state.node import Node
 
-__all__ = ["LiveCtx", "RunShared", "new_ctx", "set_attempt", "set_node", "set_shared"]
+__all__ = [
+    "LiveCtx",
+    "RunShared",
+    "new_ctx",
+    "set_attempt",
+    "set_inputs",
+    "set_node",
+    "set_shared",
+]
 
 
 class RunShared:
@@ -57,8 +65,9 @@ class LiveCtx(NodeCtx):
 
     # Slots of its own: the fields' slots (NodeCtx's) stay empty, shadowed by the
     # properties below.
-    __slots__ = ("_attempt", "_node", "_shared", "_upstream")
+    __slots__ = ("_attempt", "_inputs", "_node", "_shared", "_upstream")
     _attempt: int
+    _inputs: Mapping[str, Any]
     _node: Node
     _shared: RunShared
     _upstream: dict[str, Any]
@@ -82,7 +91,9 @@ class LiveCtx(NodeCtx):
 
     @property
     def inputs(self) -> Mapping[str, Any]:
-        return self._node.spec.inputs  # read-only already (see `_model.frozen`)
+        # Taken at dispatch: a held node retried with new inputs gets a new spec, and
+        # a context kept from an earlier attempt must still show that attempt's.
+        return self._inputs  # read-only already (see `_model.frozen`)
 
     @property
     def upstream(self) -> Mapping[str, Any]:
@@ -140,10 +151,12 @@ class LiveCtx(NodeCtx):
 
 # A slot's own setter, bound once: NodeCtx's __setattr__ refuses every write (frozen).
 # The coordinator's dispatch builds each context with them (`Loop._dispatch`):
-# ``new_ctx(LiveCtx)``, then the node, its attempt and the run's `RunShared`.
+# ``new_ctx(LiveCtx)``, then the node, its attempt, its inputs and the run's
+# `RunShared`.
 new_ctx = object.__new__
 _slots = LiveCtx.__dict__
 set_node = _slots["_node"].__set__
 set_attempt = _slots["_attempt"].__set__
+set_inputs = _slots["_inputs"].__set__
 set_shared = _slots["_shared"].__set__
 _set_upstream = _slots["_upstream"].__set__

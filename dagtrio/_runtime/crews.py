@@ -122,7 +122,12 @@ class Crews(RunData):
                 error = exc
             except BaseException as exc:
                 if not holds_cancellation(exc):
-                    raise  # KeyboardInterrupt, SystemExit: not this node's business
+                    # KeyboardInterrupt, SystemExit: not this node's business. The crew's
+                    # nursery closes as it propagates: the run must start nothing more
+                    # (in it or anywhere), or the next start would add an internal
+                    # error to what the caller sees.
+                    self._halt()
+                    raise
                 if trio.current_effective_deadline() != -math.inf:
                     # A Cancelled that no scope of ours asked for: re-raised by hand out
                     # of the scope it belonged to. Taken for ours, it would end the

@@ -22,7 +22,7 @@ from .._model.spec import NodeStatus
 from .._state.node import Node
 from .._state.state import Rejected
 from .base import RunData
-from .context import LiveCtx, new_ctx, set_attempt, set_node, set_shared
+from .context import LiveCtx, new_ctx, set_attempt, set_inputs, set_node, set_shared
 from .crew import WORKER_NAME
 from .messages import (
     GraceOver,
@@ -177,6 +177,7 @@ class Loop(RunData):
             ctx = new_ctx(LiveCtx)
             set_node(ctx, node)
             set_attempt(ctx, node.attempts)
+            set_inputs(ctx, node.spec.inputs)
             set_shared(ctx, shared)
             idle = crew.idle
             if idle:

@@ -145,12 +145,14 @@ class Policy(StateData):
         stack = grown
         while stack:
             node, below = stack.pop()
-            if node.status is RUNNING or node.status.is_final:
-                continue  # started (or done): what it waits for is done too
             candidate = self.estimate(node) + below
             if candidate <= node.rank:
                 continue
             node.rank = candidate
+            if node.status is RUNNING or node.status.is_final:
+                # What it waits for is done, so its deps need nothing; but a retry,
+                # a held node's RetryNode or a re-run queues it again, with this rank.
+                continue
             if node.status is READY:
                 self._reranked(node)
             for dep_id in node.spec.deps:
