@@ -33,7 +33,18 @@ OWNERS: dict[str, frozenset[str]] = {
 }
 
 
-_CACHED, _ON_HOLD, _SUPPLIED, _BLOCKED = 1, 2, 4, 8
+class _Flag:
+    """A boolean attribute of `Node` kept as one bit of its ``_flags``."""
+
+    def __init__(self, bit: int, doc: str) -> None:
+        self.bit = bit
+        self.__doc__ = doc
+
+    def __get__(self, node: Node, owner: object = None) -> bool:
+        return bool(node._flags & self.bit)
+
+    def __set__(self, node: Node, value: bool) -> None:
+        node._flags = node._flags | self.bit if value else node._flags & ~self.bit
 
 
 class Node:
@@ -148,42 +159,10 @@ class Node:
 
     # Flags that are seldom set, in one int: a slot each cost 8 bytes a node, and no
     # hot path reads them.
-
-    @property
-    def cached(self) -> bool:
-        """Succeeded by reusing a cached result (a hit of the run's `MemoPolicy`)."""
-        return bool(self._flags & _CACHED)
-
-    @cached.setter
-    def cached(self, value: bool) -> None:
-        self._flags = self._flags | _CACHED if value else self._flags & ~_CACHED
-
-    @property
-    def on_hold(self) -> bool:
-        """FAILED, and held for a decision (``on_failure="hold"``): its dependents wait."""
-        return bool(self._flags & _ON_HOLD)
-
-    @on_hold.setter
-    def on_hold(self, value: bool) -> None:
-        self._flags = self._flags | _ON_HOLD if value else self._flags & ~_ON_HOLD
-
-    @property
-    def supplied(self) -> bool:
-        """SUCCEEDED with outputs a person supplied (`CompleteNode`), not by running."""
-        return bool(self._flags & _SUPPLIED)
-
-    @supplied.setter
-    def supplied(self, value: bool) -> None:
-        self._flags = self._flags | _SUPPLIED if value else self._flags & ~_SUPPLIED
-
-    @property
-    def blocked(self) -> bool:
-        """READY, but set aside until a resource it uses is free (see `Policy`)."""
-        return bool(self._flags & _BLOCKED)
-
-    @blocked.setter
-    def blocked(self, value: bool) -> None:
-        self._flags = self._flags | _BLOCKED if value else self._flags & ~_BLOCKED
+    cached = _Flag(1, "Succeeded by reusing a cached result (a hit of the run's `MemoPolicy`).")
+    on_hold = _Flag(2, "FAILED, and held for a decision (``on_failure='hold'``).")
+    supplied = _Flag(4, "SUCCEEDED with outputs a person supplied (`CompleteNode`).")
+    blocked = _Flag(8, "READY, but set aside until a resource it uses is free (`Policy`).")
 
     def record(self) -> NodeRecord:
         spec = self.spec
