@@ -65,7 +65,8 @@ class Ledger(RunData):
         await inbox.send(HooksStarted())
         source: Any = self._outbox
         capacity = self._options.event_capacity
-        for hook in self._hooks:
+        last = len(self._hooks) - 1
+        for i, hook in enumerate(self._hooks):
             sink = Pipe(capacity)
             nursery.start_soon(
                 run_stage,
@@ -76,6 +77,7 @@ class Ledger(RunData):
                 sink,
                 inbox,
                 self._isolate,
+                self._readers if i == last else None,
             )
             source = sink
         nursery.start_soon(run_tail, source, self._readers, inbox)
