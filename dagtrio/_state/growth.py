@@ -54,6 +54,17 @@ def collector_paused(size: int) -> Iterator[None]:
     try:
         yield
     finally:
+        if not gc.get_freeze_count():
+            # The batch's objects would all wait in the youngest generation, and its next
+            # collection would traverse every one of them (then the middle one's would,
+            # again), to find no garbage among them: 6.5 ms of a 20k-node run that takes
+            # 180. Moving every tracked object to the oldest generation instead costs
+            # nothing per object: freeze puts them aside, unfreeze merges them into the
+            # oldest generation. They are looked at by the next full collection, as any
+            # long-lived object is. Not while the application keeps objects frozen
+            # itself (a pre-fork server): unfreeze would let go of its frozen ones too.
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 
