@@ -458,3 +458,31 @@ async def test_big_batches_leave_the_garbage_collector_as_they_found_it(
     assert set(seen) == {not app_disabled_gc}
     rejected = [e for e in recorder.events if type(e).__name__ == "CommandRejected"]
     assert len(rejected) == 1 and "missing" in rejected[0].reason  # type: ignore[attr-defined]
+
+
+async def test_big_batches_leave_the_applications_frozen_objects_frozen() -> None:
+    # After a big batch its objects are moved to the oldest generation with
+    # freeze+unfreeze; an application that froze objects itself (a pre-fork server)
+    # must find them still frozen, and otherwise nothing stays frozen.
+    import gc
+
+    from dagtrio._state.state import BULK
+
+    specs = [NodeSpec("noop", id=f"n{i}") for i in range(BULK)]
+    report = await Coordinator(REG).run(specs)
+    assert report.success and gc.get_freeze_count() == 0
+    kept = [[i] for i in range(10)]  # tracked objects, frozen by the application
+
+    def frozen() -> bool:
+        # Frozen objects are in none of the collector's generations.
+        tracked = {id(o) for o in gc.get_objects()}
+        return not any(id(o) in tracked for o in kept)
+
+    gc.freeze()
+    try:
+        assert frozen()
+        report = await Coordinator(REG).run([NodeSpec("noop", id=f"m{i}") for i in range(BULK)])
+        assert report.success and frozen()
+    finally:
+        gc.unfreeze()
+    assert not frozen()
