@@ -407,3 +407,31 @@ def test_a_run_going_on_in_another_process_is_not_resumed(tmp_path: Path) -> Non
         os.close(claims)
     report = trio.run(lambda: coordinator(journal).resume("r"))
     assert report.success
+
+
+@given(
+    count=st.integers(0, 700),
+    limit=st.sampled_from([12, 100, 999, 32766]),
+)
+@settings(max_examples=60, deadline=None)
+def test_records_go_in_whole_and_in_order_whatever_the_statement_limit(
+    count: int, limit: int
+) -> None:
+    # A batch is written many rows per statement; whatever the number of rows and
+    # however few parameters this SQLite lets a statement have, every row lands once.
+    from dagtrio._durable.schema import SCHEMA, insert_records, statements
+
+    db = sqlite3.connect(":memory:")
+    for statement in statements(SCHEMA):
+        db.execute(statement)
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    rows = [
+        (i, "outcome", f"n{i}", "succeeded", 1, 0.1 * i, 0.2 * i, None, None, None, None)
+        for i in range(1, count + 1)
+    ]
+    insert_records(db, "run", rows)
+    got = db.execute(
+        "SELECT seq, kind, node, status, attempts, started_at, finished_at, error, data,"
+        " traceback, ended FROM records WHERE run_id = 'run' ORDER BY seq"
+    ).fetchall()
+    assert got == rows

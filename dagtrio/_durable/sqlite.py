@@ -57,9 +57,9 @@ from .claims import CLAIMS, LIVE, LIVE_LOCK, OWNER
 from .records import RunInfo, StoredRun
 from .replay import stored_report
 from .schema import (
-    INSERT_RECORD,
     SCHEMA_VERSION,
     SYNCHRONOUS,
+    insert_records,
     open_file,
     transaction,
 )
@@ -227,7 +227,7 @@ class SqliteJournal:
                     )
                 except sqlite3.IntegrityError:
                     raise self._already(run_id) from None
-                db.executemany(INSERT_RECORD, [(run_id, *row) for row in rows])
+                insert_records(db, run_id, rows)
         except BaseException:
             self._release(run_id)
             raise
@@ -281,7 +281,7 @@ class SqliteJournal:
                     " error = NULL, owner = ? WHERE run_id = ?",
                     (OWNER, run_id),
                 )
-            db.executemany(INSERT_RECORD, [(run_id, *row) for row in rows])
+            insert_records(db, run_id, rows)
             if end is None:
                 cursor = db.execute(
                     "UPDATE runs SET handled = ?, nodes = ? WHERE run_id = ?",
