@@ -469,8 +469,11 @@ async def test_big_batches_leave_the_applications_frozen_objects_frozen() -> Non
     from dagtrio._state.state import BULK
 
     specs = [NodeSpec("noop", id=f"n{i}") for i in range(BULK)]
+    before = gc.get_freeze_count()  # not 0 if something in this process froze objects
     report = await Coordinator(REG).run(specs)
-    assert report.success and gc.get_freeze_count() == 0
+    assert report.success
+    if before == 0:
+        assert gc.get_freeze_count() == 0
     kept = [[i] for i in range(10)]  # tracked objects, frozen by the application
 
     def frozen() -> bool:
