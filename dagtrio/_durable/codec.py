@@ -20,18 +20,34 @@ from .._validate import check_int
 __all__ = ["decode_batch", "encode_batch", "encode_outputs", "encode_spec"]
 
 
+def _finite(spec: NodeSpec, field: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise InvalidGraphError(
+            spec.id,
+            f"{field}={value!r} cannot be stored in the journal (JSON has no"
+            " infinity): leave it None for no limit",
+        )
+    return value
+
+
 def encode_spec(spec: NodeSpec) -> dict[str, Any]:
     data: dict[str, Any] = {"action": spec.action, "id": spec.id}
     if spec.deps:
         data["deps"] = list(spec.deps)
     if spec.inputs:
-        data["inputs"] = dict(spec.inputs)
+        inputs = data["inputs"] = dict(spec.inputs)
+        try:
+            jsonvalue.check(inputs)
+        except (TypeError, ValueError) as exc:
+            raise InvalidGraphError(
+                spec.id, f"inputs cannot be stored in the journal: {exc}"
+            ) from None
     if spec.timeout is not None:
-        data["timeout"] = spec.timeout
+        data["timeout"] = _finite(spec, "timeout", spec.timeout)
     if spec.try_count != 1:
         data["try_count"] = spec.try_count
     if spec.retry_delay:
-        data["retry_delay"] = spec.retry_delay
+        data["retry_delay"] = _finite(spec, "retry_delay", spec.retry_delay)
     if spec.branch is not None:
         data["branch"] = spec.branch
     if spec.cache is not None:
@@ -39,7 +55,7 @@ def encode_spec(spec: NodeSpec) -> dict[str, Any]:
     if spec.executor is not None:
         data["executor"] = spec.executor
     if spec.max_retry_delay is not None:
-        data["max_retry_delay"] = spec.max_retry_delay
+        data["max_retry_delay"] = _finite(spec, "max_retry_delay", spec.max_retry_delay)
     if spec.retry_jitter:
         data["retry_jitter"] = spec.retry_jitter
     if spec.defer:
@@ -59,22 +75,6 @@ def encode_batch(specs: Sequence[NodeSpec], next_auto_id: int) -> str:
     one would. `InvalidGraphError` names a node whose inputs are not JSON values (a
     journal could not bring them back as they were)."""
     encoded = [encode_spec(spec) for spec in specs]
-    for spec, data in zip(specs, encoded, strict=True):
-        for field in ("timeout", "retry_delay", "max_retry_delay"):
-            value = data.get(field)
-            if value is not None and not math.isfinite(value):
-                raise InvalidGraphError(
-                    spec.id,
-                    f"{field}={value!r} cannot be stored in the journal (JSON has no"
-                    " infinity): leave it None for no limit",
-                )
-        if "inputs" in data:
-            try:
-                jsonvalue.check(data["inputs"])
-            except (TypeError, ValueError) as exc:
-                raise InvalidGraphError(
-                    spec.id, f"inputs cannot be stored in the journal: {exc}"
-                ) from None
     return json.dumps({"specs": encoded, "next_auto_id": next_auto_id}, allow_nan=False)
 
 

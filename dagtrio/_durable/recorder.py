@@ -24,6 +24,10 @@ from .sqlite import SqliteJournal, journal_limiter
 
 __all__ = ["BACKLOG_LIMIT", "RunRecorder"]
 
+# Once per node: a module global is read faster than an enum's member or ``.value``.
+_SUCCEEDED = NodeStatus.SUCCEEDED
+_VALUES = {status: status.value for status in NodeStatus}
+
 #: appended rows not yet committed, past which the run starts no new node
 BACKLOG_LIMIT = 20_000
 #: while nobody waits for a commit, the writer lets rows gather for up to this many
@@ -109,10 +113,10 @@ class RunRecorder:
             return
         self.seq += 1
         data = None
-        if node.status is NodeStatus.SUCCEEDED:
-            data = self.encoded.pop(node.id, None)
         kind = "outcome"
-        if node.status is NodeStatus.SUCCEEDED:
+        status = node.status
+        if status is _SUCCEEDED:
+            data = self.encoded.pop(node.id, None)
             if node.cached:
                 kind = "cached"
             elif node.supplied:
@@ -124,7 +128,7 @@ class RunRecorder:
                 self.seq,
                 kind,
                 node.id,
-                node.status.value,
+                _VALUES[status],
                 node.attempts,
                 node.started_at,
                 node.finished_at,
