@@ -65,6 +65,8 @@ from ._model.spec import NodeStatus as NodeStatus
 from ._runtime.coordinator import Coordinator as Coordinator
 from ._runtime.coordinator import run_dag as run_dag
 from ._runtime.coordinator import run_dag_sync as run_dag_sync
+from ._runtime.instruments import Attempt as Attempt
+from ._runtime.instruments import Instrument as Instrument
 from ._runtime.run import Run as Run
 from ._runtime.run import RunStatistics as RunStatistics
 from ._state.view import GraphView as GraphView
@@ -80,6 +82,7 @@ __all__ = [
     "ActionRegistry",
     "AddNode",
     "AddNodes",
+    "Attempt",
     "BranchCancelled",
     "BranchPaused",
     "BranchResumed",
@@ -100,6 +103,7 @@ __all__ = [
     "GraphView",
     "HookContext",
     "HookFailed",
+    "Instrument",
     "InvalidGraphError",
     "InvalidSpecError",
     "JournalError",

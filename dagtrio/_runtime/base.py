@@ -37,6 +37,7 @@ from .._state.state import RerunPlan, RunState
 from .._state.view import GraphView
 from .context import LiveCtx, RunShared
 from .crew import Crew
+from .instruments import InstrumentFeed
 from .messages import Progress
 from .options import RunOptions
 
@@ -130,6 +131,15 @@ class RunData:
         self._body_streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         self._body_task: trio.lowlevel.Task | None = None
         self._state = self._new_state(options, clock, offset)
+        #: the coordinator's instruments, fed from the run's events like a tap
+        self._instruments: InstrumentFeed | None = None
+        if options.instruments:
+            feed = InstrumentFeed(
+                options.instruments, self.run_id, self.dag_name, self._state.nodes
+            )
+            self._instruments = feed
+            self._taps.append(feed)
+            self._state.listen(True)
         # The initial nodes are announced only once the run starts, so a reader
         # subscribing first thing in the open_run body sees the same events with or
         # without hooks.

@@ -26,6 +26,7 @@ from .._model.report import RunReport
 from .._model.spec import NodeSpec
 from .._state.state import RerunPlan
 from .._validate import check_int
+from .instruments import Instrument
 from .options import HookErrors, OnFailure, Order, RunOptions
 from .run import Run
 
@@ -80,6 +81,10 @@ class Coordinator:
       (``{"llm": 4, "gpu": 1}``): a node whose action (``@registry.action(uses=...)``)
       or spec (`NodeSpec.uses`) uses some starts only while that much of each is free.
       A node using a resource with no limit, or more than its limit, is refused.
+    - ``instruments``: `Instrument` objects told, synchronously and in order, of each
+      run's start and end, every attempt's start and end, retries and applied
+      commands: for metrics, traces (`dagtrio.tracing.OpenTelemetry`) and logs. They
+      can neither steer nor slow the run; one that raises is logged and detached.
     """
 
     def __init__(
@@ -98,6 +103,7 @@ class Coordinator:
         executors: Mapping[str, Executor] | None = None,
         order: Order = "fifo",
         limits: Mapping[str, int] | None = None,
+        instruments: Iterable[Instrument] = (),
     ) -> None:
         if not isinstance(registry, ActionRegistry):
             raise TypeError(f"registry must be an ActionRegistry, got {type(registry).__name__}")
@@ -129,6 +135,7 @@ class Coordinator:
             raise ValueError(f"order must be 'fifo' or 'critical_path', got {order!r}")
         self.order: Order = order
         self.limits: Mapping[str, int] = _check_limits(limits)
+        self.instruments: tuple[Instrument, ...] = _check_instruments(instruments)
 
     @asynccontextmanager
     async def open_run(
@@ -282,6 +289,7 @@ class Coordinator:
             self.executors,
             self.order,
             self.limits,
+            instruments=self.instruments,
         )
 
     async def _make_run(
@@ -427,6 +435,19 @@ def run_dag_sync(
 ) -> RunReport:
     """`run_dag` for scripts: starts Trio (``trio.run``) and returns the report."""
     return trio.run(lambda: run_dag(specs, registry, **options))
+
+
+def _check_instruments(instruments: Iterable[Instrument]) -> tuple[Instrument, ...]:
+    if isinstance(instruments, Instrument):
+        raise TypeError("instruments must be a list of Instrument objects, not one Instrument")
+    found = tuple(instruments)
+    for instrument in found:
+        if not isinstance(instrument, Instrument):
+            raise TypeError(
+                "instruments must be Instrument objects (subclass dagtrio.Instrument),"
+                f" got {type(instrument).__name__}"
+            )
+    return found
 
 
 def _check_limits(limits: object) -> Mapping[str, int]:

@@ -40,6 +40,8 @@ class Lifecycle(RunData):
                 # body runs on up to its first checkpoint before we do: a reader that
                 # subscribes there misses nothing.
                 await self._go.wait()
+                if self._instruments is not None:
+                    self._instruments.started()
                 recorder = self._recorder
                 if recorder is not None:
                     nursery.start_soon(self._serve_journal, recorder)
@@ -84,6 +86,8 @@ class Lifecycle(RunData):
             self._release_claim()
             # Every worker is done (the nursery is closed): what ran them may stop.
             await self._state.placement.aclose()
+            if self._instruments is not None and self._report is not None:
+                self._instruments.finished(self._report)
             self._done.set()
 
     async def _record_end(self) -> None:

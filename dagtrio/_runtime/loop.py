@@ -280,7 +280,7 @@ class Loop(RunData):
             self._events_done(message.count)
         elif kind is HookCommands:
             for command in message.commands:
-                self._apply(command)
+                self._apply(command, message.hook)
             message.applied.set()
         elif kind is Submitted:
             self._apply_submitted(message)
@@ -324,7 +324,7 @@ class Loop(RunData):
             self._emit(NodeProgress(node.ref, message.attempt, message.payload))
         message.reply.set()
 
-    def _apply(self, command: ExecutorCommand) -> None:
+    def _apply(self, command: ExecutorCommand, hook: str) -> None:
         try:
             self._state.apply(command)
         except Rejected as exc:
@@ -332,12 +332,16 @@ class Loop(RunData):
         else:
             if type(command) in _DECISIONS:
                 self._idle = False  # if the run comes to rest again, it says so again
+            if self._instruments is not None:
+                self._instruments.applied(command, hook)
 
     def _apply_submitted(self, message: Submitted) -> None:
         try:
             self._state.apply(message.command)
             if type(message.command) in _DECISIONS:
                 self._idle = False
+            if self._instruments is not None:
+                self._instruments.applied(message.command, None)
         except Rejected as exc:
             self._state.reject(message.command, exc.reason)
             message.reason = exc.reason

@@ -11,6 +11,7 @@ from .._actions.executor import Executor
 from .._actions.registry import ActionRegistry
 from .._durable.sqlite import SqliteJournal
 from .._hooks.hook import EventHook
+from .instruments import Instrument
 
 __all__ = ["HookErrors", "OnFailure", "Order", "RunOptions"]
 
@@ -42,3 +43,4 @@ class RunOptions:
     limits: Mapping[str, int] = attrs.field(factory=dict)
     #: seconds per attempt of each action, from the journal (``order="critical_path"``)
     estimates: Mapping[str, float] = attrs.field(factory=dict)
+    instruments: tuple[Instrument, ...] = ()

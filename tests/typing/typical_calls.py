@@ -129,5 +129,23 @@ async def test_helpers() -> None:
     print(strategy)
 
 
+class Timings(dagtrio.Instrument):
+    def __init__(self) -> None:
+        self.started: dict[dagtrio.Attempt, float] = {}
+
+    def attempt_started(self, attempt: dagtrio.Attempt) -> None:
+        self.started[attempt] = trio.current_time()
+
+    def attempt_finished(
+        self, attempt: dagtrio.Attempt, status: NodeStatus, ended: str, error: str | None
+    ) -> None:
+        took = trio.current_time() - self.started.pop(attempt)
+        print(attempt.action, attempt.number, status.value, ended, error, took)
+
+
+async def instrumented() -> RunReport:
+    return await Coordinator(registry, instruments=[Timings()]).run(specs())
+
+
 def main() -> None:
     trio.run(use_a_run)
