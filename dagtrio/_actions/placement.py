@@ -171,4 +171,9 @@ class Placement:
                     except Exception as exc:
                         # The run's outcome stands; a pool that fails to close is the
                         # application's to hear of, not a reason to lose the report.
-                        logger.warning("executor %r failed to stop: %s", executor, describe(exc))
+                        logger.warning(
+                            "executor %r failed to stop: %s",
+                            executor,
+                            describe(exc),
+                            extra={"dagtrio_event": "executor_failed"},
+                        )

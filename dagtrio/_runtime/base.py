@@ -210,6 +210,17 @@ class RunData:
         self._complete_cancelled = False
         self._complete_deadline = math.inf
 
+    def _log_fields(self, event: str, **more: object) -> dict[str, object]:
+        """The structured fields of a log record about this run (``extra=``): what
+        JSON formatters and structlog's stdlib bridge show as keys (see the README's
+        "Logs")."""
+        return {
+            "dagtrio_event": event,
+            "dagtrio_run": self.run_id,
+            "dagtrio_dag": self.dag_name,
+            **more,
+        }
+
     def _new_state(self, options: RunOptions, clock: trio.abc.Clock, offset: float) -> RunState:
         state = RunState(
             options.registry,

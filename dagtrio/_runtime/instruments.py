@@ -147,7 +147,12 @@ class InstrumentFeed:
                     type(instrument).__name__,
                     method,
                     self.run_id,
-                    extra={"dagtrio_run": self.run_id},
+                    extra={
+                        "dagtrio_event": "instrument_failed",
+                        "dagtrio_run": self.run_id,
+                        "dagtrio_dag": self.dag_name,
+                        "dagtrio_instrument": type(instrument).__name__,
+                    },
                 )
                 if instrument in self.instruments:
                     self.instruments.remove(instrument)

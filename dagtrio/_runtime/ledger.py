@@ -94,7 +94,11 @@ class Ledger(RunData):
                 try:
                     tap.push(position, event)
                 except Exception:
-                    logger.exception("a tap on run %s's events failed; detached", self.run_id)
+                    logger.exception(
+                        "a tap on run %s's events failed; detached",
+                        self.run_id,
+                        extra=self._log_fields("tap_failed"),
+                    )
                     failed = [*(failed or ()), tap]
             for tap in failed or ():
                 taps.remove(tap)

@@ -40,6 +40,14 @@ class Lifecycle(RunData):
                 # body runs on up to its first checkpoint before we do: a reader that
                 # subscribes there misses nothing.
                 await self._go.wait()
+                logger.info(
+                    "run %s of %s %s with %d nodes",
+                    self.run_id,
+                    self.dag_name,
+                    "resumes" if self._resumed else "starts",
+                    len(self._state.nodes),
+                    extra=self._log_fields("run_started", dagtrio_resumed=self._resumed),
+                )
                 if self._instruments is not None:
                     self._instruments.started()
                 recorder = self._recorder
@@ -86,8 +94,25 @@ class Lifecycle(RunData):
             self._release_claim()
             # Every worker is done (the nursery is closed): what ran them may stop.
             await self._state.placement.aclose()
-            if self._instruments is not None and self._report is not None:
-                self._instruments.finished(self._report)
+            report = self._report
+            if report is not None and self._go.is_set():
+                counts = {status.value: n for status, n in report.counts().items() if n}
+                logger.log(
+                    logging.INFO if report.success else logging.WARNING,
+                    "run %s of %s %s: %s",
+                    self.run_id,
+                    self.dag_name,
+                    "succeeded" if report.success else "failed",
+                    self._error or ", ".join(f"{n} {status}" for status, n in counts.items()),
+                    extra=self._log_fields(
+                        "run_finished",
+                        dagtrio_success=report.success,
+                        dagtrio_counts=counts,
+                        dagtrio_error=self._error,
+                    ),
+                )
+            if self._instruments is not None and report is not None:
+                self._instruments.finished(report)
             self._done.set()
 
     async def _record_end(self) -> None:
@@ -225,7 +250,11 @@ class Lifecycle(RunData):
             try:
                 tap.close()
             except Exception:
-                logger.exception("a tap on run %s's events failed to close", self.run_id)
+                logger.exception(
+                    "a tap on run %s's events failed to close",
+                    self.run_id,
+                    extra=self._log_fields("tap_failed"),
+                )
         self._taps.clear()
         # Workers and the tail of a cancelled run never report back; nothing runs now.
         state.abandon_attempts()
@@ -268,7 +297,13 @@ class Lifecycle(RunData):
                 interrupted = exc
             except Exception as exc:
                 if self._isolate:
-                    logger.warning("hook %s raised in on_complete: %s", name, describe(exc))
+                    logger.warning(
+                        "run %s: hook %s raised in on_complete: %s",
+                        self.run_id,
+                        name,
+                        describe(exc),
+                        extra=self._log_fields("hook_failed", dagtrio_hook=name),
+                    )
                 elif self._failure is None:
                     self._fail(exc, f"hook {name} raised in on_complete: {describe(exc)}")
                     self._set_report()

@@ -355,7 +355,13 @@ class Loop(RunData):
     def _hook_crashed(self, name: str, error: BaseException, echo: bool) -> None:
         if self._isolate:
             if echo:
-                logger.warning("hook %s raised on a HookFailed event: %s", name, describe(error))
+                logger.warning(
+                    "run %s: hook %s raised on a HookFailed event: %s",
+                    self.run_id,
+                    name,
+                    describe(error),
+                    extra=self._log_fields("hook_failed", dagtrio_hook=name),
+                )
             else:
                 self._emit(HookFailed(name, describe(error)))
             return

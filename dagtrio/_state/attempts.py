@@ -336,7 +336,16 @@ class Attempts(StateData):
                 error,
                 then,
                 exc_info=exc,
-                extra={"dagtrio_run": self.run_id, "dagtrio_node": node.id},
+                extra={
+                    "dagtrio_event": "attempt_failed",
+                    "dagtrio_run": self.run_id,
+                    "dagtrio_dag": self.dag_name,
+                    "dagtrio_node": node.id,
+                    "dagtrio_action": node.spec.action,
+                    "dagtrio_branch": node.branch,
+                    "dagtrio_attempt": node.attempts,
+                    "dagtrio_error": error,
+                },
             )
 
     def retry_due(self, node: Node) -> None:
