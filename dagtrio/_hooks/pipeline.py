@@ -23,7 +23,7 @@ from .._model.events import ExecutionEvent, HookFailed
 from .hook import EventHook, HookContext, command_list
 from .messages import EventsDone, HookCommands, HookCrashed, Reply
 
-__all__ = ["Outbox", "Pipe", "Reader", "Tap", "run_stage", "run_tail"]
+__all__ = ["Outbox", "Pipe", "Reader", "Tap", "Through", "run_stage", "run_tail"]
 
 #: how many queued events a stage takes in one go (fewer checkpoints, same order)
 BATCH = 128
@@ -220,6 +220,7 @@ async def run_stage(
     inbox: trio.MemorySendChannel[Any],
     isolate: bool,
     readers: list[Reader] | None = None,
+    through: Through | None = None,
 ) -> None:
     """Feed every event to one hook, have its commands applied, then forward the event.
 
@@ -229,11 +230,13 @@ async def run_stage(
 
     The last stage is given the run's ``readers`` (``sink`` is then the tail's pipe).
     While there are none and the tail has acknowledged everything it was given, the
-    stage acknowledges its batches itself instead of forwarding them: the tail would
-    only count them, and the trip through it (a put per event, a task switch per batch)
-    was a fifth of what a pass-through hook cost. Acknowledgements stay in pipeline
-    order, as the journal's handled mark needs: the tail is idle and empty when the
-    stage starts to acknowledge, and stays so until it forwards again.
+    stage acknowledges its batches itself instead of forwarding them (and counts them
+    in ``through``, the tail's position, so that a reader subscribing later starts
+    where it should): the tail would only count them, and the trip through it (a put
+    per event, a task switch per batch) was a fifth of what a pass-through hook cost.
+    Acknowledgements stay in pipeline order, as the journal's handled mark needs: the
+    tail is idle and empty when the stage starts to acknowledge, and stays so until it
+    forwards again.
     """
     handle = hook.handle
     put_nowait = sink.put_nowait
@@ -280,6 +283,8 @@ async def run_stage(
                 if not put_nowait(event):
                     await sink.put(event)
             if direct:
+                assert through is not None
+                through.count += len(batch)
                 await inbox.send(EventsDone(len(batch)))
     finally:
         sink.close()
@@ -307,6 +312,17 @@ class Tap(Protocol):
     def close(self) -> None: ...
 
 
+class Through:
+    """How many events have passed the last hook stage: forwarded to the tail and
+    handed on by it, or acknowledged by the stage itself. The tail's position, shared
+    by the two, against which a reader's ``start`` is measured."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
 class Reader:
     """A `run.events()` subscription: where to send, and from which event on.
 
@@ -326,9 +342,9 @@ async def run_tail(
     source: _Source,
     readers: list[Reader],
     inbox: trio.MemorySendChannel[Any],
+    through: Through,
 ) -> None:
     """Hand each event to every `run.events()` reader, then acknowledge it to the coordinator."""
-    position = 0
     try:
         while True:
             try:
@@ -340,7 +356,7 @@ async def run_tail(
                 count = len(batch)
                 for reader in tuple(readers):
                     # Events in flight when it subscribed went out before it.
-                    i = max(0, reader.start - position)
+                    i = max(0, reader.start - through.count)
                     channel = reader.channel
                     try:
                         # What has room goes in at once, without a yield: the batch's
@@ -363,7 +379,7 @@ async def run_tail(
                     # reaches the run before the run can see itself finished (as when
                     # every send yielded).
                     await trio.lowlevel.checkpoint()
-            position += len(batch)
+            through.count += len(batch)
             await inbox.send(EventsDone(len(batch)))
     finally:
         for reader in readers:

@@ -71,7 +71,11 @@ class Instrument:
 
     For one attempt the calls are `attempt_started`, then exactly one
     `attempt_finished` (and, if the node will try again, `attempt_retrying` right
-    after it), all between `run_started` and `run_finished`.
+    after it), all between `run_started` and `run_finished`. A command's own effects
+    are told before it is (a `CancelBranch` ends its running attempts, then
+    `command_applied`). Methods are looked up on the instrument's class, once per run.
+    A run resumed from a journal starts again from what the journal kept, so an
+    attempt the crash interrupted is told again, with the same `Attempt` value.
     """
 
     def run_started(self, run_id: str, dag_name: str) -> None:
@@ -138,7 +142,8 @@ class InstrumentFeed:
         self._follows = any(self._callbacks[name] for name in _ATTEMPT_METHODS)
 
     def _call(self, method: str, *args: object) -> None:
-        for instrument, callback in self._callbacks[method]:
+        callbacks = self._callbacks[method]
+        for i, (instrument, callback) in enumerate(callbacks):
             try:
                 callback(*args)
             except Exception:
@@ -147,16 +152,34 @@ class InstrumentFeed:
                     type(instrument).__name__,
                     method,
                     self.run_id,
-                    extra={
-                        "dagtrio_event": "instrument_failed",
-                        "dagtrio_run": self.run_id,
-                        "dagtrio_dag": self.dag_name,
-                        "dagtrio_instrument": type(instrument).__name__,
-                    },
+                    extra=self._fields(instrument),
                 )
                 if instrument in self.instruments:
                     self.instruments.remove(instrument)
                     self._bind()
+            except BaseException:
+                # KeyboardInterrupt or SystemExit in one instrument ends the run, but
+                # the others still hear of this, or a span they opened never closes.
+                for other, rest in callbacks[i + 1 :]:
+                    try:
+                        rest(*args)
+                    except Exception:
+                        logger.exception(
+                            "instrument %s failed in %s on run %s",
+                            type(other).__name__,
+                            method,
+                            self.run_id,
+                            extra=self._fields(other),
+                        )
+                raise
+
+    def _fields(self, instrument: Instrument) -> dict[str, str]:
+        return {
+            "dagtrio_event": "instrument_failed",
+            "dagtrio_run": self.run_id,
+            "dagtrio_dag": self.dag_name,
+            "dagtrio_instrument": type(instrument).__name__,
+        }
 
     def started(self) -> None:
         self._started = True

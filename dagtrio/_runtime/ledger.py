@@ -17,7 +17,7 @@ from .._durable.recorder import RunRecorder
 from .._errors import JournalError
 from .._hooks.hook import command_list, hook_name
 from .._hooks.messages import HookCommands, HookCrashed, Reply
-from .._hooks.pipeline import Pipe, run_stage, run_tail
+from .._hooks.pipeline import Pipe, Through, run_stage, run_tail
 from .._model.events import CommandRejected, ExecutionEvent, HookFailed, RunResumed
 from .base import RunData, settle
 from .messages import (
@@ -66,6 +66,7 @@ class Ledger(RunData):
         source: Any = self._outbox
         capacity = self._options.event_capacity
         last = len(self._hooks) - 1
+        through = Through()
         for i, hook in enumerate(self._hooks):
             sink = Pipe(capacity)
             nursery.start_soon(
@@ -78,9 +79,10 @@ class Ledger(RunData):
                 inbox,
                 self._isolate,
                 self._readers if i == last else None,
+                through,
             )
             source = sink
-        nursery.start_soon(run_tail, source, self._readers, inbox)
+        nursery.start_soon(run_tail, source, self._readers, inbox, through)
 
     def _emit(self, event: ExecutionEvent) -> None:
         taps = self._taps
