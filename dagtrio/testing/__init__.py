@@ -1,16 +1,20 @@
 """Helpers for testing graphs and hooks: hypothesis strategies, a recording hook, checks.
 
 dagtrio's own property tests use these, and so can yours: generate DAGs with
-`dags`, watch a run with `RecordingHook`, and let `check_run` assert the lifecycle
-rules of DESIGN.md §2 on what was recorded. Needs hypothesis
+`dags`, run them in virtual time with `run_graph` (also a pytest fixture of that name,
+from the plugin `dagtrio.testing.plugin`), watch a run with `RecordingHook`, and let
+`check_run` assert the lifecycle rules of DESIGN.md §2 on what was recorded. Needs hypothesis
 (``pip install dagtrio[testing]``) for `dags` only.
 """
 
 from .checks import check_run as check_run
 from .hooks import RecordingHook as RecordingHook
+from .runner import GraphRun as GraphRun
+from .runner import RunGraph as RunGraph
+from .runner import run_graph as run_graph
 from .strategies import dags as dags
 
-__all__ = ["RecordingHook", "check_run", "dags"]
+__all__ = ["GraphRun", "RecordingHook", "RunGraph", "check_run", "dags", "run_graph"]
 
 
 def _fixup_module_metadata() -> None:

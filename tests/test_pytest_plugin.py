@@ -1,0 +1,135 @@
+"""The pytest plugin and `run_graph`, used the way a user's own test file uses them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from dagtrio import ActionRegistry, NodeSpec, NodeStatus
+from dagtrio.testing import GraphRun, run_graph
+
+pytest_plugins = ["pytester"]
+
+USER_TESTS = """
+from hypothesis import given, settings
+from dagtrio import ActionRegistry, AddNode, NodeCompleted, NodeSpec, NodeStatus
+from dagtrio.testing import dags
+import trio
+
+registry = ActionRegistry()
+
+@registry.action()
+async def step(ctx):
+    await trio.sleep(30)   # virtual seconds: the MockClock jumps
+    return ctx.node_id
+
+def planner(limit):
+    async def hook(ctx, event):
+        # The planner under test: each node completed adds one follow-up, up to limit.
+        if isinstance(event, NodeCompleted) and event.node.node.count("+") < limit:
+            name = event.node.node + "+"
+            return [AddNode(NodeSpec("step", id=name, deps=[event.node.node]))]
+    return hook
+
+@settings(max_examples=100, deadline=None)
+@given(specs=dags(action="step", max_nodes=8))
+def test_planner_grows_every_node(run_graph, specs):
+    run = run_graph(registry, specs, hooks=[planner(2)], max_parallel=3)
+    assert run.report.success
+    assert len(run.report.nodes) == 3 * len(specs)
+
+@settings(max_examples=200, deadline=None)
+@given(specs=dags(action="step", min_nodes=1, max_nodes=12))
+def test_a_wrong_belief_is_shrunk(run_graph, specs):
+    run = run_graph(registry, specs, hooks=[planner(1)])
+    # Wrong on purpose: a graph of three or more nodes breaks it.
+    assert len(run.report.nodes) < 6
+
+def test_a_clock_for_a_trio_run_of_ones_own(dagtrio_clock):
+    async def main():
+        await trio.sleep(3600)
+        return trio.current_time()
+    assert trio.run(main, clock=dagtrio_clock()) >= 3600
+"""
+
+
+def test_a_users_property_tests_run_with_the_plugin(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    # Both properties ran under @given with the session fixture: no health check
+    # failure; the wrong one fails and hypothesis shrinks it to the smallest graph.
+    result.assert_outcomes(passed=2, failed=1)
+    output = result.stdout.str()
+    assert "FailedHealthCheck" not in output
+    assert "test_a_wrong_belief_is_shrunk" in output
+    # Hypothesis prints the shrunk example ("Failing test case" since 6.131, earlier
+    # "Falsifying example") after the traceback, before pytest's summary.
+    marker = "Failing test case" if "Failing test case" in output else "Falsifying example"
+    shrunk = output[output.index(marker) :]
+    shrunk = shrunk[: shrunk.index("short test summary")]
+    # Three nodes (the smallest failing graph), each with no deps after shrinking.
+    assert shrunk.count("NodeSpec(") == 3, shrunk
+    assert "deps=()" in shrunk
+
+
+REG = ActionRegistry()
+
+
+@REG.action()
+async def wait(ctx: Any) -> str:
+    await trio.sleep(ctx.inputs.get("seconds", 60))
+    if ctx.inputs.get("fail"):
+        raise ValueError("asked to fail")
+    return ctx.node_id
+
+
+def test_run_graph_runs_in_virtual_time_and_checks_the_run() -> None:
+    specs = [
+        NodeSpec("wait", id="a", inputs={"seconds": 3600}),
+        NodeSpec("wait", id="b", deps=["a"], inputs={"seconds": 3600}),
+    ]
+    run = run_graph(REG, specs)
+    assert isinstance(run, GraphRun)
+    assert run.report.success
+    assert run.report.finished_at - run.report.started_at >= 7200  # virtual: no wait
+    kinds = [type(event).__name__ for event in run.events]
+    assert kinds.count("NodeCompleted") == 2 and kinds[0] == "NodeAdded"
+
+
+def test_run_graph_fails_on_what_check_run_catches() -> None:
+    class Rejecting:
+        async def __call__(self, ctx: Any, event: Any) -> Any:
+            from dagtrio import AddNode, NodeStarted
+
+            if isinstance(event, NodeStarted):
+                return [AddNode(NodeSpec("wait", id="a"))]  # a duplicate: rejected
+            return None
+
+    hook = Rejecting()
+    with pytest.raises(AssertionError, match="rejected"):
+        run_graph(REG, [NodeSpec("wait", id="a")], hooks=[hook])
+    run = run_graph(REG, [NodeSpec("wait", id="a")], hooks=[hook], rejected=1)
+    assert run.report.success
+
+
+def test_run_graph_passes_options_and_reports_a_hang() -> None:
+    run = run_graph(
+        REG,
+        [NodeSpec("wait", id="a", inputs={"fail": True}), NodeSpec("wait", id="b", deps=["a"])],
+        on_failure="skip",
+    )
+    assert run.report.nodes["b"].status is NodeStatus.SKIPPED
+    with pytest.raises(trio.TooSlowError):
+        run_graph(REG, [NodeSpec("wait", id="a", inputs={"seconds": 1e9})], limit=10)
+
+
+def test_the_example_test_file_passes(pytester: pytest.Pytester) -> None:
+    # The README's "Testing your own graphs" example, run as a user runs it.
+    from pathlib import Path
+
+    example = Path(__file__).parents[1] / "examples" / "test_my_planner.py"
+    pytester.makepyfile(test_my_planner=example.read_text())
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
