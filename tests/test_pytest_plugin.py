@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dagtrio import ActionRegistry, NodeSpec, NodeStatus
-from dagtrio.testing import GraphRun, run_graph
+from dagtrio import (
+    ActionRegistry,
+    BranchPaused,
+    CommandRejected,
+    NodeSpec,
+    NodeStatus,
+    PauseBranch,
+)
+from dagtrio.testing import GraphRun, GrowthPlan, dags, growth_plans, hook_schedules, run_graph
 
 pytest_plugins = ["pytester"]
 
@@ -133,3 +143,54 @@ def test_the_example_test_file_passes(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_my_planner=example.read_text())
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(plan=growth_plans(action="wait"), max_parallel=st.integers(1, 4))
+def test_a_growth_plan_ends_with_every_planned_node(plan: GrowthPlan, max_parallel: int) -> None:
+    run = run_graph(REG, plan.initial, hooks=[plan.hook()], max_parallel=max_parallel)
+    assert run.report.success
+    assert set(run.report.nodes) == plan.final_ids
+    added = {type(e).__name__ for e in run.events}
+    assert "NodeAdded" in added
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    specs=dags(action="wait", max_nodes=8),
+    data=st.data(),
+)
+def test_hook_schedules_steer_runs_that_still_end(
+    specs: list[NodeSpec], data: st.DataObject
+) -> None:
+    # Each spec on one of two branches; pauses, resumes and cancels at generated
+    # moments. The run always ends (a pause is lifted once the run is at rest), every
+    # command is applied or rejected as the check allows, and a run with no cancel
+    # succeeds.
+    branches = ["left", "right"]
+    placed = [
+        attrs.evolve(spec, branch=data.draw(st.sampled_from(branches), label=str(spec.id)))
+        for spec in specs
+    ]
+    cancel = data.draw(st.booleans(), label="cancel")
+    schedule = data.draw(hook_schedules(branches, cancel=cancel), label="schedule")
+    run = run_graph(REG, placed, hooks=[schedule.hook()], rejected=lambda event: True)
+    if not cancel:
+        assert run.report.success
+    # Every command whose moment came was answered: applied (its branch event) or
+    # rejected (a CommandRejected), besides the resumes the hook adds at rest.
+    answers = ("BranchPaused", "BranchResumed", "BranchCancelled", "CommandRejected")
+    answered = [e for e in run.events if type(e).__name__ in answers]
+    due = [c for at, c in schedule.steps if at < len(run.events)]
+    assert len(answered) >= len(due)
+    # Every pause that came due is either in force (its event) or was rejected.
+    paused = sum(isinstance(e, BranchPaused) for e in run.events)
+    refused = sum(
+        isinstance(e, CommandRejected) and isinstance(e.command, PauseBranch) for e in run.events
+    )
+    assert paused + refused == sum(isinstance(c, PauseBranch) for c in due)
+
+
+def test_strategies_refuse_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="at least one branch"):
+        hook_schedules([])

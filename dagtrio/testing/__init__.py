@@ -12,9 +12,24 @@ from .hooks import RecordingHook as RecordingHook
 from .runner import GraphRun as GraphRun
 from .runner import RunGraph as RunGraph
 from .runner import run_graph as run_graph
+from .strategies import GrowthPlan as GrowthPlan
+from .strategies import HookSchedule as HookSchedule
 from .strategies import dags as dags
+from .strategies import growth_plans as growth_plans
+from .strategies import hook_schedules as hook_schedules
 
-__all__ = ["GraphRun", "RecordingHook", "RunGraph", "check_run", "dags", "run_graph"]
+__all__ = [
+    "GraphRun",
+    "GrowthPlan",
+    "HookSchedule",
+    "RecordingHook",
+    "RunGraph",
+    "check_run",
+    "dags",
+    "growth_plans",
+    "hook_schedules",
+    "run_graph",
+]
 
 
 def _fixup_module_metadata() -> None:
