@@ -133,10 +133,11 @@ def public_api() -> str:
     """One line per public name (and per public member of a class): kind and signature."""
     import dagtrio.executors
     import dagtrio.testing
+    import dagtrio.tracing
     import dagtrio.web
 
     lines: list[str] = []
-    for module in (dagtrio, dagtrio.executors, dagtrio.testing, dagtrio.web):
+    for module in (dagtrio, dagtrio.executors, dagtrio.testing, dagtrio.tracing, dagtrio.web):
         for name in sorted(module.__all__):
             lines += _describe(f"{module.__name__}.{name}", getattr(module, name))
     return "\n".join(lines) + "\n"

@@ -46,6 +46,7 @@ RANKS = {
     "bench": 6,
     "testing": 6,
     "web": 6,  # the browser view (the ASGI stack, imported in web/app.py only)
+    "tracing": 6,  # OpenTelemetry spans (opentelemetry, imported nowhere else)
 }
 #: imports across rooms of one rank that are part of the design
 ALLOWED_SIDEWAYS = {
