@@ -174,7 +174,7 @@ def test_hook_schedules_steer_runs_that_still_end(
     ]
     cancel = data.draw(st.booleans(), label="cancel")
     schedule = data.draw(hook_schedules(branches, cancel=cancel), label="schedule")
-    run = run_graph(REG, placed, hooks=[schedule.hook()], rejected=lambda event: True)
+    run = run_graph(REG, placed, hooks=[schedule.hook()])  # and nothing is rejected
     if not cancel:
         assert run.report.success
     # Every command whose moment came was answered: applied (its branch event) or
@@ -194,3 +194,14 @@ def test_hook_schedules_steer_runs_that_still_end(
 def test_strategies_refuse_bad_arguments() -> None:
     with pytest.raises(ValueError, match="at least one branch"):
         hook_schedules([])
+
+
+@settings(max_examples=200, deadline=None)
+@given(schedule=hook_schedules(["a", "a/b", "c"], max_steps=10))
+def test_a_schedule_never_steers_a_branch_after_cancelling_it(schedule: Any) -> None:
+    cancelled: list[str] = []
+    for _, command in schedule.steps:
+        branch = command.branch
+        assert not any(branch == gone or branch.startswith(gone + "/") for gone in cancelled)
+        if type(command).__name__ == "CancelBranch":
+            cancelled.append(branch)

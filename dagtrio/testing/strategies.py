@@ -183,6 +183,10 @@ class _ScheduleHook(EventHook):
         for command in commands:
             if isinstance(command, PauseBranch):
                 self._paused.add(command.branch)
+            elif isinstance(command, CancelBranch):
+                # A cancelled branch (and every branch below it) can no longer be
+                # resumed: the resume at rest would be rejected.
+                self._paused = {b for b in self._paused if not _within(b, command.branch)}
         if type(event) is RunIdle and self._paused:
             commands += [ResumeBranch(branch) for branch in sorted(self._paused)]
             self._paused.clear()
@@ -195,7 +199,9 @@ def hook_schedules(
     """A hypothesis strategy for pause/resume/cancel commands at generated moments.
 
     Each step targets one of ``branches`` at one of the first ``max_event`` events;
-    ``cancel=False`` leaves out `CancelBranch` (a run whose success the test asserts).
+    nothing follows a cancel on its branch or below it (the run would reject it), so a
+    schedule causes no `CommandRejected`. ``cancel=False`` leaves out `CancelBranch`
+    (a run whose success the test asserts).
     """
     from hypothesis import strategies as st
 
@@ -212,6 +218,22 @@ def hook_schedules(
             kind = draw(st.sampled_from(kinds))
             branch = draw(st.sampled_from(list(branches)))
             steps.append((draw(st.integers(0, max_event - 1)), kind(branch)))  # type: ignore[call-arg]
-        return HookSchedule(tuple(sorted(steps, key=lambda step: step[0])))
+        # Nothing after a cancel reaches its branch or one below it: the run would
+        # reject it, and a schedule is meant to steer, not to be refused.
+        kept: list[tuple[int, ExecutorCommand]] = []
+        cancelled: list[str] = []
+        for at, command in sorted(steps, key=lambda step: step[0]):
+            branch = command.branch  # type: ignore[attr-defined]
+            if any(_within(branch, gone) for gone in cancelled):
+                continue
+            if isinstance(command, CancelBranch):
+                cancelled.append(branch)
+            kept.append((at, command))
+        return HookSchedule(tuple(kept))
 
     return build()
+
+
+def _within(branch: str, root: str) -> bool:
+    """Whether ``branch`` is ``root`` or a branch below it."""
+    return branch == root or branch.startswith(root + "/")
